@@ -1,0 +1,207 @@
+"""The ``sla-stream`` command line: worker, replay, simulate, contracts validate, tail, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from .contracts import ContractError, load_dir
+from .engine.model import Contract
+from .engine.time import parse_duration, to_ms
+from .settings import SettingsError, load_settings
+
+
+class UserError(Exception):
+    """A mistake the user can fix: reported as one line, no traceback."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except (UserError, SettingsError) as exc:
+        print(f"sla-stream: error: {exc}", file=sys.stderr)
+        return 2
+    except ContractError as exc:
+        for line in exc.errors:
+            print(f"sla-stream: error: {line}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sla-stream", description="Event-driven SLA breach detection on Kafka.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    worker = commands.add_parser("worker", help="run the stream processor (Faust worker) with its metrics endpoint")
+    worker.add_argument("--config", help="YAML settings file (also $SLA_STREAM_CONFIG)")
+    worker.add_argument("--contracts", help="directory of contract files (also $SLA_STREAM_CONTRACTS_DIR)")
+    worker.add_argument("--bootstrap-servers", help="Kafka bootstrap servers host:port[,host:port]")
+    worker.add_argument("--web-port", type=int, help="port of /metrics and /healthz")
+    worker.set_defaults(run=_worker)
+
+    rep = commands.add_parser("replay", help="run the engine over event files, no Kafka; alerts as JSON lines on stdout")
+    rep.add_argument("--contracts", required=True, help="directory of contract files")
+    rep.add_argument("--until", help="move the clock to this RFC 3339 time at the end (default: the last event's time)")
+    rep.add_argument("--allowed-lateness", default="5m", help="events further behind the clock are rejected as late (default 5m)")
+    rep.add_argument("--deadletter", help="write rejected lines here as dead-letter records (default: count them on stderr)")
+    rep.add_argument("--stats", action="store_true", help="print events per second to stderr at the end")
+    rep.add_argument("events", nargs="+", type=Path, help="JSON-lines event files, applied in the order given")
+    rep.set_defaults(run=_replay)
+
+    sim = commands.add_parser("simulate", help="produce realistic ticket traffic to Kafka, or write it to a file")
+    sim.add_argument("--contracts", default=None, help="directory of contract files (default: the settings' contracts_dir)")
+    sim.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (default: the settings')")
+    sim.add_argument("--rate", type=float, default=2.0, help="new tickets per second (default 2)")
+    sim.add_argument("--late-share", type=float, default=0.2, help="share of tickets answered late (default 0.2)")
+    sim.add_argument("--bad-share", type=float, default=0.0, help="share of deliberately malformed messages (default 0)")
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--duration", help="stop after this much event time, e.g. 10m or 30d (default: run until stopped)")
+    sim.add_argument("--output", type=Path, help="write JSON lines here instead of producing to Kafka (event time, no pacing)")
+    sim.add_argument("--start", help="RFC 3339 start of event time for --output (default: now)")
+    sim.set_defaults(run=_simulate)
+
+    con = commands.add_parser("contracts", help="work with contract files")
+    con_commands = con.add_subparsers(required=True, metavar="ACTION")
+    validate = con_commands.add_parser("validate", help="check every contract file in a directory")
+    validate.add_argument("directory", type=Path)
+    validate.set_defaults(run=_validate)
+
+    tail = commands.add_parser("tail", help="print records of a topic as they arrive (default: the alert topic)")
+    tail.add_argument("--topic", help="topic to read (default: the settings' alert topic)")
+    tail.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (default: the settings')")
+    tail.add_argument("--from-beginning", action="store_true")
+    tail.set_defaults(run=_tail)
+
+    demo = commands.add_parser("demo", help="the whole thing locally: broker, worker, simulated traffic, alerts on screen")
+    demo.add_argument("--minutes", type=float, default=0, help="stop after this many minutes (default: until Ctrl-C)")
+    demo.add_argument("--rate", type=float, default=2.0, help="new tickets per second (default 2)")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _contracts(directory: str | Path) -> dict[str, Contract]:
+    return load_dir(directory)
+
+
+def _instant(text: str, flag: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{flag}: expected an RFC 3339 time like 2026-11-24T09:00:00+07:00, got {text!r}") from None
+    if moment.tzinfo is None:
+        raise UserError(f"{flag}: {text!r} has no UTC offset; add one, e.g. +00:00")
+    return to_ms(moment)
+
+
+def _duration(text: str, flag: str) -> int:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UserError(f"{flag}: {exc}") from None
+
+
+def _worker(args: argparse.Namespace) -> int:
+    overrides: dict[str, object] = {}
+    if args.contracts:
+        overrides["contracts_dir"] = args.contracts
+    if args.bootstrap_servers:
+        overrides["bootstrap_servers"] = args.bootstrap_servers
+    if args.web_port:
+        overrides["web_port"] = args.web_port
+    settings = load_settings(args.config, overrides=overrides)
+    contracts = _contracts(settings.contracts_dir)
+    from .runtime.worker import run_worker
+
+    return run_worker(settings, contracts)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from .replay import ReplayStats, encode_replay_alert, read_lines, replay
+
+    contracts = _contracts(args.contracts)
+    until = _instant(args.until, "--until") if args.until else None
+    lateness = _duration(args.allowed_lateness, "--allowed-lateness")
+    for path in args.events:
+        if not path.is_file():
+            raise UserError(f"{path}: no such event file")
+    stats = ReplayStats()
+    out = sys.stdout.buffer
+    started = time.perf_counter()
+    with open(args.deadletter, "wb") if args.deadletter else _Null() as rejected:
+        for alert in replay(contracts, read_lines(args.events), until, lateness, rejected, stats):
+            out.write(encode_replay_alert(alert) + b"\n")
+    out.flush()
+    spent = time.perf_counter() - started
+    if stats.rejected and not args.deadletter:
+        print(f"sla-stream: {stats.rejected} event lines rejected (keep them with --deadletter FILE)", file=sys.stderr)
+    if args.stats:
+        rate = stats.events / spent if spent else 0.0
+        print(
+            f"sla-stream: replayed {stats.events} events in {spent:.2f}s ({rate:,.0f} events/s),"
+            f" {stats.alerts} alerts, {stats.rejected} rejected, {stats.duplicates} duplicates",
+            file=sys.stderr,
+        )
+    return 0
+
+
+class _Null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from .simulate import Traffic
+
+    settings = load_settings(overrides={"bootstrap_servers": args.bootstrap_servers} if args.bootstrap_servers else None)
+    contracts = _contracts(args.contracts or settings.contracts_dir)
+    traffic = Traffic(rate=args.rate, late_share=args.late_share, bad_share=args.bad_share, seed=args.seed)
+    duration = _duration(args.duration, "--duration") if args.duration else None
+    if args.output:
+        from .simulate_io import write_file
+
+        start = _instant(args.start, "--start") if args.start else int(time.time() * 1000)
+        count = write_file(args.output, contracts, traffic, start, duration)
+        print(f"sla-stream: wrote {count} events to {args.output}", file=sys.stderr)
+        return 0
+    from .simulate_io import produce_live
+
+    asyncio.run(produce_live(settings, contracts, traffic, duration))
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    contracts = _contracts(args.directory)
+    for contract_id in sorted(contracts):
+        print(f"ok {contract_id}")
+    return 0
+
+
+def _tail(args: argparse.Namespace) -> int:
+    from .simulate_io import tail
+
+    settings = load_settings(overrides={"bootstrap_servers": args.bootstrap_servers} if args.bootstrap_servers else None)
+    asyncio.run(tail(settings, args.topic or settings.topics.alerts, args.from_beginning))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(minutes=args.minutes, rate=args.rate)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

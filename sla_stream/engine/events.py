@@ -1,0 +1,52 @@
+"""Input events as the engine sees them: validated, with times in epoch milliseconds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TICKET_CREATED = "ticket.created"
+TICKET_AGENT_REPLIED = "ticket.agent_replied"
+TICKET_CUSTOMER_REPLIED = "ticket.customer_replied"
+TICKET_STATUS_CHANGED = "ticket.status_changed"
+TICKET_PRIORITY_CHANGED = "ticket.priority_changed"
+
+TICKET_TYPES = frozenset(
+    {
+        TICKET_CREATED,
+        TICKET_AGENT_REPLIED,
+        TICKET_CUSTOMER_REPLIED,
+        TICKET_STATUS_CHANGED,
+        TICKET_PRIORITY_CHANGED,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketEvent:
+    """One ticket event; ``priority`` and ``status`` are set where the type carries them."""
+
+    event_id: str
+    """Unique per event; a repeat for the same contract is a duplicate."""
+    type: str
+    """One of :data:`TICKET_TYPES`."""
+    contract_id: str
+    """The contract the ticket is measured against."""
+    at: int
+    """``occurred_at`` in epoch milliseconds."""
+    ticket_id: str
+    """The ticket the event is about."""
+    priority: str | None = None
+    """The priority (``ticket.created``, ``ticket.priority_changed``)."""
+    status: str | None = None
+    """The status (``ticket.created``, optional; ``ticket.status_changed``)."""
+
+
+class Rejected(Exception):
+    """An event the engine cannot apply; it goes to the dead-letter topic."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        """A short machine-readable reason (``invalid``, ``unknown_contract``, ...)."""
+        self.detail = detail
+        """What was wrong, for the person reading the dead-letter record."""

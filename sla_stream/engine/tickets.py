@@ -1,0 +1,229 @@
+"""Ticket clocks: first response, next-reply cycles and resolution, per the SPEC's ticket rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import events as ev
+from .alerts import BREACH, NEAR_BREACH, Alert
+from .clock import BREACH_FRACTION, Clock
+from .events import Rejected, TicketEvent
+from .model import Contract, TicketObjective, TicketPolicy
+
+DONE_STATUSES = frozenset({"solved", "closed"})
+FIRST_RESPONSE, NEXT_REPLY, RESOLUTION = "first_response", "next_reply", "resolution"
+
+
+@dataclass(slots=True)
+class Ticket:
+    """What the engine remembers of one ticket."""
+
+    ticket_id: str
+    priority: str
+    status: str
+    clocks: dict[str, Clock] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
+    next_reply_cycles: int = 0
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "id": self.ticket_id,
+            "p": self.priority,
+            "s": self.status,
+            "c": {name: clock.to_state() for name, clock in self.clocks.items()},
+            "e": sorted(self.seen),
+            "n": self.next_reply_cycles,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Ticket:
+        return cls(
+            state["id"],
+            state["p"],
+            state["s"],
+            {name: Clock.from_state(c) for name, c in state["c"].items()},
+            set(state["e"]),
+            state["n"],
+        )
+
+
+def policy_of(contract: Contract) -> TicketPolicy:
+    if contract.tickets is None:
+        raise Rejected("invalid", f"contract {contract.id} has no ticket objectives")
+    return contract.tickets
+
+
+def _check_priority(policy: TicketPolicy, contract: Contract, priority: str | None) -> str:
+    if priority not in policy.priorities:
+        raise Rejected(
+            "invalid",
+            f"priority {priority!r} is not one of {', '.join(policy.priorities)} "
+            f"defined by contract {contract.id}",
+        )
+    return priority
+
+
+def create(contract: Contract, event: TicketEvent) -> tuple[Ticket, list[Alert]]:
+    """A new ticket: starts its first-response and resolution clocks."""
+    policy = policy_of(contract)
+    priority = _check_priority(policy, contract, event.priority)
+    ticket = Ticket(event.ticket_id, priority, event.status or "new", seen={event.event_id})
+    for name in (FIRST_RESPONSE, RESOLUTION):
+        objective = policy.objectives.get(name)
+        if objective is not None:
+            ticket.clocks[name] = _start(objective, priority, ticket.status, event.at, cycle=0)
+    if ticket.status in DONE_STATUSES:
+        for name, clock in ticket.clocks.items():
+            clock.stop(policy.objectives[name].calendar, event.at)
+    return ticket, []
+
+
+def apply(contract: Contract, ticket: Ticket, event: TicketEvent) -> list[Alert]:
+    """Apply one event (already known not to be a duplicate) to an existing ticket."""
+    policy = policy_of(contract)
+    ticket.seen.add(event.event_id)
+    at = event.at
+    if event.type == ev.TICKET_AGENT_REPLIED:
+        for name in (FIRST_RESPONSE, NEXT_REPLY):
+            clock = ticket.clocks.get(name)
+            if clock is not None and not clock.stopped:
+                clock.stop(policy.objectives[name].calendar, at)
+        return []
+    if event.type == ev.TICKET_CUSTOMER_REPLIED:
+        first = ticket.clocks.get(FIRST_RESPONSE)
+        current = ticket.clocks.get(NEXT_REPLY)
+        objective = policy.objectives.get(NEXT_REPLY)
+        if objective and (first is None or first.stopped) and (current is None or current.stopped):
+            ticket.next_reply_cycles += 1
+            ticket.clocks[NEXT_REPLY] = _start(
+                objective, ticket.priority, ticket.status, at, ticket.next_reply_cycles
+            )
+        return []
+    if event.type == ev.TICKET_STATUS_CHANGED:
+        return _change_status(contract, policy, ticket, event)
+    if event.type == ev.TICKET_PRIORITY_CHANGED:
+        ticket.priority = _check_priority(policy, contract, event.priority)
+        alerts: list[Alert] = []
+        for name, clock in ticket.clocks.items():
+            if not clock.stopped:
+                alerts += _retarget(contract, policy, ticket, name, clock, at)
+        return alerts
+    raise Rejected("invalid", f"ticket {ticket.ticket_id} already exists")
+
+
+def _start(objective: TicketObjective, priority: str, status: str, at: int, cycle: int) -> Clock:
+    clock = Clock(target=objective.targets[priority], cycle=cycle)
+    if status not in objective.pause_on:
+        clock.since = at
+    return clock
+
+
+def _change_status(
+    contract: Contract, policy: TicketPolicy, ticket: Ticket, event: TicketEvent
+) -> list[Alert]:
+    at, old, new = event.at, ticket.status, event.status or ""
+    ticket.status = new
+    if new in DONE_STATUSES:
+        for name, clock in ticket.clocks.items():
+            if not clock.stopped:
+                clock.stop(policy.objectives[name].calendar, at)
+        return []
+    alerts: list[Alert] = []
+    resolution = ticket.clocks.get(RESOLUTION)
+    if old in DONE_STATUSES and resolution is not None and resolution.stopped:
+        # A reopen: resolution runs on from where it stopped, same cycle.
+        resolution.stopped = False
+        alerts += _retarget(contract, policy, ticket, RESOLUTION, resolution, at)
+    for name, clock in ticket.clocks.items():
+        if clock.stopped:
+            continue
+        objective = policy.objectives[name]
+        if new in objective.pause_on:
+            clock.pause(objective.calendar, at)
+        else:
+            clock.resume(at)
+    return alerts
+
+
+def _retarget(
+    contract: Contract, policy: TicketPolicy, ticket: Ticket, name: str, clock: Clock, at: int
+) -> list[Alert]:
+    """Give a clock its current priority's target; thresholds now in the past fire at once."""
+    objective = policy.objectives[name]
+    clock.target = objective.targets[ticket.priority]
+    elapsed = clock.elapsed_at(objective.calendar, at)
+    passed = [
+        (fraction, amount)
+        for fraction, amount in clock.thresholds(policy.near_breach)
+        if elapsed > amount and fraction not in clock.fired
+    ]
+    if not passed:
+        return []
+    if passed[-1][0] == BREACH_FRACTION:
+        # A breach replaces the near-breaches it passed.
+        clock.fired.extend(f for f, _ in passed)
+        passed = passed[-1:]
+    else:
+        clock.fired.extend(f for f, _ in passed)
+    deadline = clock.reached(objective.calendar, clock.target)
+    return [
+        _alert(contract, ticket, name, clock, fraction, elapsed, deadline, at) for fraction, _ in passed
+    ]
+
+
+def due(contract: Contract, ticket: Ticket) -> Iterator[tuple[int, float, str]]:
+    """``(observed_at, fraction, objective)`` of each running clock's next threshold."""
+    policy = policy_of(contract)
+    for name, clock in ticket.clocks.items():
+        found = clock.next_due(policy.objectives[name].calendar, policy.near_breach)
+        if found is not None:
+            yield found[0], found[1], name
+
+
+def fire(contract: Contract, ticket: Ticket, name: str, observed_at: int, fraction: float) -> Alert | None:
+    """Fire a threshold that came due, if it is still the clock's next one."""
+    policy = policy_of(contract)
+    clock = ticket.clocks.get(name)
+    if clock is None:
+        return None
+    objective = policy.objectives[name]
+    found = clock.next_due(objective.calendar, policy.near_breach)
+    if found is None or found[0] != observed_at or found[1] != fraction:
+        return None
+    clock.fired.append(fraction)
+    deadline = clock.reached(objective.calendar, clock.target)
+    return _alert(contract, ticket, name, clock, fraction, found[2], deadline, observed_at)
+
+
+def _alert(
+    contract: Contract,
+    ticket: Ticket,
+    name: str,
+    clock: Clock,
+    fraction: float,
+    elapsed: int,
+    deadline: int | None,
+    observed_at: int,
+) -> Alert:
+    is_breach = fraction == BREACH_FRACTION
+    details: dict[str, Any] = {} if is_breach else {"fraction": fraction}
+    details["priority"] = ticket.priority
+    if name == NEXT_REPLY:
+        details["cycle"] = clock.cycle
+    return Alert(
+        kind=BREACH if is_breach else NEAR_BREACH,
+        contract_id=contract.id,
+        objective=name,
+        subject_kind="ticket",
+        subject_id=ticket.ticket_id,
+        cycle=clock.cycle,
+        target_ms=clock.target,
+        elapsed_ms=elapsed,
+        deadline_ms=deadline,
+        observed_at_ms=observed_at,
+        zone=contract.zone,
+        fraction=None if is_breach else fraction,
+        details=details,
+    )

@@ -1,0 +1,69 @@
+"""Instants as integer epoch milliseconds, and their RFC 3339 rendering."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, tzinfo
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+
+
+def to_ms(moment: datetime) -> int:
+    """Epoch milliseconds of an aware datetime (sub-millisecond parts are floored)."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: an offset or zone is required")
+    return (moment - _EPOCH) // _MS
+
+
+def from_ms(ms: int, zone: tzinfo = UTC) -> datetime:
+    """The aware datetime of an epoch-millisecond instant, in ``zone``."""
+    return (_EPOCH + ms * _MS).astimezone(zone)
+
+
+def format_ts(ms: int, zone: tzinfo) -> str:
+    """RFC 3339 in ``zone``, with milliseconds only when they are not zero."""
+    moment = from_ms(ms, zone)
+    text = moment.isoformat(timespec="milliseconds" if ms % 1000 else "seconds")
+    return text.replace("+00:00", "Z") if zone is UTC else text
+
+
+def format_utc(ms: int) -> str:
+    """RFC 3339 in UTC with milliseconds and a ``Z``, as used for ``emitted_at``."""
+    return from_ms(ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def seconds(ms: int) -> int | float:
+    """Milliseconds as seconds: an int when whole, else a float to the millisecond."""
+    whole, rest = divmod(ms, 1000)
+    return whole if rest == 0 else ms / 1000
+
+
+_UNITS = {"s": 1000, "m": MINUTE_MS, "h": HOUR_MS, "d": DAY_MS}
+
+
+def parse_duration(text: str) -> int:
+    """``45s``, ``30m``, ``4h``, ``3d`` (or combinations like ``1h30m``) as milliseconds."""
+    total, number = 0, ""
+    for char in text.strip():
+        if char.isdigit():
+            number += char
+        elif char in _UNITS and number:
+            total += int(number) * _UNITS[char]
+            number = ""
+        else:
+            raise ValueError(f"not a duration like 45s, 30m, 4h or 3d: {text!r}")
+    if number or not text.strip():
+        raise ValueError(f"not a duration like 45s, 30m, 4h or 3d: {text!r}")
+    return total
+
+
+def format_duration(ms: int) -> str:
+    """The shortest ``3d``/``4h``/``30m``/``45s`` spelling of a whole duration."""
+    for unit, size in (("d", DAY_MS), ("h", HOUR_MS), ("m", MINUTE_MS), ("s", 1000)):
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms / 1000}s"

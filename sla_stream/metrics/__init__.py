@@ -1,0 +1,1 @@
+"""Prometheus metrics: names in one place, collected at scrape time from the worker's state."""

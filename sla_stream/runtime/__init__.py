@@ -1,0 +1,1 @@
+"""The thin Faust runtime: decode, run the engine, encode, produce."""

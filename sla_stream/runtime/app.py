@@ -1,0 +1,142 @@
+"""The Faust app: topics, the state table, the agent, and the per-partition clock ticks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import faust
+import mode
+from aiokafka import AIOKafkaProducer
+from faust.types import TP
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from ..engine.model import Contract
+from ..metrics.collector import registry_for
+from ..settings import Settings
+from .pipeline import Output, Pipeline, tick_record, wall_ms
+from .transport import App
+
+log = logging.getLogger("sla_stream.worker")
+
+_RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+
+
+def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> faust.App:
+    """A Faust app running the engine for ``contracts`` with ``settings``."""
+    app = App(
+        settings.app_id,
+        broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
+        store=settings.store,
+        datadir=settings.data_dir,
+        processing_guarantee=settings.processing_guarantee,
+        topic_partitions=settings.partitions,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        autodiscover=False,
+        key_serializer="raw",
+        value_serializer="raw",
+        loghandlers=[],
+    )
+    topics = settings.topics
+    source = app.topic(*settings.source_topics, topics.ticks, partitions=settings.partitions, **_RAW)
+    table = app.Table("state", partitions=settings.partitions, default=None, key_type=bytes, value_type=bytes)
+    pipeline = Pipeline(settings, contracts, table)
+    registry = registry_for(pipeline.counts)
+    outputs = {name: app.topic(name, **_RAW) for name in (topics.alerts, topics.deadletter)}
+
+    @app.agent(source, name="process")
+    async def process(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            if message.topic == topics.ticks:
+                await _seed_positions(app, pipeline, settings, message.partition)
+                sends = pipeline.on_tick(message.partition, message.value)
+            else:
+                sends = pipeline.on_event(
+                    message.topic, message.partition, message.offset, message.key, message.value
+                )
+            for out in sends:
+                await _send(outputs, out)
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app: faust.App, revoked: set[TP], **kwargs: Any) -> None:
+        pipeline.forget({tp.partition for tp in revoked if tp.topic == topics.ticks})
+
+    app.add_dependency(TickSender(app, settings))
+    app.pipeline = pipeline  # type: ignore[attr-defined]
+    return app
+
+
+async def _send(outputs: Mapping[str, faust.TopicT], out: Output) -> None:
+    await outputs[out.topic].send(key=out.key, value=out.value, partition=out.partition)
+
+
+async def _seed_positions(app: faust.App, pipeline: Pipeline, settings: Settings, partition: int) -> None:
+    """After an assignment, input already consumed by earlier owners counts as processed."""
+    for topic in settings.source_topics:
+        if (topic, partition) not in pipeline.processed:
+            position = await app.consumer.position(TP(topic, partition))
+            pipeline.processed[topic, partition] = position or 0
+
+
+class TickSender(mode.Service):
+    """Sends a tick to every tick partition this worker owns, every tick interval.
+
+    A tick carries the wall-clock time (less the grace) and the input
+    topics' highwaters, so a partition's clock only moves on by wall time
+    once the events already in Kafka for it are processed.
+    """
+
+    def __init__(self, app: faust.App, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.app = app
+        self.settings = settings
+        self.producer: AIOKafkaProducer | None = None
+
+    @mode.Service.task
+    async def _ticking(self) -> None:
+        interval = self.settings.tick_interval_ms / 1000
+        while not self.should_stop:
+            await self.sleep(interval)
+            try:
+                await self.tick()
+            except Exception as exc:  # the broker may be away; the next tick tries again
+                log.warning("tick failed: %s", exc)
+
+    async def tick(self) -> None:
+        settings = self.settings
+        owned = sorted(
+            tp.partition
+            for tp in self.app.assignor.assigned_actives()
+            if tp.topic == settings.topics.ticks
+        )
+        if not owned:
+            return
+        sources = [TP(topic, p) for topic in settings.source_topics for p in owned]
+        highwaters = await self.app.consumer.highwaters(*sources)
+        if self.producer is None:
+            # A plain producer: ticks are input, never part of a worker transaction.
+            self.producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=0)
+            await self.producer.start()
+        at = wall_ms() - settings.tick_grace_ms
+        for partition in owned:
+            marks = {tp.topic: highwaters.get(tp, 0) for tp in sources if tp.partition == partition}
+            await self.producer.send(settings.topics.ticks, tick_record(at, marks), partition=partition)
+
+    async def on_stop(self) -> None:
+        if self.producer is not None:
+            await self.producer.stop()

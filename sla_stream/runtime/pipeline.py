@@ -1,0 +1,143 @@
+"""Per-message work of the worker: decode, run the engine, encode what to send.
+
+Nothing here knows Faust: the agent hands in each message and sends the
+outputs it gets back, so the same code is testable without a broker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+
+import orjson
+
+from ..engine.alerts import Alert
+from ..engine.events import Rejected
+from ..engine.model import Contract
+from ..engine.processor import Engine
+from ..settings import Settings
+from ..wire.alerts import encode_alert
+from ..wire.deadletter import deadletter_record, encode_deadletter
+from ..wire.events import decode_ticket
+from .store import TableTickets, load_clock, save_clock
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One record to produce."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    partition: int | None = None
+
+
+@dataclass(slots=True)
+class Counts:
+    """Running totals the metrics layer reads."""
+
+    events: dict[tuple[str, str], int] = field(default_factory=dict)
+    alerts: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def event(self, topic: str, outcome: str) -> None:
+        self.events[topic, outcome] = self.events.get((topic, outcome), 0) + 1
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Pipeline:
+    """Routes each consumed message through the engine of its partition."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        contracts: Mapping[str, Contract],
+        table: MutableMapping[bytes, bytes],
+        clock: Callable[[], int] = wall_ms,
+        on_alert: Callable[[Alert, int], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.contracts = contracts
+        self.table = table
+        self.clock = clock
+        self.counts = Counts()
+        self.on_alert = on_alert
+        self.engines: dict[int, Engine] = {}
+        self.processed: dict[tuple[str, int], int] = {}
+
+    def engine(self, partition: int) -> Engine:
+        engine = self.engines.get(partition)
+        if engine is None:
+            engine = Engine(
+                self.contracts,
+                TableTickets(self.table, partition),
+                clock=load_clock(self.table, partition),
+                allowed_lateness=self.settings.allowed_lateness_ms,
+            )
+            self.engines[partition] = engine
+        return engine
+
+    def forget(self, partitions: set[int]) -> None:
+        """Drop in-memory schedules of partitions this worker no longer owns."""
+        for partition in partitions:
+            self.engines.pop(partition, None)
+            for key in [k for k in self.processed if k[1] == partition]:
+                del self.processed[key]
+
+    def on_event(
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
+    ) -> list[Output]:
+        """One message from an input topic: alerts to send, or a dead-letter record."""
+        self.processed[topic, partition] = offset + 1
+        engine = self.engine(partition)
+        before = engine.clock
+        try:
+            event = decode_ticket(value)
+            applied = engine.apply(event)
+        except Rejected as rejected:
+            self.counts.event(topic, rejected.reason)
+            record = deadletter_record(
+                rejected.reason, rejected.detail, topic, partition, offset, key, value
+            )
+            return [Output(self.settings.topics.deadletter, key, encode_deadletter(record))]
+        self.counts.event(topic, applied.outcome)
+        self._save_clock(partition, before, engine.clock)
+        return self._alerts(applied.alerts, partition)
+
+    def on_tick(self, partition: int, value: bytes) -> list[Output]:
+        """A clock tick for one partition: thresholds that came due fire."""
+        tick = orjson.loads(value)
+        for topic, highwater in tick.get("hw", {}).items():
+            if self.processed.get((topic, partition), 0) < highwater:
+                return []  # events already in Kafka come first: the clock waits for them
+        engine = self.engine(partition)
+        before = engine.clock
+        alerts = engine.advance(int(tick["at"]))
+        self._save_clock(partition, before, engine.clock)
+        return self._alerts(alerts, partition)
+
+    def _save_clock(self, partition: int, before: int | None, after: int | None) -> None:
+        if after is not None and after != before:
+            save_clock(self.table, partition, after)
+
+    def _alerts(self, alerts: list[Alert], partition: int) -> list[Output]:
+        if not alerts:
+            return []
+        now = self.clock()
+        topic = self.settings.topics.alerts
+        outputs = []
+        for alert in alerts:
+            key = (alert.contract_id, alert.objective, alert.kind)
+            self.counts.alerts[key] = self.counts.alerts.get(key, 0) + 1
+            if self.on_alert is not None:
+                self.on_alert(alert, now)
+            outputs.append(Output(topic, alert.contract_id.encode(), encode_alert(alert, now)))
+        return outputs
+
+
+def tick_record(at: int, highwaters: Mapping[str, int]) -> bytes:
+    """A tick: move partition clocks to ``at`` once these input offsets are processed."""
+    return orjson.dumps({"at": at, "hw": dict(highwaters)})

@@ -1,0 +1,62 @@
+"""Creating the worker's topics before it starts: Faust declares only its own internal ones."""
+
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from ..settings import Settings
+
+
+class TopicError(Exception):
+    """Topics exist in a shape the worker cannot use."""
+
+
+# Ticks only need to live until they are processed.
+_TICKS_CONFIG = {"retention.ms": str(3_600_000), "cleanup.policy": "delete"}
+
+
+def wanted_topics(settings: Settings) -> dict[str, int]:
+    """Every topic the worker reads or writes, with its partition count.
+
+    Input, tick and output topics share one partition count: a contract's
+    events, its clock ticks and its state changelog land on the same
+    partition number, which Faust requires of co-partitioned topics.
+    """
+    topics = settings.topics
+    names = (*settings.source_topics, topics.ticks, topics.alerts, topics.deadletter, topics.penalties)
+    return {name: settings.partitions for name in names}
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create missing topics; raise :class:`TopicError` on a partition-count mismatch."""
+    wanted = wanted_topics(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        present = [name for name in wanted if name in existing]
+        if present:
+            for description in await admin.describe_topics(present):
+                name = description["topic"]
+                count = len(description["partitions"])
+                if name in (*settings.source_topics, settings.topics.ticks) and count != wanted[name]:
+                    raise TopicError(
+                        f"topic {name} has {count} partitions but the worker is set to "
+                        f"{wanted[name]} (set SLA_STREAM_PARTITIONS={count}, or recreate the topic)"
+                    )
+        missing = [name for name in wanted if name not in existing]
+        if missing:
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        name,
+                        num_partitions=wanted[name],
+                        replication_factor=settings.replication_factor,
+                        topic_configs=_TICKS_CONFIG if name == settings.topics.ticks else {},
+                    )
+                    for name in missing
+                ]
+            )
+        return missing
+    finally:
+        await admin.close()

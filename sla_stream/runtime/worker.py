@@ -1,0 +1,29 @@
+"""Starting the Faust worker: topics first, then the app, until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+import faust
+
+from ..engine.model import Contract
+from ..settings import Settings
+from .app import create_app
+from .topics import ensure_topics
+
+
+def run_worker(settings: Settings, contracts: Mapping[str, Contract]) -> int:
+    """Run until stopped; returns the process exit code."""
+    created = asyncio.run(ensure_topics(settings))
+    app = create_app(settings, contracts)
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False)
+    logging.getLogger("sla_stream").info(
+        "starting worker %s: %d contracts, topics created: %s",
+        settings.app_id,
+        len(contracts),
+        ", ".join(created) or "none",
+    )
+    worker.execute_from_commandline()
+    return 0

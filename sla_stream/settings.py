@@ -1,0 +1,132 @@
+"""Worker settings: defaults, then a config file, then ``SLA_STREAM_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .engine.time import parse_duration
+
+
+class SettingsError(Exception):
+    """A setting with a value that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Topic names (SPEC section 1); ``ticks`` is the worker's internal clock topic."""
+
+    tickets: str = "sla.tickets"
+    calls: str = "sla.calls"
+    requests: str = "sla.requests"
+    alerts: str = "sla.alerts"
+    penalties: str = "sla.penalties"
+    deadletter: str = "sla.deadletter"
+    ticks: str = "sla.ticks"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob of the worker; see the README's configuration table."""
+
+    bootstrap_servers: str = "127.0.0.1:19092"
+    app_id: str = "sla-stream"
+    contracts_dir: str = "examples/contracts"
+    partitions: int = 8
+    replication_factor: int = 1
+    store: str = "memory://"
+    data_dir: str = "var/worker"
+    processing_guarantee: str = "at_least_once"
+    allowed_lateness_ms: int = 5 * 60_000
+    tick_interval_ms: int = 250
+    tick_grace_ms: int = 250
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    log_level: str = "info"
+    topics: Topics = field(default_factory=Topics)
+
+    @property
+    def source_topics(self) -> tuple[str, ...]:
+        """The input topics the worker consumes (beside its tick topic)."""
+        return (self.topics.tickets,)
+
+
+_DURATIONS = {"allowed_lateness": "allowed_lateness_ms", "tick_interval": "tick_interval_ms", "tick_grace": "tick_grace_ms"}
+_GUARANTEES = ("at_least_once", "exactly_once")
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Settings from a YAML file (``config_file`` or ``$SLA_STREAM_CONFIG``), then the environment."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = config_file or environ.get("SLA_STREAM_CONFIG")
+    if path:
+        values.update(_read_file(Path(path)))
+    for key, value in environ.items():
+        if key.startswith("SLA_STREAM_") and key != "SLA_STREAM_CONFIG":
+            name = key.removeprefix("SLA_STREAM_").lower()
+            if name.startswith("topic_"):
+                values.setdefault("topics", {})[name.removeprefix("topic_")] = value
+            elif name in _NAMES or name in _DURATIONS:
+                values[name] = value
+    values.update(overrides or {})
+    return _build(values, str(path) if path else "environment")
+
+
+_NAMES = {f.name for f in fields(Settings)}
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise SettingsError(f"config file {path}: cannot be read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"config file {path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"config file {path}: expected a mapping of settings")
+    return data
+
+
+def _build(values: Mapping[str, Any], source: str) -> Settings:
+    settings = Settings()
+    changes: dict[str, Any] = {}
+    for name, value in values.items():
+        if name == "topics":
+            if not isinstance(value, Mapping):
+                raise SettingsError(f"{source}: topics: expected a mapping of topic names")
+            known = {f.name for f in fields(Topics)}
+            unknown = set(value) - known
+            if unknown:
+                raise SettingsError(f"{source}: topics: unknown topic {sorted(unknown)[0]!r} (expected one of {', '.join(sorted(known))})")
+            changes["topics"] = replace(settings.topics, **{k: str(v) for k, v in value.items()})
+        elif name in _DURATIONS:
+            try:
+                changes[_DURATIONS[name]] = parse_duration(str(value)) if not isinstance(value, int) else value
+            except ValueError as exc:
+                raise SettingsError(f"{source}: {name}: {exc}") from None
+        elif name in _NAMES:
+            expected = type(getattr(settings, name))
+            try:
+                changes[name] = expected(value)
+            except (TypeError, ValueError):
+                raise SettingsError(f"{source}: {name}: expected {expected.__name__}, got {value!r}") from None
+        else:
+            raise SettingsError(f"{source}: unknown setting {name!r}")
+    result = replace(settings, **changes)
+    if result.processing_guarantee not in _GUARANTEES:
+        raise SettingsError(f"{source}: processing_guarantee: expected one of {', '.join(_GUARANTEES)}, got {result.processing_guarantee!r}")
+    if result.partitions < 1:
+        raise SettingsError(f"{source}: partitions: expected a positive number")
+    if not result.store.startswith(("memory://", "rocksdb://")):
+        raise SettingsError(f"{source}: store: expected memory:// or rocksdb://, got {result.store!r}")
+    return result

@@ -1,0 +1,72 @@
+"""Where simulated traffic goes (a file, or Kafka in real time) and reading a topic back."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from .engine.model import Contract
+from .settings import Settings
+from .simulate import Traffic, generate
+
+
+def write_file(path: Path, contracts: Mapping[str, Contract], traffic: Traffic, start: int, duration: int | None) -> int:
+    """Write event time ``[start, start + duration)`` of traffic as JSON lines; returns the count."""
+    end = start + (duration if duration is not None else 3_600_000)
+    count = 0
+    with path.open("wb") as out:
+        for at, event in generate(contracts, start, traffic):
+            if at >= end:
+                break
+            out.write((event if isinstance(event, bytes) else orjson.dumps(event)) + b"\n")
+            count += 1
+    return count
+
+
+async def produce_live(settings: Settings, contracts: Mapping[str, Contract], traffic: Traffic, duration: int | None) -> None:
+    """Produce traffic to the ticket topic as its event time comes, keyed by contract id."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=5)
+    await producer.start()
+    start = int(time.time() * 1000)
+    sent = 0
+    try:
+        for at, event in generate(contracts, start, traffic):
+            if duration is not None and at >= start + duration:
+                break
+            wait = at / 1000 - time.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if isinstance(event, bytes):
+                key, value = next(iter(contracts)).encode(), event
+            else:
+                key, value = event["contract_id"].encode(), orjson.dumps(event)
+            await producer.send(settings.topics.tickets, value, key=key)
+            sent += 1
+            if sent % 100 == 0:
+                print(f"simulate: {sent} events produced", file=sys.stderr, flush=True)
+    finally:
+        await producer.stop()
+
+
+async def tail(settings: Settings, topic: str, from_beginning: bool) -> None:
+    """Print each record of ``topic`` as one line until interrupted."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.bootstrap_servers,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    try:
+        async for record in consumer:
+            sys.stdout.write((record.value or b"").decode("utf-8", "replace") + "\n")
+            sys.stdout.flush()
+    finally:
+        await consumer.stop()

@@ -1,0 +1,1 @@
+"""Wire records: input events, alerts, dead-letter records and statements as JSON."""

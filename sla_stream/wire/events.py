@@ -1,0 +1,88 @@
+"""Input event records: JSON bytes validated into engine events, or a reason they are bad."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+from ..engine import events as ev
+from ..engine.events import Rejected, TicketEvent
+from ..engine.time import to_ms
+
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+Instant = Annotated[datetime, msgspec.Meta(tz=True)]
+
+
+class _Event(msgspec.Struct, tag_field="type", frozen=True):
+    event_id: Text
+    contract_id: Text
+    occurred_at: Instant
+
+
+class TicketCreated(_Event, tag=ev.TICKET_CREATED, frozen=True):
+    ticket_id: Text
+    priority: Text
+    status: Text | None = None
+
+
+class TicketAgentReplied(_Event, tag=ev.TICKET_AGENT_REPLIED, frozen=True):
+    ticket_id: Text
+
+
+class TicketCustomerReplied(_Event, tag=ev.TICKET_CUSTOMER_REPLIED, frozen=True):
+    ticket_id: Text
+
+
+class TicketStatusChanged(_Event, tag=ev.TICKET_STATUS_CHANGED, frozen=True):
+    ticket_id: Text
+    status: Text
+
+
+class TicketPriorityChanged(_Event, tag=ev.TICKET_PRIORITY_CHANGED, frozen=True):
+    ticket_id: Text
+    priority: Text
+
+
+TicketRecord = (
+    TicketCreated | TicketAgentReplied | TicketCustomerReplied | TicketStatusChanged | TicketPriorityChanged
+)
+
+_ticket_decoder = msgspec.json.Decoder(TicketRecord)
+
+# A timestamp this far outside the present is a producer bug, not an event.
+_EARLIEST_MS = to_ms(datetime.fromisoformat("2000-01-01T00:00:00+00:00"))
+_LATEST_MS = to_ms(datetime.fromisoformat("2200-01-01T00:00:00+00:00"))
+
+
+def decode_ticket(data: bytes | None) -> TicketEvent:
+    """A ticket event from the bytes of a ``sla.tickets`` message; raises :class:`Rejected`."""
+    if data is None:
+        raise Rejected("invalid", "message has no value")
+    try:
+        record = _ticket_decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise Rejected("invalid", _explain(str(exc), ev.TICKET_TYPES)) from None
+    except msgspec.DecodeError as exc:
+        raise Rejected("invalid", f"not JSON: {exc}") from None
+    at = to_ms(record.occurred_at)
+    if not _EARLIEST_MS <= at < _LATEST_MS:
+        raise Rejected("invalid", f"occurred_at {record.occurred_at.isoformat()} is out of range - at `$.occurred_at`")
+    return TicketEvent(
+        event_id=record.event_id,
+        type=type(record).__struct_config__.tag,  # type: ignore[arg-type]
+        contract_id=record.contract_id,
+        at=at,
+        ticket_id=record.ticket_id,
+        priority=getattr(record, "priority", None),
+        status=getattr(record, "status", None),
+    )
+
+
+def _explain(message: str, types: frozenset[str]) -> str:
+    if message.endswith("- at `$.type`") and message.startswith("Invalid value"):
+        return f"{message}: expected one of {', '.join(sorted(types))}"
+    if message == "Object missing required field `type`":
+        return f"{message}: expected one of {', '.join(sorted(types))}"
+    return message
