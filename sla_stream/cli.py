@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--rate", type=float, default=2.0, help="new tickets per second (default 2)")
     sim.add_argument("--late-share", type=float, default=0.2, help="share of tickets answered late (default 0.2)")
     sim.add_argument("--bad-share", type=float, default=0.0, help="share of deliberately malformed messages (default 0)")
-    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--seed", type=int, help="random seed, also part of ticket ids (default: 1 for --output, else the time)")
     sim.add_argument("--duration", help="stop after this much event time, e.g. 10m or 30d (default: run until stopped)")
     sim.add_argument("--output", type=Path, help="write JSON lines here instead of producing to Kafka (event time, no pacing)")
     sim.add_argument("--start", help="RFC 3339 start of event time for --output (default: now)")
@@ -167,7 +167,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
     settings = load_settings(overrides={"bootstrap_servers": args.bootstrap_servers} if args.bootstrap_servers else None)
     contracts = _contracts(args.contracts or settings.contracts_dir)
-    traffic = Traffic(rate=args.rate, late_share=args.late_share, bad_share=args.bad_share, seed=args.seed)
+    seed = args.seed if args.seed is not None else (1 if args.output else int(time.time()))
+    traffic = Traffic(rate=args.rate, late_share=args.late_share, bad_share=args.bad_share, seed=seed)
     duration = _duration(args.duration, "--duration") if args.duration else None
     if args.output:
         from .simulate_io import write_file

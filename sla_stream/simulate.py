@@ -36,6 +36,7 @@ class Traffic:
     bad_share: float = 0.0
     """Share of messages that are deliberately malformed."""
     seed: int = 1
+    """Random seed; also part of every ticket id, so runs with different seeds never collide."""
 
 
 def generate(contracts: Mapping[str, Contract], start: int, traffic: Traffic) -> Iterator[tuple[int, dict[str, Any] | bytes]]:
@@ -65,7 +66,7 @@ def _ticket_story(contract: Contract, at: int, number: int, rng: random.Random, 
     assert policy is not None
     weights = _PRIORITY_WEIGHTS[: len(policy.priorities)] or (1.0,)
     priority = rng.choices(policy.priorities, weights=weights[: len(policy.priorities)])[0]
-    ticket_id = f"T-{number}"
+    ticket_id = f"T-{traffic.seed}-{number}"
     zone = contract.zone
     events: list[tuple[int, dict[str, Any]]] = []
     sequence = itertools.count(1)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from . import tickets
 from .alerts import Alert
-from .events import TICKET_CREATED, Rejected, TicketEvent
+from .events import Rejected, TicketEvent
 from .model import Contract
 from .time import seconds
 from .tickets import Ticket
@@ -68,6 +68,10 @@ class Engine:
     def apply(self, event: TicketEvent) -> Applied:
         """Apply one ticket event at its own time; raises :class:`Rejected` for bad input."""
         contract = self.contract(event.contract_id)
+        key = (event.contract_id, event.ticket_id)
+        ticket = self.tickets.get(key)
+        if ticket is not None and event.event_id in ticket.seen:
+            return Applied(DUPLICATE, [])
         if (
             self.allowed_lateness is not None
             and self.clock is not None
@@ -78,19 +82,11 @@ class Engine:
                 f"occurred_at is {seconds(self.clock - event.at)}s behind the clock,"
                 f" more than the allowed lateness of {seconds(self.allowed_lateness)}s",
             )
+        tickets.check(contract, ticket, event)
+        # Nothing below rejects: thresholds passed before the event fire first.
         alerts = self.advance(event.at)
-        key = (event.contract_id, event.ticket_id)
-        ticket = self.tickets.get(key)
-        if ticket is not None and event.event_id in ticket.seen:
-            return Applied(DUPLICATE, alerts)
-        if event.type == TICKET_CREATED:
-            if ticket is not None:
-                raise Rejected("invalid", f"ticket {event.ticket_id!r} was already created")
+        if ticket is None:
             ticket, more = tickets.create(contract, event)
-        elif ticket is None:
-            raise Rejected(
-                "invalid", f"{event.type} for ticket {event.ticket_id!r}, which was never created"
-            )
         else:
             more = tickets.apply(contract, ticket, event)
         self.tickets[key] = ticket

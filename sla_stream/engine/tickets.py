@@ -65,6 +65,19 @@ def _check_priority(policy: TicketPolicy, contract: Contract, priority: str | No
     return priority
 
 
+def check(contract: Contract, ticket: Ticket | None, event: TicketEvent) -> None:
+    """Raise :class:`Rejected` if ``event`` cannot be applied to ``ticket`` (``None``: not created)."""
+    policy = policy_of(contract)
+    if event.type == ev.TICKET_CREATED:
+        if ticket is not None:
+            raise Rejected("invalid", f"ticket {event.ticket_id!r} was already created")
+        _check_priority(policy, contract, event.priority)
+    elif ticket is None:
+        raise Rejected("invalid", f"{event.type} for ticket {event.ticket_id!r}, which was never created")
+    elif event.type == ev.TICKET_PRIORITY_CHANGED:
+        _check_priority(policy, contract, event.priority)
+
+
 def create(contract: Contract, event: TicketEvent) -> tuple[Ticket, list[Alert]]:
     """A new ticket: starts its first-response and resolution clocks."""
     policy = policy_of(contract)
@@ -110,7 +123,7 @@ def apply(contract: Contract, ticket: Ticket, event: TicketEvent) -> list[Alert]
             if not clock.stopped:
                 alerts += _retarget(contract, policy, ticket, name, clock, at)
         return alerts
-    raise Rejected("invalid", f"ticket {ticket.ticket_id} already exists")
+    raise Rejected("invalid", f"ticket {ticket.ticket_id!r} was already created")
 
 
 def _start(objective: TicketObjective, priority: str, status: str, at: int, cycle: int) -> Clock:

@@ -72,6 +72,13 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> faust.A
     async def healthz(web: Any, request: Any) -> Any:
         return web.json({"status": "ok"})
 
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topics.ticks}
+        ready = bool(owned) and owned <= pipeline.ticked
+        body = {"ready": ready, "partitions": sorted(owned), "clocks_running": sorted(owned & pipeline.ticked)}
+        return web.json(body, status=200 if ready else 503)
+
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: set[TP], **kwargs: Any) -> None:
         pipeline.forget({tp.partition for tp in revoked if tp.topic == topics.ticks})

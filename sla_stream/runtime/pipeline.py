@@ -67,6 +67,7 @@ class Pipeline:
         self.on_alert = on_alert
         self.engines: dict[int, Engine] = {}
         self.processed: dict[tuple[str, int], int] = {}
+        self.ticked: set[int] = set()
 
     def engine(self, partition: int) -> Engine:
         engine = self.engines.get(partition)
@@ -84,6 +85,7 @@ class Pipeline:
         """Drop in-memory schedules of partitions this worker no longer owns."""
         for partition in partitions:
             self.engines.pop(partition, None)
+            self.ticked.discard(partition)
             for key in [k for k in self.processed if k[1] == partition]:
                 del self.processed[key]
 
@@ -114,6 +116,7 @@ class Pipeline:
             if self.processed.get((topic, partition), 0) < highwater:
                 return []  # events already in Kafka come first: the clock waits for them
         engine = self.engine(partition)
+        self.ticked.add(partition)
         before = engine.clock
         alerts = engine.advance(int(tick["at"]))
         self._save_clock(partition, before, engine.clock)
