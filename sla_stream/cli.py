@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from .contracts import ContractError, load_dir
-from .engine.model import Contract
-from .engine.time import parse_duration, to_ms
-from .settings import SettingsError, load_settings
+from sla_stream.contracts import ContractError, load_dir
+from sla_stream.engine.model import Contract
+from sla_stream.engine.time import parse_duration, to_ms
+from sla_stream.settings import SettingsError, load_settings
 
 
 class UserError(Exception):
@@ -39,34 +39,69 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sla-stream", description="Event-driven SLA breach detection on Kafka.")
+    parser = argparse.ArgumentParser(
+        prog="sla-stream", description="Event-driven SLA breach detection on Kafka."
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    worker = commands.add_parser("worker", help="run the stream processor (Faust worker) with its metrics endpoint")
+    worker = commands.add_parser(
+        "worker", help="run the stream processor (Faust worker) with its metrics endpoint"
+    )
     worker.add_argument("--config", help="YAML settings file (also $SLA_STREAM_CONFIG)")
     worker.add_argument("--contracts", help="directory of contract files (also $SLA_STREAM_CONTRACTS_DIR)")
     worker.add_argument("--bootstrap-servers", help="Kafka bootstrap servers host:port[,host:port]")
     worker.add_argument("--web-port", type=int, help="port of /metrics and /healthz")
     worker.set_defaults(run=_worker)
 
-    rep = commands.add_parser("replay", help="run the engine over event files, no Kafka; alerts as JSON lines on stdout")
+    rep = commands.add_parser(
+        "replay", help="run the engine over event files, no Kafka; alerts as JSON lines on stdout"
+    )
     rep.add_argument("--contracts", required=True, help="directory of contract files")
-    rep.add_argument("--until", help="move the clock to this RFC 3339 time at the end (default: the last event's time)")
-    rep.add_argument("--allowed-lateness", default="5m", help="events further behind the clock are rejected as late (default 5m)")
-    rep.add_argument("--deadletter", help="write rejected lines here as dead-letter records (default: count them on stderr)")
+    rep.add_argument(
+        "--until", help="move the clock to this RFC 3339 time at the end (default: the last event's time)"
+    )
+    rep.add_argument(
+        "--allowed-lateness",
+        default="5m",
+        help="events further behind the clock are rejected as late (default 5m)",
+    )
+    rep.add_argument(
+        "--deadletter",
+        help="write rejected lines here as dead-letter records (default: count them on stderr)",
+    )
     rep.add_argument("--stats", action="store_true", help="print events per second to stderr at the end")
-    rep.add_argument("events", nargs="+", type=Path, help="JSON-lines event files, applied in the order given")
+    rep.add_argument(
+        "events", nargs="+", type=Path, help="JSON-lines event files, applied in the order given"
+    )
     rep.set_defaults(run=_replay)
 
-    sim = commands.add_parser("simulate", help="produce realistic ticket traffic to Kafka, or write it to a file")
-    sim.add_argument("--contracts", default=None, help="directory of contract files (default: the settings' contracts_dir)")
+    sim = commands.add_parser(
+        "simulate", help="produce realistic ticket traffic to Kafka, or write it to a file"
+    )
+    sim.add_argument(
+        "--contracts", default=None, help="directory of contract files (default: the settings' contracts_dir)"
+    )
     sim.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (default: the settings')")
     sim.add_argument("--rate", type=float, default=2.0, help="new tickets per second (default 2)")
-    sim.add_argument("--late-share", type=float, default=0.2, help="share of tickets answered late (default 0.2)")
-    sim.add_argument("--bad-share", type=float, default=0.0, help="share of deliberately malformed messages (default 0)")
-    sim.add_argument("--seed", type=int, help="random seed, also part of ticket ids (default: 1 for --output, else the time)")
-    sim.add_argument("--duration", help="stop after this much event time, e.g. 10m or 30d (default: run until stopped)")
-    sim.add_argument("--output", type=Path, help="write JSON lines here instead of producing to Kafka (event time, no pacing)")
+    sim.add_argument(
+        "--late-share", type=float, default=0.2, help="share of tickets answered late (default 0.2)"
+    )
+    sim.add_argument(
+        "--bad-share", type=float, default=0.0, help="share of deliberately malformed messages (default 0)"
+    )
+    sim.add_argument(
+        "--seed",
+        type=int,
+        help="random seed, also part of ticket ids (default: 1 for --output, else the time)",
+    )
+    sim.add_argument(
+        "--duration", help="stop after this much event time, e.g. 10m or 30d (default: run until stopped)"
+    )
+    sim.add_argument(
+        "--output",
+        type=Path,
+        help="write JSON lines here instead of producing to Kafka (event time, no pacing)",
+    )
     sim.add_argument("--start", help="RFC 3339 start of event time for --output (default: now)")
     sim.set_defaults(run=_simulate)
 
@@ -76,14 +111,20 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("directory", type=Path)
     validate.set_defaults(run=_validate)
 
-    tail = commands.add_parser("tail", help="print records of a topic as they arrive (default: the alert topic)")
+    tail = commands.add_parser(
+        "tail", help="print records of a topic as they arrive (default: the alert topic)"
+    )
     tail.add_argument("--topic", help="topic to read (default: the settings' alert topic)")
     tail.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (default: the settings')")
     tail.add_argument("--from-beginning", action="store_true")
     tail.set_defaults(run=_tail)
 
-    demo = commands.add_parser("demo", help="the whole thing locally: broker, worker, simulated traffic, alerts on screen")
-    demo.add_argument("--minutes", type=float, default=0, help="stop after this many minutes (default: until Ctrl-C)")
+    demo = commands.add_parser(
+        "demo", help="the whole thing locally: broker, worker, simulated traffic, alerts on screen"
+    )
+    demo.add_argument(
+        "--minutes", type=float, default=0, help="stop after this many minutes (default: until Ctrl-C)"
+    )
     demo.add_argument("--rate", type=float, default=2.0, help="new tickets per second (default 2)")
     demo.set_defaults(run=_demo)
     return parser
@@ -97,7 +138,9 @@ def _instant(text: str, flag: str) -> int:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise UserError(f"{flag}: expected an RFC 3339 time like 2026-11-24T09:00:00+07:00, got {text!r}") from None
+        raise UserError(
+            f"{flag}: expected an RFC 3339 time like 2026-11-24T09:00:00+07:00, got {text!r}"
+        ) from None
     if moment.tzinfo is None:
         raise UserError(f"{flag}: {text!r} has no UTC offset; add one, e.g. +00:00")
     return to_ms(moment)
@@ -120,13 +163,13 @@ def _worker(args: argparse.Namespace) -> int:
         overrides["web_port"] = args.web_port
     settings = load_settings(args.config, overrides=overrides)
     contracts = _contracts(settings.contracts_dir)
-    from .runtime.worker import run_worker
+    from sla_stream.runtime.worker import run_worker
 
     return run_worker(settings, contracts)
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from .replay import ReplayStats, encode_replay_alert, read_lines, replay
+    from sla_stream.replay import ReplayStats, encode_replay_alert, read_lines, replay
 
     contracts = _contracts(args.contracts)
     until = _instant(args.until, "--until") if args.until else None
@@ -143,7 +186,10 @@ def _replay(args: argparse.Namespace) -> int:
     out.flush()
     spent = time.perf_counter() - started
     if stats.rejected and not args.deadletter:
-        print(f"sla-stream: {stats.rejected} event lines rejected (keep them with --deadletter FILE)", file=sys.stderr)
+        print(
+            f"sla-stream: {stats.rejected} event lines rejected (keep them with --deadletter FILE)",
+            file=sys.stderr,
+        )
     if args.stats:
         rate = stats.events / spent if spent else 0.0
         print(
@@ -163,21 +209,23 @@ class _Null:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from .simulate import Traffic
+    from sla_stream.simulate import Traffic
 
-    settings = load_settings(overrides={"bootstrap_servers": args.bootstrap_servers} if args.bootstrap_servers else None)
+    settings = load_settings(
+        overrides={"bootstrap_servers": args.bootstrap_servers} if args.bootstrap_servers else None
+    )
     contracts = _contracts(args.contracts or settings.contracts_dir)
     seed = args.seed if args.seed is not None else (1 if args.output else int(time.time()))
     traffic = Traffic(rate=args.rate, late_share=args.late_share, bad_share=args.bad_share, seed=seed)
     duration = _duration(args.duration, "--duration") if args.duration else None
     if args.output:
-        from .simulate_io import write_file
+        from sla_stream.simulate_io import write_file
 
         start = _instant(args.start, "--start") if args.start else int(time.time() * 1000)
         count = write_file(args.output, contracts, traffic, start, duration)
         print(f"sla-stream: wrote {count} events to {args.output}", file=sys.stderr)
         return 0
-    from .simulate_io import produce_live
+    from sla_stream.simulate_io import produce_live
 
     asyncio.run(produce_live(settings, contracts, traffic, duration))
     return 0
@@ -191,15 +239,17 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    from .simulate_io import tail
+    from sla_stream.simulate_io import tail
 
-    settings = load_settings(overrides={"bootstrap_servers": args.bootstrap_servers} if args.bootstrap_servers else None)
+    settings = load_settings(
+        overrides={"bootstrap_servers": args.bootstrap_servers} if args.bootstrap_servers else None
+    )
     asyncio.run(tail(settings, args.topic or settings.topics.alerts, args.from_beginning))
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from sla_stream.demo import run_demo
 
     return run_demo(minutes=args.minutes, rate=args.rate)
 

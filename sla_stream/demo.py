@@ -18,8 +18,8 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from .local_kafka import LocalBroker
-from .settings import Settings, load_settings
+from sla_stream.local_kafka import LocalBroker
+from sla_stream.settings import Settings, load_settings
 
 _VAR = Path("var")
 _COLOURS = {"breach": "\033[31m", "near_breach": "\033[33m", "recovered": "\033[32m", "retracted": "\033[36m"}
@@ -29,9 +29,12 @@ def run_demo(minutes: float = 0, rate: float = 2.0) -> int:
     settings = load_settings()
     broker = None
     if "SLA_STREAM_BOOTSTRAP_SERVERS" not in os.environ:
-        host, _, port = settings.bootstrap_servers.rpartition(":")
+        _host, _, port = settings.bootstrap_servers.rpartition(":")
         broker = LocalBroker(data_dir=_VAR / "kafka", port=int(port), controller_port=int(port) + 1)
-        print(f"demo: starting a local Kafka broker on {broker.bootstrap} (first run fetches its jars) ...", flush=True)
+        print(
+            f"demo: starting a local Kafka broker on {broker.bootstrap} (first run fetches its jars) ...",
+            flush=True,
+        )
         broker.start()
     env = {**os.environ, "SLA_STREAM_BOOTSTRAP_SERVERS": settings.bootstrap_servers}
     logs = _VAR / "demo"
@@ -39,11 +42,17 @@ def run_demo(minutes: float = 0, rate: float = 2.0) -> int:
     children: list[subprocess.Popen[bytes]] = []
     try:
         children.append(_spawn(["worker"], env, logs / "worker.log"))
-        print(f"demo: worker started (log: {logs / 'worker.log'}, metrics: http://{settings.web_host}:{settings.web_port}/metrics)", flush=True)
+        print(
+            f"demo: worker started (log: {logs / 'worker.log'}, metrics: http://{settings.web_host}:{settings.web_port}/metrics)",
+            flush=True,
+        )
         _wait_ready(settings, children[0])
         simulate = ["simulate", "--rate", str(rate), "--bad-share", "0.01", "--seed", str(int(time.time()))]
         children.append(_spawn(simulate, env, logs / "simulate.log"))
-        print("demo: simulated ticket traffic started; alerts appear below (Ctrl-C stops everything)\n", flush=True)
+        print(
+            "demo: simulated ticket traffic started; alerts appear below (Ctrl-C stops everything)\n",
+            flush=True,
+        )
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_show(settings, minutes * 60 if minutes else None, children))
     finally:
@@ -57,7 +66,9 @@ def run_demo(minutes: float = 0, rate: float = 2.0) -> int:
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "sla_stream.cli", *args], env=env, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "sla_stream.cli", *args], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
 
 
 def _stop(child: subprocess.Popen[bytes]) -> None:
@@ -78,10 +89,12 @@ def _wait_ready(settings: Settings, worker: subprocess.Popen[bytes], timeout: fl
     while time.monotonic() < deadline:
         if worker.poll() is not None:
             raise SystemExit("demo: the worker stopped; see var/demo/worker.log")
-        with contextlib.suppress(urllib.error.URLError, OSError):
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
+        with (
+            contextlib.suppress(urllib.error.URLError, OSError),
+            urllib.request.urlopen(url, timeout=2) as answer,
+        ):
+            if answer.status == 200:
+                return
         time.sleep(0.5)
     raise SystemExit(f"demo: the worker was not ready after {timeout:.0f}s; see var/demo/worker.log")
 
@@ -89,7 +102,10 @@ def _wait_ready(settings: Settings, worker: subprocess.Popen[bytes], timeout: fl
 async def _show(settings: Settings, seconds: float | None, children: list[subprocess.Popen[bytes]]) -> None:
     topics = settings.topics
     consumer = AIOKafkaConsumer(
-        topics.alerts, topics.deadletter, bootstrap_servers=settings.bootstrap_servers, auto_offset_reset="latest"
+        topics.alerts,
+        topics.deadletter,
+        bootstrap_servers=settings.bootstrap_servers,
+        auto_offset_reset="latest",
     )
     await consumer.start()
     counts: dict[str, int] = {}
@@ -107,7 +123,10 @@ async def _show(settings: Settings, seconds: float | None, children: list[subpro
                     print(line, flush=True)
     finally:
         await consumer.stop()
-        print("\ndemo: seen " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing"), flush=True)
+        print(
+            "\ndemo: seen " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing"),
+            flush=True,
+        )
 
 
 def _describe(dead: bool, value: bytes) -> tuple[str, str]:

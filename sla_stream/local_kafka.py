@@ -83,14 +83,24 @@ def fetch_jars(version: str | None = None) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if marker.exists() and (libs / f"kafka_2.13-{version}.jar").exists():
             return libs
-        deps = [("org.apache.kafka", "kafka_2.13", version), ("org.slf4j", "slf4j-api", "2.0.17"),
-                ("org.apache.logging.log4j", "log4j-slf4j2-impl", "2.25.3"),
-                ("org.apache.logging.log4j", "log4j-core", "2.25.3")]
+        deps = [
+            ("org.apache.kafka", "kafka_2.13", version),
+            ("org.slf4j", "slf4j-api", "2.0.17"),
+            ("org.apache.logging.log4j", "log4j-slf4j2-impl", "2.25.3"),
+            ("org.apache.logging.log4j", "log4j-core", "2.25.3"),
+        ]
         pom = home / "pom.xml"
         pom.write_text(_POM.format(deps="\n    ".join(_DEP.format(*d) for d in deps)))
-        cmd = [mvn, "-q", "-B", "-f", str(pom),
-               "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies",
-               "-DincludeScope=runtime", f"-DoutputDirectory={libs}"]
+        cmd = [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(pom),
+            "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={libs}",
+        ]
         with open(home / "mvn.log", "w") as out:
             try:
                 rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, timeout=900).returncode
@@ -167,8 +177,9 @@ def wait_ready(
             time.sleep(0.3)
 
 
-async def create_topics(bootstrap: str, topics: dict[str, int],
-                        config: dict[str, str] | None = None, leader_wait: float = 30.0) -> None:
+async def create_topics(
+    bootstrap: str, topics: dict[str, int], config: dict[str, str] | None = None, leader_wait: float = 30.0
+) -> None:
     """Create ``{name: partitions}`` topics (replication 1) and wait for their leaders.
 
     Existing topics are left as they are (their partition count is not checked).
@@ -177,8 +188,11 @@ async def create_topics(bootstrap: str, topics: dict[str, int],
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        new = [NewTopic(name, n, 1, topic_configs=dict(config or {}))
-               for name, n in topics.items() if name not in existing]
+        new = [
+            NewTopic(name, n, 1, topic_configs=dict(config or {}))
+            for name, n in topics.items()
+            if name not in existing
+        ]
         if new:
             resp = await admin.create_topics(new)
             for topic, code, *msg in resp.topic_errors:
@@ -187,8 +201,10 @@ async def create_topics(bootstrap: str, topics: dict[str, int],
         deadline = time.monotonic() + leader_wait
         while True:
             described = await admin.describe_topics(list(topics))
-            if all(t["error_code"] == 0 and t["partitions"]
-                   and all(p["leader"] >= 0 for p in t["partitions"]) for t in described):
+            if all(
+                t["error_code"] == 0 and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])
+                for t in described
+            ):
                 return
             if time.monotonic() > deadline:
                 raise BrokerError(f"topics {sorted(topics)} have no leaders after {leader_wait:.0f}s")
@@ -239,19 +255,27 @@ class LocalBroker:
         """The full server.properties content (extra_properties win)."""
         p, c = self.port, self.controller_port
         props = {
-            "process.roles": "broker,controller", "node.id": "1",
+            "process.roles": "broker,controller",
+            "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{c}",
             "listeners": f"PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{p}",
-            "controller.listener.names": "CONTROLLER", "inter.broker.listener.name": "PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "log.dirs": str(self.data_dir / "logs"), "num.partitions": "1",
-            "auto.create.topics.enable": "false", "offsets.topic.replication.factor": "1",
-            "offsets.topic.num.partitions": "4", "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1", "transaction.state.log.num.partitions": "4",
+            "log.dirs": str(self.data_dir / "logs"),
+            "num.partitions": "1",
+            "auto.create.topics.enable": "false",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "4",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "4",
             "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1", "group.initial.rebalance.delay.ms": "0",
-            "log.cleaner.dedupe.buffer.size": "16777216", "min.insync.replicas": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "log.cleaner.dedupe.buffer.size": "16777216",
+            "min.insync.replicas": "1",
         }
         return {**props, **self.extra_properties}
 
@@ -260,8 +284,9 @@ class LocalBroker:
         return [_which("java"), f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{libs}/*", *args]
 
     def _storage_tool(self, libs: Path, *args: str) -> str:
-        res = subprocess.run(self._java(libs, "kafka.tools.StorageTool", *args),
-                             capture_output=True, text=True, timeout=120)
+        res = subprocess.run(
+            self._java(libs, "kafka.tools.StorageTool", *args), capture_output=True, text=True, timeout=120
+        )
         if res.returncode != 0:
             raise BrokerError(f"StorageTool {args[0]} failed:\n{(res.stderr or res.stdout)[-2000:]}")
         return res.stdout.strip()
@@ -304,8 +329,9 @@ class LocalBroker:
         cmd = self._java(libs, "kafka.Kafka", str(self.properties_file))
         cmd[1:1] = [f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true"]
         with open(self.data_dir / "stdout.log", "ab") as out:
-            self._proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True)
+            self._proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         self.pid_file.write_text(f"{self._proc.pid}\n")
         try:
             wait_ready(self.bootstrap, timeout, alive=self.is_running)
@@ -313,9 +339,11 @@ class LocalBroker:
             rc = self._proc.poll()
             self.kill()
             state = f"exited with code {rc}" if rc is not None else f"failed to start: {exc}"
-            raise BrokerError(f"Kafka broker {state} ({self.data_dir})\n--- server.log ---\n"
-                              f"{_tail(self.data_dir / 'server.log')}\n--- stdout.log ---\n"
-                              f"{_tail(self.data_dir / 'stdout.log')}") from None
+            raise BrokerError(
+                f"Kafka broker {state} ({self.data_dir})\n--- server.log ---\n"
+                f"{_tail(self.data_dir / 'server.log')}\n--- stdout.log ---\n"
+                f"{_tail(self.data_dir / 'stdout.log')}"
+            ) from None
         return self
 
     def _signal(self, sig: signal.Signals, timeout: float) -> bool:
@@ -395,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         broker.stop()
         return 0
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

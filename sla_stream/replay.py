@@ -9,13 +9,13 @@ from typing import BinaryIO
 
 import orjson
 
-from .engine.alerts import Alert
-from .engine.events import Rejected
-from .engine.model import Contract
-from .engine.processor import Engine
-from .wire.alerts import alert_record
-from .wire.deadletter import deadletter_record
-from .wire.events import decode_ticket
+from sla_stream.engine.alerts import Alert
+from sla_stream.engine.events import Rejected
+from sla_stream.engine.model import Contract
+from sla_stream.engine.processor import Engine
+from sla_stream.wire.alerts import alert_record
+from sla_stream.wire.deadletter import deadletter_record
+from sla_stream.wire.events import decode_ticket
 
 
 @dataclass(slots=True)

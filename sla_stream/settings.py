@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from .engine.time import parse_duration
+from sla_stream.engine.time import parse_duration
 
 
 class SettingsError(Exception):
@@ -56,7 +56,11 @@ class Settings:
         return (self.topics.tickets,)
 
 
-_DURATIONS = {"allowed_lateness": "allowed_lateness_ms", "tick_interval": "tick_interval_ms", "tick_grace": "tick_grace_ms"}
+_DURATIONS = {
+    "allowed_lateness": "allowed_lateness_ms",
+    "tick_interval": "tick_interval_ms",
+    "tick_grace": "tick_grace_ms",
+}
 _GUARANTEES = ("at_least_once", "exactly_once")
 
 
@@ -107,11 +111,16 @@ def _build(values: Mapping[str, Any], source: str) -> Settings:
             known = {f.name for f in fields(Topics)}
             unknown = set(value) - known
             if unknown:
-                raise SettingsError(f"{source}: topics: unknown topic {sorted(unknown)[0]!r} (expected one of {', '.join(sorted(known))})")
+                raise SettingsError(
+                    f"{source}: topics: unknown topic {sorted(unknown)[0]!r}"
+                    f" (expected one of {', '.join(sorted(known))})"
+                )
             changes["topics"] = replace(settings.topics, **{k: str(v) for k, v in value.items()})
         elif name in _DURATIONS:
             try:
-                changes[_DURATIONS[name]] = parse_duration(str(value)) if not isinstance(value, int) else value
+                changes[_DURATIONS[name]] = (
+                    parse_duration(str(value)) if not isinstance(value, int) else value
+                )
             except ValueError as exc:
                 raise SettingsError(f"{source}: {name}: {exc}") from None
         elif name in _NAMES:
@@ -119,12 +128,17 @@ def _build(values: Mapping[str, Any], source: str) -> Settings:
             try:
                 changes[name] = expected(value)
             except (TypeError, ValueError):
-                raise SettingsError(f"{source}: {name}: expected {expected.__name__}, got {value!r}") from None
+                raise SettingsError(
+                    f"{source}: {name}: expected {expected.__name__}, got {value!r}"
+                ) from None
         else:
             raise SettingsError(f"{source}: unknown setting {name!r}")
     result = replace(settings, **changes)
     if result.processing_guarantee not in _GUARANTEES:
-        raise SettingsError(f"{source}: processing_guarantee: expected one of {', '.join(_GUARANTEES)}, got {result.processing_guarantee!r}")
+        raise SettingsError(
+            f"{source}: processing_guarantee: expected one of {', '.join(_GUARANTEES)},"
+            f" got {result.processing_guarantee!r}"
+        )
     if result.partitions < 1:
         raise SettingsError(f"{source}: partitions: expected a positive number")
     if not result.store.startswith(("memory://", "rocksdb://")):

@@ -17,8 +17,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .engine.model import Contract
-from .engine.time import format_ts
+from sla_stream.engine.model import Contract
+from sla_stream.engine.time import format_ts
 
 _PRIORITY_WEIGHTS = (0.1, 0.3, 0.4, 0.2)
 
@@ -39,7 +39,9 @@ class Traffic:
     """Random seed; also part of every ticket id, so runs with different seeds never collide."""
 
 
-def generate(contracts: Mapping[str, Contract], start: int, traffic: Traffic) -> Iterator[tuple[int, dict[str, Any] | bytes]]:
+def generate(
+    contracts: Mapping[str, Contract], start: int, traffic: Traffic
+) -> Iterator[tuple[int, dict[str, Any] | bytes]]:
     """``(occurred_at ms, event)`` pairs in time order, endlessly; bad messages are raw bytes."""
     rng = random.Random(traffic.seed)
     ticketed = [contracts[k] for k in sorted(contracts) if contracts[k].tickets is not None]
@@ -61,7 +63,9 @@ def generate(contracts: Mapping[str, Contract], start: int, traffic: Traffic) ->
             yield arrival, _malformed(rng, contract, arrival)
 
 
-def _ticket_story(contract: Contract, at: int, number: int, rng: random.Random, traffic: Traffic) -> list[tuple[int, dict[str, Any]]]:
+def _ticket_story(
+    contract: Contract, at: int, number: int, rng: random.Random, traffic: Traffic
+) -> list[tuple[int, dict[str, Any]]]:
     policy = contract.tickets
     assert policy is not None
     weights = _PRIORITY_WEIGHTS[: len(policy.priorities)] or (1.0,)
@@ -115,10 +119,10 @@ def _ticket_story(contract: Contract, at: int, number: int, rng: random.Random, 
 def _malformed(rng: random.Random, contract: Contract, at: int) -> bytes:
     choices = [
         b'{"type": "ticket.created", "event_id": "broken"',
-        b'{"type": "ticket.created", "event_id": "x", "contract_id": "%s", "occurred_at": "2026-01-01T00:00:00", "ticket_id": "T", "priority": "P1"}'
-        % contract.id.encode(),
-        b'{"type": "ticket.teleported", "event_id": "y", "contract_id": "%s", "occurred_at": "%s", "ticket_id": "T"}'
-        % (contract.id.encode(), format_ts(at, contract.zone).encode()),
+        b'{"type": "ticket.created", "event_id": "x", "contract_id": "%s",'
+        b' "occurred_at": "2026-01-01T00:00:00", "ticket_id": "T", "priority": "P1"}' % contract.id.encode(),
+        b'{"type": "ticket.teleported", "event_id": "y", "contract_id": "%s", "occurred_at": "%s",'
+        b' "ticket_id": "T"}' % (contract.id.encode(), format_ts(at, contract.zone).encode()),
         b"\xff\xfe not even text",
     ]
     return rng.choice(choices)

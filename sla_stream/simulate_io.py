@@ -11,12 +11,14 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from .engine.model import Contract
-from .settings import Settings
-from .simulate import Traffic, generate
+from sla_stream.engine.model import Contract
+from sla_stream.settings import Settings
+from sla_stream.simulate import Traffic, generate
 
 
-def write_file(path: Path, contracts: Mapping[str, Contract], traffic: Traffic, start: int, duration: int | None) -> int:
+def write_file(
+    path: Path, contracts: Mapping[str, Contract], traffic: Traffic, start: int, duration: int | None
+) -> int:
     """Write event time ``[start, start + duration)`` of traffic as JSON lines; returns the count."""
     end = start + (duration if duration is not None else 3_600_000)
     count = 0
@@ -29,7 +31,9 @@ def write_file(path: Path, contracts: Mapping[str, Contract], traffic: Traffic, 
     return count
 
 
-async def produce_live(settings: Settings, contracts: Mapping[str, Contract], traffic: Traffic, duration: int | None) -> None:
+async def produce_live(
+    settings: Settings, contracts: Mapping[str, Contract], traffic: Traffic, duration: int | None
+) -> None:
     """Produce traffic to the ticket topic as its event time comes, keyed by contract id."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=5)
     await producer.start()

@@ -38,8 +38,12 @@ class Events:
     def make(self, type_: str, ticket_id: str, at: str, **fields: Any) -> TicketEvent:
         self.count += 1
         return TicketEvent(
-            event_id=f"e{self.count}", type=type_, contract_id=self.contract_id,
-            at=ms(at), ticket_id=ticket_id, **fields,
+            event_id=f"e{self.count}",
+            type=type_,
+            contract_id=self.contract_id,
+            at=ms(at),
+            ticket_id=ticket_id,
+            **fields,
         )
 
     def created(self, ticket_id: str, priority: str, at: str, status: str | None = None) -> TicketEvent:

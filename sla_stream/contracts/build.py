@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import time
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 import holidays as holiday_data
 
-from ..engine.calendar import AlwaysOpen, Business, Calendar, Exclusions, Holidays
-from ..engine.model import Contract, TicketObjective, TicketPolicy
-from ..engine.time import to_ms
-from .spec import CalendarSpec, ContractSpec, TicketsSpec, expand_days
+from sla_stream.contracts.spec import DAYS, CalendarSpec, ContractSpec, TicketsSpec, expand_days
+from sla_stream.engine.calendar import AlwaysOpen, Business, Calendar, Exclusions, Holidays
+from sla_stream.engine.model import Contract, TicketObjective, TicketPolicy
+from sla_stream.engine.time import to_ms
 
 
 def build(spec: ContractSpec, problems: list[str]) -> Contract | None:
@@ -51,19 +52,17 @@ def _calendar(
             for span in spans:
                 opens, closes = span.split("-")
                 weekly[day].append((time.fromisoformat(opens), _closing(closes)))
-    for day, spans in enumerate(weekly):
-        spans.sort()
-        if any(a[1] > b[0] for a, b in zip(spans, spans[1:], strict=False)):
-            problems.append(f"calendars.{name}.weekly: opening hours overlap on day {day + 1} of the week")
+    for day, hours in enumerate(weekly):
+        hours.sort()
+        if any(a[1] > b[0] for a, b in itertools.pairwise(hours)):
+            problems.append(f"calendars.{name}.weekly: opening hours overlap on {DAYS[day]}")
     if not any(weekly):
         problems.append(f"calendars.{name}.weekly: has no opening hours at all")
         return None
     lookup = None
     if spec.holidays and spec.holidays.country:
         try:
-            lookup = holiday_data.country_holidays(
-                spec.holidays.country, subdiv=spec.holidays.subdivision
-            )
+            lookup = holiday_data.country_holidays(spec.holidays.country, subdiv=spec.holidays.subdivision)
         except NotImplementedError:
             problems.append(
                 f"calendars.{name}.holidays: no holiday data for country "
@@ -106,9 +105,7 @@ def _tickets(spec: TicketsSpec, calendars: dict[str, Calendar], problems: list[s
         if missing:
             problems.append(f"{where}.targets: no target for priority {', '.join(missing)}")
         if unknown:
-            problems.append(
-                f"{where}.targets: {', '.join(unknown)} is not in tickets.priorities"
-            )
+            problems.append(f"{where}.targets: {', '.join(unknown)} is not in tickets.priorities")
         if objective.pause_on and {"solved", "closed"} & set(objective.pause_on):
             problems.append(f"{where}.pause_on: solved and closed stop clocks; they cannot pause them")
         objectives[name] = TicketObjective(

@@ -9,9 +9,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ..engine.model import Contract
-from .build import build
-from .spec import ContractSpec
+from sla_stream.contracts.build import build
+from sla_stream.contracts.spec import ContractSpec
+from sla_stream.engine.model import Contract
 
 
 class ContractError(Exception):
@@ -57,7 +57,7 @@ def load_dir(directory: str | Path) -> dict[str, Contract]:
         except ValidationError as exc:
             errors.extend(f"{path}: {_where(e['loc'])}: {_message(e)}" for e in exc.errors())
             continue
-        problems = []
+        problems: list[str] = []
         contract = build(spec, problems)
         errors.extend(f"{path}: {problem}" for problem in problems)
         if contract is not None and not problems and not spec.abstract:
@@ -119,9 +119,10 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 
 
 def _where(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if not (isinstance(p, str) and p.startswith(("function-", "literal[", "int", "list[")))]
     text = ""
-    for part in parts:
+    for part in (str(p) for p in loc):
+        if part == "[key]" or part.startswith(("function-", "literal[", "int", "list[")):
+            continue
         text += f"[{part}]" if part.isdigit() else (f".{part}" if text else part)
     return text or "(top level)"
 

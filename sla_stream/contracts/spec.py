@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from ..engine.time import parse_duration
+from sla_stream.engine.time import parse_duration
 
 _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -54,8 +54,10 @@ class CalendarSpec(_Strict):
             expand_days(days)
             for span in spans:
                 match = _HOURS.match(span)
-                if not match or (match[3], match[4]) <= (match[1], match[2]) or (
-                    match[3] == "24" and match[4] != "00"
+                if (
+                    not match
+                    or (match[3], match[4]) <= (match[1], match[2])
+                    or (match[3] == "24" and match[4] != "00")
                 ):
                     raise ValueError(f"expected opening hours like 08:00-12:00, got {span!r} for {days}")
         return weekly

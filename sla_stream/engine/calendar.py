@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from .time import DAY_MS, to_ms
+from sla_stream.engine.time import DAY_MS, to_ms
 
 Interval = tuple[int, int]
 
@@ -107,9 +107,7 @@ class Exclusions:
 
     def overlap(self, start: int, end: int) -> int:
         """Milliseconds of ``[start, end)`` inside exclusion windows."""
-        return sum(
-            max(0, min(hi, end) - max(lo, start)) for lo, hi in self.windows
-        )
+        return sum(max(0, min(hi, end) - max(lo, start)) for lo, hi in self.windows)
 
 
 @dataclass(frozen=True, slots=True)

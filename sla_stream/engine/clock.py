@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .calendar import Calendar
+from sla_stream.engine.calendar import Calendar
 
 BREACH_FRACTION = 1.0
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from .calendar import AlwaysOpen, Calendar, Exclusions
+from sla_stream.engine.calendar import AlwaysOpen, Calendar, Exclusions
 
 TICKET_OBJECTIVES = ("first_response", "next_reply", "resolution")
 
@@ -49,7 +49,7 @@ class Contract:
     """Calendars, periods and alert timestamps are in this zone."""
     customer: str | None = None
     """Who the contract is with, for people reading alerts."""
-    exclusions: Exclusions = Exclusions()
+    exclusions: Exclusions = field(default_factory=Exclusions)
     """Maintenance windows in which no clock runs and no request counts."""
     calendars: Mapping[str, Calendar] = field(default_factory=dict)
     """Named calendars, ``24x7`` always among them."""

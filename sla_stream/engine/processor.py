@@ -12,12 +12,12 @@ import heapq
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 
-from . import tickets
-from .alerts import Alert
-from .events import Rejected, TicketEvent
-from .model import Contract
-from .time import seconds
-from .tickets import Ticket
+from sla_stream.engine import tickets
+from sla_stream.engine.alerts import Alert
+from sla_stream.engine.events import Rejected, TicketEvent
+from sla_stream.engine.model import Contract
+from sla_stream.engine.tickets import Ticket
+from sla_stream.engine.time import seconds
 
 TicketKey = tuple[str, str]
 """``(contract_id, ticket_id)``."""

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import events as ev
-from .alerts import BREACH, NEAR_BREACH, Alert
-from .clock import BREACH_FRACTION, Clock
-from .events import Rejected, TicketEvent
-from .model import Contract, TicketObjective, TicketPolicy
+from sla_stream.engine import events as ev
+from sla_stream.engine.alerts import BREACH, NEAR_BREACH, Alert
+from sla_stream.engine.clock import BREACH_FRACTION, Clock
+from sla_stream.engine.events import Rejected, TicketEvent
+from sla_stream.engine.model import Contract, TicketObjective, TicketPolicy
 
 DONE_STATUSES = frozenset({"solved", "closed"})
 FIRST_RESPONSE, NEXT_REPLY, RESOLUTION = "first_response", "next_reply", "resolution"
@@ -181,9 +181,7 @@ def _retarget(
     else:
         clock.fired.extend(f for f, _ in passed)
     deadline = clock.reached(objective.calendar, clock.target)
-    return [
-        _alert(contract, ticket, name, clock, fraction, elapsed, deadline, at) for fraction, _ in passed
-    ]
+    return [_alert(contract, ticket, name, clock, fraction, elapsed, deadline, at) for fraction, _ in passed]
 
 
 def due(contract: Contract, ticket: Ticket) -> Iterator[tuple[int, float, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, tzinfo
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -42,23 +43,17 @@ def seconds(ms: int) -> int | float:
     return whole if rest == 0 else ms / 1000
 
 
-_UNITS = {"s": 1000, "m": MINUTE_MS, "h": HOUR_MS, "d": DAY_MS}
+_UNITS = {"ms": 1, "s": 1000, "m": MINUTE_MS, "h": HOUR_MS, "d": DAY_MS}
+_DURATION = re.compile(r"(\d+)(ms|s|m|h|d)")
 
 
 def parse_duration(text: str) -> int:
-    """``45s``, ``30m``, ``4h``, ``3d`` (or combinations like ``1h30m``) as milliseconds."""
-    total, number = 0, ""
-    for char in text.strip():
-        if char.isdigit():
-            number += char
-        elif char in _UNITS and number:
-            total += int(number) * _UNITS[char]
-            number = ""
-        else:
-            raise ValueError(f"not a duration like 45s, 30m, 4h or 3d: {text!r}")
-    if number or not text.strip():
+    """``45s``, ``30m``, ``4h``, ``3d``, ``250ms`` (or combinations like ``1h30m``) as milliseconds."""
+    compact = text.strip()
+    parts = _DURATION.findall(compact)
+    if not parts or "".join(n + u for n, u in parts) != compact:
         raise ValueError(f"not a duration like 45s, 30m, 4h or 3d: {text!r}")
-    return total
+    return sum(int(number) * _UNITS[unit] for number, unit in parts)
 
 
 def format_duration(ms: int) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from ..runtime.pipeline import Counts
+from sla_stream.runtime.pipeline import Counts
 
 EVENTS_TOTAL = "sla_events"
 ALERTS_TOTAL = "sla_alerts"

@@ -10,18 +10,24 @@ import faust
 import mode
 from aiokafka import AIOKafkaProducer
 from faust.types import TP
+from mode.types.signals import BaseSignalT
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from ..engine.model import Contract
-from ..metrics.collector import registry_for
-from ..settings import Settings
-from .pipeline import Output, Pipeline, tick_record, wall_ms
-from .transport import App
+from sla_stream.engine.model import Contract
+from sla_stream.metrics.collector import registry_for
+from sla_stream.runtime.pipeline import Output, Pipeline, tick_record, wall_ms
+from sla_stream.runtime.transport import App
+from sla_stream.settings import Settings
 
 log = logging.getLogger("sla_stream.worker")
 
-_RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+_RAW: dict[str, Any] = {
+    "key_type": bytes,
+    "value_type": bytes,
+    "key_serializer": "raw",
+    "value_serializer": "raw",
+}
 
 
 def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> faust.App:
@@ -76,12 +82,18 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> faust.A
     async def readyz(web: Any, request: Any) -> Any:
         owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topics.ticks}
         ready = bool(owned) and owned <= pipeline.ticked
-        body = {"ready": ready, "partitions": sorted(owned), "clocks_running": sorted(owned & pipeline.ticked)}
+        body = {
+            "ready": ready,
+            "partitions": sorted(owned),
+            "clocks_running": sorted(owned & pipeline.ticked),
+        }
         return web.json(body, status=200 if ready else 503)
 
-    @app.on_partitions_revoked.connect
-    async def on_revoked(app: faust.App, revoked: set[TP], **kwargs: Any) -> None:
+    async def on_revoked(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
+        revoked: set[TP] = args[0] if args else kwargs["revoked"]
         pipeline.forget({tp.partition for tp in revoked if tp.topic == topics.ticks})
+
+    app.on_partitions_revoked.connect(on_revoked)
 
     app.add_dependency(TickSender(app, settings))
     app.pipeline = pipeline  # type: ignore[attr-defined]
@@ -127,9 +139,7 @@ class TickSender(mode.Service):
     async def tick(self) -> None:
         settings = self.settings
         owned = sorted(
-            tp.partition
-            for tp in self.app.assignor.assigned_actives()
-            if tp.topic == settings.topics.ticks
+            tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == settings.topics.ticks
         )
         if not owned:
             return

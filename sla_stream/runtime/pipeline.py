@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from ..engine.alerts import Alert
-from ..engine.events import Rejected
-from ..engine.model import Contract
-from ..engine.processor import Engine
-from ..settings import Settings
-from ..wire.alerts import encode_alert
-from ..wire.deadletter import deadletter_record, encode_deadletter
-from ..wire.events import decode_ticket
-from .store import TableTickets, load_clock, save_clock
+from sla_stream.engine.alerts import Alert
+from sla_stream.engine.events import Rejected
+from sla_stream.engine.model import Contract
+from sla_stream.engine.processor import Engine
+from sla_stream.runtime.store import TableTickets, load_clock, save_clock
+from sla_stream.settings import Settings
+from sla_stream.wire.alerts import encode_alert
+from sla_stream.wire.deadletter import deadletter_record, encode_deadletter
+from sla_stream.wire.events import decode_ticket
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +101,7 @@ class Pipeline:
             applied = engine.apply(event)
         except Rejected as rejected:
             self.counts.event(topic, rejected.reason)
-            record = deadletter_record(
-                rejected.reason, rejected.detail, topic, partition, offset, key, value
-            )
+            record = deadletter_record(rejected.reason, rejected.detail, topic, partition, offset, key, value)
             return [Output(self.settings.topics.deadletter, key, encode_deadletter(record))]
         self.counts.event(topic, applied.outcome)
         self._save_clock(partition, before, engine.clock)

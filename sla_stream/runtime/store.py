@@ -10,8 +10,8 @@ from collections.abc import Iterator, MutableMapping
 
 import orjson
 
-from ..engine.processor import TicketKey
-from ..engine.tickets import Ticket
+from sla_stream.engine.processor import TicketKey
+from sla_stream.engine.tickets import Ticket
 
 _SEP = b"\x1f"
 

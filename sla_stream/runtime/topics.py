@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from ..settings import Settings
+from sla_stream.settings import Settings
 
 
 class TopicError(Exception):

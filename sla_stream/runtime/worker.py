@@ -8,10 +8,10 @@ from collections.abc import Mapping
 
 import faust
 
-from ..engine.model import Contract
-from ..settings import Settings
-from .app import create_app
-from .topics import ensure_topics
+from sla_stream.engine.model import Contract
+from sla_stream.runtime.app import create_app
+from sla_stream.runtime.topics import ensure_topics
+from sla_stream.settings import Settings
 
 
 def run_worker(settings: Settings, contracts: Mapping[str, Contract]) -> int:

@@ -6,8 +6,8 @@ from typing import Any
 
 import orjson
 
-from ..engine.alerts import Alert
-from ..engine.time import format_ts, format_utc, seconds
+from sla_stream.engine.alerts import Alert
+from sla_stream.engine.time import format_ts, format_utc, seconds
 
 ALERT_VERSION = 1
 

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import msgspec
 
-from ..engine import events as ev
-from ..engine.events import Rejected, TicketEvent
-from ..engine.time import to_ms
+from sla_stream.engine import events as ev
+from sla_stream.engine.events import Rejected, TicketEvent
+from sla_stream.engine.time import to_ms
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 Instant = Annotated[datetime, msgspec.Meta(tz=True)]
@@ -68,10 +68,12 @@ def decode_ticket(data: bytes | None) -> TicketEvent:
         raise Rejected("invalid", f"not JSON: {exc}") from None
     at = to_ms(record.occurred_at)
     if not _EARLIEST_MS <= at < _LATEST_MS:
-        raise Rejected("invalid", f"occurred_at {record.occurred_at.isoformat()} is out of range - at `$.occurred_at`")
+        raise Rejected(
+            "invalid", f"occurred_at {record.occurred_at.isoformat()} is out of range - at `$.occurred_at`"
+        )
     return TicketEvent(
         event_id=record.event_id,
-        type=type(record).__struct_config__.tag,  # type: ignore[arg-type]
+        type=str(type(record).__struct_config__.tag),
         contract_id=record.contract_id,
         at=at,
         ticket_id=record.ticket_id,

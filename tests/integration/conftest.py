@@ -57,7 +57,9 @@ class Worker:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "sla_stream.cli", "worker"],
-                env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -99,7 +101,10 @@ def worker(broker: LocalBroker, tmp_path: Path) -> Iterator[Callable[..., Worker
 
     def make(contracts: Path, partitions: int = 4, **settings: str) -> Worker:
         name = f"it{os.getpid()}n{next(_names)}"
-        topics = {t: f"{name}.{t}" for t in ("tickets", "calls", "requests", "alerts", "penalties", "deadletter", "ticks")}
+        topics = {
+            t: f"{name}.{t}"
+            for t in ("tickets", "calls", "requests", "alerts", "penalties", "deadletter", "ticks")
+        }
         env = {
             **os.environ,
             "SLA_STREAM_BOOTSTRAP_SERVERS": broker.bootstrap,
@@ -144,8 +149,11 @@ def read_topic(
 
     async def run() -> list[dict[str, Any]]:
         consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-            enable_auto_commit=False, isolation_level="read_committed",
+            topic,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
         )
         await consumer.start()
         found: list[dict[str, Any]] = []
@@ -153,7 +161,9 @@ def read_topic(
         async def more() -> None:
             batch = await consumer.getmany(timeout_ms=200)
             for records in batch.values():
-                found.extend({**orjson.loads(r.value), "_partition": r.partition, "_key": r.key} for r in records)
+                found.extend(
+                    {**orjson.loads(r.value), "_partition": r.partition, "_key": r.key} for r in records
+                )
 
         try:
             ends = time.monotonic() + timeout

@@ -41,23 +41,35 @@ def test_alerts_deadletters_and_live_equals_replay(worker, tmp_path: Path) -> No
     now = int(time.time() * 1000)
 
     def event(n: int, kind: str, ticket: str, at: int, contract: str = "fast", **fields: str) -> bytes:
-        body = {"event_id": f"e{n}", "type": kind, "contract_id": contract,
-                "occurred_at": format_ts(at, UTC), "ticket_id": ticket, **fields}
+        body = {
+            "event_id": f"e{n}",
+            "type": kind,
+            "contract_id": contract,
+            "occurred_at": format_ts(at, UTC),
+            "ticket_id": ticket,
+            **fields,
+        }
         return orjson.dumps(body)
 
     events = [
         (b"fast", event(1, "ticket.created", "ANSWERED", now, priority="P1")),
         (b"other", event(2, "ticket.created", "UNANSWERED", now, contract="other", priority="P1")),
         (b"fast", event(3, "ticket.agent_replied", "ANSWERED", now + 1000)),
-        (b"fast", b'{"event_id": "e4", "type": "ticket.created", "contract_id": "fast", '
-                  b'"occurred_at": "2026-11-24T09:00:00+01:00", "ticket_id": "BAD", "priority": 1}'),
+        (
+            b"fast",
+            b'{"event_id": "e4", "type": "ticket.created", "contract_id": "fast", '
+            b'"occurred_at": "2026-11-24T09:00:00+01:00", "ticket_id": "BAD", "priority": 1}',
+        ),
     ]
     produce(live.bootstrap, topics["tickets"], events)
 
     # Nothing else is produced: the breach must come from the clock alone.
     alerts = read_topic(
-        live.bootstrap, topics["alerts"],
-        until=lambda found: any(a["kind"] == "breach" for a in found), timeout=60, settle=3,
+        live.bootstrap,
+        topics["alerts"],
+        until=lambda found: any(a["kind"] == "breach" for a in found),
+        timeout=60,
+        settle=3,
     )
     assert [(a["contract_id"], a["subject"]["id"], a["objective"], a["kind"]) for a in alerts] == [
         ("other", "UNANSWERED", "first_response", "near_breach"),
@@ -84,7 +96,9 @@ def test_alerts_deadletters_and_live_equals_replay(worker, tmp_path: Path) -> No
 
     # Live equals replay: the same events through the engine alone give the same alerts.
     lines = [("events", n, value) for n, (_, value) in enumerate(events, 1)]
-    expected = [orjson.loads(encode_replay_alert(a)) for a in replay(load_dir(contracts), lines, until=now + 60_000)]
+    expected = [
+        orjson.loads(encode_replay_alert(a)) for a in replay(load_dir(contracts), lines, until=now + 60_000)
+    ]
     got = [{k: v for k, v in a.items() if k not in ("emitted_at", "_partition", "_key")} for a in alerts]
     assert got == expected
 

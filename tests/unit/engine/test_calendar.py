@@ -45,7 +45,9 @@ def test_a_target_used_up_at_closing_time_is_reached_then_and_passed_at_the_next
 
 
 def test_country_holidays_and_explicit_dates_are_closed():
-    cal = office(holidays=Holidays("ID", None, frozenset({date(2026, 12, 24)}), holidays.country_holidays("ID")))
+    cal = office(
+        holidays=Holidays("ID", None, frozenset({date(2026, 12, 24)}), holidays.country_holidays("ID"))
+    )
     # Thu 24 Dec (explicit) and Fri 25 Dec (Christmas, an Indonesian public holiday) are closed.
     assert cal.reach(ms("2026-12-23T16:00:00+07:00"), 2 * 3_600_000) == ms("2026-12-28T09:00:00+07:00")
 
@@ -75,7 +77,9 @@ amounts = st.integers(min_value=0, max_value=30 * 86_400_000)
 @settings(max_examples=300, deadline=None)
 @given(start=instants, amount=amounts)
 def test_elapsed_time_to_the_deadline_is_the_target(start, amount):
-    cal = office(exclusions=Exclusions.of([(ms("2026-11-24T09:00:00+07:00"), ms("2026-11-26T10:00:00+07:00"))]))
+    cal = office(
+        exclusions=Exclusions.of([(ms("2026-11-24T09:00:00+07:00"), ms("2026-11-26T10:00:00+07:00"))])
+    )
     deadline = cal.reach(start, amount)
     assert cal.between(start, deadline) == amount
     passed = cal.passes(start, amount)

@@ -41,13 +41,13 @@ def run(engine: Engine, *events, until: str | None = None) -> list[Alert]:
 
 
 def summary(alerts: list[Alert]) -> list[tuple[str, str, str, float | None, str]]:
-    return [
-        (a.subject_id, a.objective, a.kind, a.fraction, alert_record(a)["observed_at"]) for a in alerts
-    ]
+    return [(a.subject_id, a.objective, a.kind, a.fraction, alert_record(a)["observed_at"]) for a in alerts]
 
 
 def test_an_unanswered_ticket_breaches_at_its_deadline_without_any_further_event(engine, events):
-    alerts = run(engine, events.created("T-1", "P1", "2026-11-24T09:00:00+07:00"), until="2026-11-24T09:30:01+07:00")
+    alerts = run(
+        engine, events.created("T-1", "P1", "2026-11-24T09:00:00+07:00"), until="2026-11-24T09:30:01+07:00"
+    )
     assert summary(alerts) == [
         ("T-1", "first_response", "near_breach", 0.5, "2026-11-24T09:15:00+07:00"),
         ("T-1", "first_response", "near_breach", 0.75, "2026-11-24T09:22:30+07:00"),
@@ -108,7 +108,9 @@ def test_resolution_does_not_count_while_pending(engine, events):
     # 1h ran before the pause; the 4h target is reached 3h after the resume.
     assert [a for a in alerts if a.kind == "breach"] == []
     breach = engine.advance(ms("2026-11-24T23:00:00.001+07:00"))
-    assert [(a.kind, alert_record(a)["observed_at"]) for a in breach] == [("breach", "2026-11-24T23:00:00+07:00")]
+    assert [(a.kind, alert_record(a)["observed_at"]) for a in breach] == [
+        ("breach", "2026-11-24T23:00:00+07:00")
+    ]
     near = [alert_record(a)["observed_at"] for a in alerts if a.objective == "resolution"]
     assert near == ["2026-11-24T21:00:00+07:00", "2026-11-24T22:00:00+07:00"]
 
@@ -132,7 +134,9 @@ def test_a_reopened_ticket_runs_on_from_where_resolution_stopped_and_does_not_al
         events.status("T-1", "open", "2026-11-25T09:00:00+07:00"),
         until="2026-11-25T12:00:00+07:00",
     )
-    resolution = [(a.kind, a.fraction, alert_record(a)["observed_at"]) for a in alerts if a.objective == "resolution"]
+    resolution = [
+        (a.kind, a.fraction, alert_record(a)["observed_at"]) for a in alerts if a.objective == "resolution"
+    ]
     assert resolution == [
         ("near_breach", 0.5, "2026-11-24T11:00:00+07:00"),
         ("near_breach", 0.75, "2026-11-25T09:30:00+07:00"),
@@ -175,7 +179,11 @@ def test_lowering_priority_moves_the_deadline_out(engine, events):
         events.priority("T-1", "P2", "2026-11-24T09:10:00+07:00"),
         until="2026-11-24T11:00:00.001+07:00",
     )
-    first = [(a.kind, a.fraction, alert_record(a)["observed_at"]) for a in alerts if a.objective == "first_response"]
+    first = [
+        (a.kind, a.fraction, alert_record(a)["observed_at"])
+        for a in alerts
+        if a.objective == "first_response"
+    ]
     assert first == [
         ("near_breach", 0.5, "2026-11-24T10:00:00+07:00"),
         ("near_breach", 0.75, "2026-11-24T10:30:00+07:00"),
@@ -194,7 +202,9 @@ def test_a_customer_reply_after_the_first_response_starts_a_next_reply_cycle(eng
         events.customer("T-1", "2026-11-24T09:30:00+07:00"),
         until="2026-11-24T10:30:00.001+07:00",
     )
-    cycles = [(a.kind, a.cycle, alert_record(a)["observed_at"]) for a in alerts if a.objective == "next_reply"]
+    cycles = [
+        (a.kind, a.cycle, alert_record(a)["observed_at"]) for a in alerts if a.objective == "next_reply"
+    ]
     assert cycles == [
         ("near_breach", 2, "2026-11-24T10:00:00+07:00"),
         ("near_breach", 2, "2026-11-24T10:15:00+07:00"),
@@ -231,13 +241,27 @@ def test_a_repeated_event_id_is_a_duplicate_and_changes_nothing(engine, events):
 @pytest.mark.parametrize(
     ("make", "reason", "detail"),
     [
-        (lambda ev: ev.created("T-9", "P7", "2026-11-24T09:00:00+07:00"), "invalid", "priority 'P7' is not one of P1, P2, P3"),
+        (
+            lambda ev: ev.created("T-9", "P7", "2026-11-24T09:00:00+07:00"),
+            "invalid",
+            "priority 'P7' is not one of P1, P2, P3",
+        ),
         (lambda ev: ev.agent("T-404", "2026-11-24T09:00:00+07:00"), "invalid", "never created"),
         (lambda ev: ev.created("T-1", "P1", "2026-11-24T09:00:00+07:00"), "invalid", "already created"),
-        (lambda ev: Events("nobody").created("T-1", "P1", "2026-11-24T09:00:00+07:00"), "unknown_contract", "'nobody'"),
+        (
+            lambda ev: Events("nobody").created("T-1", "P1", "2026-11-24T09:00:00+07:00"),
+            "unknown_contract",
+            "'nobody'",
+        ),
         (lambda ev: ev.agent("T-1", "2026-11-24T08:54:59+07:00"), "late", "more than the allowed lateness"),
     ],
-    ids=["undefined priority", "ticket never created", "created twice", "unknown contract", "later than allowed lateness"],
+    ids=[
+        "undefined priority",
+        "ticket never created",
+        "created twice",
+        "unknown contract",
+        "later than allowed lateness",
+    ],
 )
 def test_events_the_engine_cannot_apply_are_rejected_with_a_reason(engine, events, make, reason, detail):
     engine.apply(events.created("T-1", "P1", "2026-11-24T09:00:00+07:00"))
@@ -258,4 +282,8 @@ def test_a_rejected_event_does_not_swallow_the_alerts_that_came_due_before_it(en
     engine.apply(events.created("T-1", "P1", "2026-11-24T09:00:00+07:00"))
     with pytest.raises(Rejected):
         engine.apply(events.agent("T-404", "2026-11-24T10:00:00+07:00"))
-    assert [a.kind for a in engine.advance(ms("2026-11-24T10:00:00+07:00"))] == ["near_breach", "near_breach", "breach"]
+    assert [a.kind for a in engine.advance(ms("2026-11-24T10:00:00+07:00"))] == [
+        "near_breach",
+        "near_breach",
+        "breach",
+    ]

@@ -1,0 +1,48 @@
+# sla-stream developer commands. `make help` lists them.
+SHELL := bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+help: ## list the commands
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install sla-stream with its dev tools
+
+kafka: $(STAMP) ## fetch the Kafka broker jars from Maven Central into the cache (once)
+	$(BIN)/python -m sla_stream.local_kafka fetch
+
+run: install kafka ## the main job: local broker, worker, simulated traffic, alerts on screen
+	$(BIN)/sla-stream demo
+
+test: install kafka ## every test: lint and types, engine unit tests, integration tests on a real broker
+	$(BIN)/ruff check sla_stream tests
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q tests
+
+unit: install ## the unit tests only (no broker)
+	$(BIN)/python -m pytest -q tests/unit
+
+lint: install ## ruff and mypy
+	$(BIN)/ruff check sla_stream tests
+	$(BIN)/mypy
+
+broker: install kafka ## start a local broker in the background on 127.0.0.1:19092
+	deploy/kafka/local-broker start
+
+broker-stop: ## stop that broker
+	deploy/kafka/local-broker stop
+
+clean: ## remove local state (broker data, worker state); keeps .venv and the jar cache
+	rm -rf var
+
+.PHONY: help install kafka run test unit lint broker broker-stop clean
