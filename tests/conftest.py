@@ -1,65 +1,9 @@
-"""Shared helpers: contracts from YAML text, and events in a few words."""
+"""Shared fixtures; the helpers themselves are in helpers.py."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from pathlib import Path
-from typing import Any
-
 import pytest
-
-from sla_stream.contracts import load_dir
-from sla_stream.engine.events import TicketEvent
-from sla_stream.engine.model import Contract
-from sla_stream.engine.time import to_ms
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def contracts_from(tmp_path: Path, **files: str) -> dict[str, Contract]:
-    """Write ``name=yaml`` pairs as contract files and load the directory."""
-    for name, text in files.items():
-        (tmp_path / f"{name}.yaml").write_text(text)
-    return load_dir(tmp_path)
-
-
-def ms(text: str) -> int:
-    """Epoch ms of an RFC 3339 time."""
-    return to_ms(datetime.fromisoformat(text))
-
-
-class Events:
-    """Makes ticket events with fresh ids: ``ev.created("T-1", "P1", at="...")``."""
-
-    def __init__(self, contract_id: str) -> None:
-        self.contract_id = contract_id
-        self.count = 0
-
-    def make(self, type_: str, ticket_id: str, at: str, **fields: Any) -> TicketEvent:
-        self.count += 1
-        return TicketEvent(
-            event_id=f"e{self.count}",
-            type=type_,
-            contract_id=self.contract_id,
-            at=ms(at),
-            ticket_id=ticket_id,
-            **fields,
-        )
-
-    def created(self, ticket_id: str, priority: str, at: str, status: str | None = None) -> TicketEvent:
-        return self.make("ticket.created", ticket_id, at, priority=priority, status=status)
-
-    def agent(self, ticket_id: str, at: str) -> TicketEvent:
-        return self.make("ticket.agent_replied", ticket_id, at)
-
-    def customer(self, ticket_id: str, at: str) -> TicketEvent:
-        return self.make("ticket.customer_replied", ticket_id, at)
-
-    def status(self, ticket_id: str, status: str, at: str) -> TicketEvent:
-        return self.make("ticket.status_changed", ticket_id, at, status=status)
-
-    def priority(self, ticket_id: str, priority: str, at: str) -> TicketEvent:
-        return self.make("ticket.priority_changed", ticket_id, at, priority=priority)
+from helpers import Events
 
 
 @pytest.fixture

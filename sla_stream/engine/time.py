@@ -26,10 +26,10 @@ def from_ms(ms: int, zone: tzinfo = UTC) -> datetime:
 
 
 def format_ts(ms: int, zone: tzinfo) -> str:
-    """RFC 3339 in ``zone``, with milliseconds only when they are not zero."""
+    """RFC 3339 in ``zone``, with milliseconds only when they are not zero, and ``Z`` for offset zero."""
     moment = from_ms(ms, zone)
     text = moment.isoformat(timespec="milliseconds" if ms % 1000 else "seconds")
-    return text.replace("+00:00", "Z") if zone is UTC else text
+    return text.removesuffix("+00:00") + "Z" if text.endswith("+00:00") else text
 
 
 def format_utc(ms: int) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import produce, read_topic
+from broker_io import produce, read_topic
 
 from sla_stream.contracts import load_dir
 from sla_stream.engine.time import format_ts

@@ -6,7 +6,7 @@ from datetime import date, time
 from zoneinfo import ZoneInfo
 
 import holidays
-from conftest import Events, contracts_from, ms
+from helpers import Events, contracts_from, ms
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Events, contracts_from, ms
+from helpers import Events, contracts_from, ms
 
 from sla_stream.engine.alerts import Alert
 from sla_stream.engine.events import Rejected

@@ -5,7 +5,7 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import ms
+from helpers import ms
 
 from sla_stream.engine.time import format_ts, parse_duration, seconds
 

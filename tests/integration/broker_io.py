@@ -1,0 +1,66 @@
+"""Producing to and reading from the test broker, and the worker process handle."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+
+def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        await producer.start()
+        try:
+            for key, value in records:
+                await producer.send_and_wait(topic, value, key=key)
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
+
+
+def read_topic(
+    bootstrap: str,
+    topic: str,
+    until: Callable[[list[dict[str, Any]]], bool],
+    timeout: float = 60,
+    settle: float = 0.0,
+) -> list[dict[str, Any]]:
+    """Records of ``topic`` from the start, read until ``until(records)`` holds (then ``settle``
+    seconds more, to catch anything that should not be there) or ``timeout`` passes."""
+
+    async def run() -> list[dict[str, Any]]:
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+        await consumer.start()
+        found: list[dict[str, Any]] = []
+
+        async def more() -> None:
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                found.extend(
+                    {**orjson.loads(r.value), "_partition": r.partition, "_key": r.key} for r in records
+                )
+
+        try:
+            ends = time.monotonic() + timeout
+            while not until(found) and time.monotonic() < ends:
+                await more()
+            quiet = time.monotonic() + settle
+            while time.monotonic() < quiet:
+                await more()
+            return found
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())
