@@ -215,7 +215,7 @@ def _simulate(args: argparse.Namespace) -> int:
         overrides={"bootstrap_servers": args.bootstrap_servers} if args.bootstrap_servers else None
     )
     contracts = _contracts(args.contracts or settings.contracts_dir)
-    seed = args.seed if args.seed is not None else (1 if args.output else int(time.time()))
+    seed = args.seed if args.seed is not None else (1 if args.output else int(time.time()) % 100_000)
     traffic = Traffic(rate=args.rate, late_share=args.late_share, bad_share=args.bad_share, seed=seed)
     duration = _duration(args.duration, "--duration") if args.duration else None
     if args.output:
