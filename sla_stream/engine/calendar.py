@@ -131,7 +131,19 @@ class AlwaysOpen(Calendar):
     def between(self, start: int, end: int) -> int:
         if end <= start:
             return 0
+        if not self.exclusions.windows:
+            return end - start
         return end - start - self.exclusions.overlap(start, end)
+
+    def reach(self, start: int, amount: int) -> int:
+        if not self.exclusions.windows:
+            return start + max(amount, 0)
+        return Calendar.reach(self, start, amount)
+
+    def passes(self, start: int, amount: int) -> int:
+        if not self.exclusions.windows:
+            return start + amount
+        return Calendar.passes(self, start, amount)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,20 @@ from sla_stream.engine.calendar import Calendar
 
 BREACH_FRACTION = 1.0
 
+_THRESHOLDS: dict[tuple[int, tuple[float, ...]], tuple[tuple[float, int], ...]] = {}
+
+
+def _thresholds(target: int, fractions: tuple[float, ...]) -> tuple[tuple[float, int], ...]:
+    key = (target, fractions)
+    found = _THRESHOLDS.get(key)
+    if found is None:
+        found = tuple((f, round(target * f)) for f in fractions if f < BREACH_FRACTION)
+        found += ((BREACH_FRACTION, target),)
+        if len(_THRESHOLDS) > 10_000:
+            _THRESHOLDS.clear()
+        _THRESHOLDS[key] = found
+    return found
+
 
 @dataclass(slots=True)
 class Clock:
@@ -27,6 +41,8 @@ class Clock:
     stopped: bool = False
     fired: list[float] = field(default_factory=list)
     segments: list[tuple[int, int, int]] = field(default_factory=list)
+    scheduled: tuple[int, float] | None = field(default=None, compare=False)
+    """The due threshold last handed to the scheduler (in memory only, never stored)."""
 
     @property
     def running(self) -> bool:
@@ -71,11 +87,9 @@ class Clock:
             return None
         return cal.reach(self.since, amount - self.elapsed)
 
-    def thresholds(self, fractions: tuple[float, ...]) -> list[tuple[float, int]]:
+    def thresholds(self, fractions: tuple[float, ...]) -> tuple[tuple[float, int], ...]:
         """``(fraction, open ms)`` of every near-breach fraction and the breach, ascending."""
-        found = [(f, round(self.target * f)) for f in fractions if f < BREACH_FRACTION]
-        found.append((BREACH_FRACTION, self.target))
-        return found
+        return _thresholds(self.target, fractions)
 
     def next_due(self, cal: Calendar, fractions: tuple[float, ...]) -> tuple[int, float, int] | None:
         """``(observed_at, fraction, amount)`` of the next threshold to pass, if running."""

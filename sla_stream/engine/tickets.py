@@ -185,11 +185,15 @@ def _retarget(
 
 
 def due(contract: Contract, ticket: Ticket) -> Iterator[tuple[int, float, str]]:
-    """``(observed_at, fraction, objective)`` of each running clock's next threshold."""
+    """``(observed_at, fraction, objective)`` of each running clock's next threshold,
+    when it differs from the one last handed out for that clock."""
     policy = policy_of(contract)
     for name, clock in ticket.clocks.items():
         found = clock.next_due(policy.objectives[name].calendar, policy.near_breach)
-        if found is not None:
+        if found is None:
+            clock.scheduled = None
+        elif clock.scheduled != found[:2]:
+            clock.scheduled = found[0], found[1]
             yield found[0], found[1], name
 
 

@@ -287,3 +287,17 @@ def test_a_rejected_event_does_not_swallow_the_alerts_that_came_due_before_it(en
         "near_breach",
         "breach",
     ]
+
+
+def test_alert_ids_are_uuid5_of_contract_objective_subject_cycle_kind_and_fraction():
+    import uuid
+
+    from sla_stream.engine.alerts import _NAMESPACE, alert_id
+
+    name = "\x1f".join(("acme", "first_response", "ticket", "T-1", "0", "near_breach", "0.75"))
+    assert alert_id("acme", "first_response", "ticket", "T-1", 0, "near_breach", 0.75) == str(
+        uuid.uuid5(_NAMESPACE, name)
+    )
+    assert alert_id("acme", "first_response", "ticket", "T-1", 0, "breach", None) != alert_id(
+        "acme", "first_response", "ticket", "T-1", 1, "breach", None
+    )
