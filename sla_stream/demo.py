@@ -47,7 +47,15 @@ def run_demo(minutes: float = 0, rate: float = 2.0) -> int:
             flush=True,
         )
         _wait_ready(settings, children[0])
-        simulate = ["simulate", "--rate", str(rate), "--bad-share", "0.01", "--seed", str(int(time.time()) % 100_000)]
+        simulate = [
+            "simulate",
+            "--rate",
+            str(rate),
+            "--bad-share",
+            "0.01",
+            "--seed",
+            str(int(time.time()) % 100_000),
+        ]
         children.append(_spawn(simulate, env, logs / "simulate.log"))
         print(
             "demo: simulated ticket traffic started; alerts appear below (Ctrl-C stops everything)\n",

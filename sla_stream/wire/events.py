@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 
@@ -12,7 +13,12 @@ from sla_stream.engine.events import Rejected, TicketEvent
 from sla_stream.engine.time import to_ms
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-Instant = Annotated[datetime, msgspec.Meta(tz=True)]
+Instant = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+"""An RFC 3339 timestamp, checked strictly by :func:`instant_ms` (msgspec also takes ``+0700``)."""
+
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 class _Event(msgspec.Struct, tag_field="type", frozen=True):
@@ -66,11 +72,7 @@ def decode_ticket(data: bytes | None) -> TicketEvent:
         raise Rejected("invalid", _explain(str(exc), ev.TICKET_TYPES)) from None
     except msgspec.DecodeError as exc:
         raise Rejected("invalid", f"not JSON: {exc}") from None
-    at = to_ms(record.occurred_at)
-    if not _EARLIEST_MS <= at < _LATEST_MS:
-        raise Rejected(
-            "invalid", f"occurred_at {record.occurred_at.isoformat()} is out of range - at `$.occurred_at`"
-        )
+    at = instant_ms(record.occurred_at, "$.occurred_at")
     return TicketEvent(
         event_id=record.event_id,
         type=str(type(record).__struct_config__.tag),
@@ -80,6 +82,23 @@ def decode_ticket(data: bytes | None) -> TicketEvent:
         priority=getattr(record, "priority", None),
         status=getattr(record, "status", None),
     )
+
+
+def instant_ms(text: str, where: str) -> int:
+    """Epoch ms of a strict RFC 3339 timestamp with an offset; raises :class:`Rejected` otherwise."""
+    if not _RFC3339.fullmatch(text):
+        raise Rejected(
+            "invalid",
+            f"expected an RFC 3339 timestamp with a timezone offset, like 2026-11-24T09:00:00+07:00,"
+            f" got {text!r} - at `{where}`",
+        )
+    try:
+        at = to_ms(datetime.fromisoformat(text.upper()))
+    except ValueError as exc:
+        raise Rejected("invalid", f"{exc}: {text!r} - at `{where}`") from None
+    if not _EARLIEST_MS <= at < _LATEST_MS:
+        raise Rejected("invalid", f"{text!r} is out of range (years 2000 to 2199) - at `{where}`")
+    return at
 
 
 def _explain(message: str, types: frozenset[str]) -> str:
