@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 TICKET_CREATED = "ticket.created"
 TICKET_AGENT_REPLIED = "ticket.agent_replied"
@@ -21,9 +21,12 @@ TICKET_TYPES = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class TicketEvent:
-    """One ticket event; ``priority`` and ``status`` are set where the type carries them."""
+class TicketEvent(NamedTuple):
+    """One ticket event; ``priority`` and ``status`` are set where the type carries them.
+
+    A named tuple rather than a frozen dataclass: it is made once per input
+    message, and building a tuple costs a fraction of a frozen dataclass.
+    """
 
     event_id: str
     """Unique per event; a repeat for the same contract is a duplicate."""
