@@ -43,7 +43,7 @@ def _fraction(fraction: float | None) -> str:
     return "" if fraction is None else repr(float(fraction))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Alert:
     """One alert, in engine terms (epoch milliseconds); the wire layer renders it."""
 
@@ -80,18 +80,14 @@ class Alert:
 
     def __post_init__(self) -> None:
         if not self.severity:
-            object.__setattr__(self, "severity", SEVERITY[self.kind])
+            self.severity = SEVERITY[self.kind]
         if not self.alert_id:
-            object.__setattr__(
-                self,
-                "alert_id",
-                alert_id(
-                    self.contract_id,
-                    self.objective,
-                    self.subject_kind,
-                    self.subject_id,
-                    self.cycle,
-                    self.kind,
-                    self.fraction,
-                ),
+            self.alert_id = alert_id(
+                self.contract_id,
+                self.objective,
+                self.subject_kind,
+                self.subject_id,
+                self.cycle,
+                self.kind,
+                self.fraction,
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Mapping, MutableMapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sla_stream.engine import tickets
 from sla_stream.engine.alerts import Alert
@@ -25,8 +25,7 @@ TicketKey = tuple[str, str]
 OK, DUPLICATE = "ok", "duplicate"
 
 
-@dataclass(frozen=True, slots=True)
-class Applied:
+class Applied(NamedTuple):
     """What became of one event."""
 
     outcome: str

@@ -31,7 +31,8 @@ def to_ms(moment: datetime) -> int:
 
 def from_ms(ms: int, zone: tzinfo = UTC) -> datetime:
     """The aware datetime of an epoch-millisecond instant, in ``zone``."""
-    return (_EPOCH + ms * _MS).astimezone(zone)
+    # Exact: a float of seconds holds milliseconds well below the microsecond rounding step.
+    return datetime.fromtimestamp(ms / 1000, zone)
 
 
 def format_ts(ms: int, zone: tzinfo) -> str:

@@ -301,3 +301,33 @@ def test_alert_ids_are_uuid5_of_contract_objective_subject_cycle_kind_and_fracti
     assert alert_id("acme", "first_response", "ticket", "T-1", 0, "breach", None) != alert_id(
         "acme", "first_response", "ticket", "T-1", 1, "breach", None
     )
+
+
+def test_raising_the_priority_of_a_paused_clock_past_its_target_breaches_at_once(engine, events):
+    alerts = run(
+        engine,
+        events.created("T-1", "P3", "2026-11-24T09:00:00+07:00"),
+        events.agent("T-1", "2026-11-24T09:01:00+07:00"),
+        events.status("T-1", "pending", "2026-11-24T14:00:00+07:00"),  # 5h of resolution, paused
+        events.priority("T-1", "P1", "2026-11-24T15:00:00+07:00"),  # 4h target: already past
+    )
+    resolution = [a for a in alerts if a.objective == "resolution"]
+    assert [(a.kind, alert_record(a)["observed_at"], alert_record(a)["deadline"]) for a in resolution] == [
+        ("breach", "2026-11-24T15:00:00+07:00", "2026-11-24T13:00:00+07:00")
+    ]
+    assert engine.advance(ms("2026-12-31T00:00:00+07:00")) == []  # paused, and nothing left to fire
+
+
+def test_a_clock_paused_exactly_at_its_deadline_breaches_the_instant_it_runs_again(engine, events):
+    alerts = run(
+        engine,
+        events.created("T-1", "P1", "2026-11-24T09:00:00+07:00"),
+        events.agent("T-1", "2026-11-24T09:01:00+07:00"),
+        events.status("T-1", "on_hold", "2026-11-24T13:00:00+07:00"),  # exactly 4h
+        events.status("T-1", "open", "2026-11-25T10:00:00+07:00"),
+        until="2026-11-25T10:00:00.001+07:00",
+    )
+    breach = [alert_record(a) for a in alerts if a.kind == "breach"]
+    assert [(b["deadline"], b["observed_at"]) for b in breach] == [
+        ("2026-11-24T13:00:00+07:00", "2026-11-25T10:00:00+07:00")
+    ]
