@@ -13,6 +13,7 @@ from pathlib import Path
 from sla_stream.contracts import ContractError, load_dir
 from sla_stream.engine.model import Contract
 from sla_stream.engine.time import parse_duration, to_ms
+from sla_stream.runtime.topics import TopicError
 from sla_stream.settings import SettingsError, load_settings
 
 
@@ -25,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except (UserError, SettingsError) as exc:
+    except (UserError, SettingsError, TopicError) as exc:
         print(f"sla-stream: error: {exc}", file=sys.stderr)
         return 2
     except ContractError as exc:

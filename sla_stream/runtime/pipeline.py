@@ -25,7 +25,12 @@ from sla_stream.wire.events import decode_ticket
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """One record to produce."""
+    """One record to produce.
+
+    ``partition`` is the partition of the input it came from: output topics have the
+    same partition count, so a contract's alerts stay on its partition number, and
+    with exactly-once they belong to the same transaction as the input offsets.
+    """
 
     topic: str
     key: bytes | None
@@ -102,7 +107,7 @@ class Pipeline:
         except Rejected as rejected:
             self.counts.event(topic, rejected.reason)
             record = deadletter_record(rejected.reason, rejected.detail, topic, partition, offset, key, value)
-            return [Output(self.settings.topics.deadletter, key, encode_deadletter(record))]
+            return [Output(self.settings.topics.deadletter, key, encode_deadletter(record), partition)]
         self.counts.event(topic, applied.outcome)
         self._save_clock(partition, before, engine.clock)
         return self._alerts(applied.alerts, partition)
@@ -135,7 +140,7 @@ class Pipeline:
             self.counts.alerts[key] = self.counts.alerts.get(key, 0) + 1
             if self.on_alert is not None:
                 self.on_alert(alert, now)
-            outputs.append(Output(topic, alert.contract_id.encode(), encode_alert(alert, now)))
+            outputs.append(Output(topic, alert.contract_id.encode(), encode_alert(alert, now), partition))
         return outputs
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 
 from sla_stream.settings import Settings
 
@@ -31,7 +34,15 @@ async def ensure_topics(settings: Settings) -> list[str]:
     """Create missing topics; raise :class:`TopicError` on a partition-count mismatch."""
     wanted = wanted_topics(settings)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=30_000)
-    await admin.start()
+    quiet = logging.getLogger("aiokafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # the one-line error below says it all
+    try:
+        await admin.start()
+    except KafkaError as exc:
+        raise TopicError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from None
+    finally:
+        quiet.setLevel(level)
     try:
         existing = set(await admin.list_topics())
         present = [name for name in wanted if name in existing]
@@ -39,7 +50,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
             for description in await admin.describe_topics(present):
                 name = description["topic"]
                 count = len(description["partitions"])
-                if name in (*settings.source_topics, settings.topics.ticks) and count != wanted[name]:
+                if count != wanted[name]:
                     raise TopicError(
                         f"topic {name} has {count} partitions but the worker is set to "
                         f"{wanted[name]} (set SLA_STREAM_PARTITIONS={count}, or recreate the topic)"

@@ -30,12 +30,13 @@ tickets:
 pytestmark = pytest.mark.integration
 
 
-def test_alerts_deadletters_and_live_equals_replay(worker, tmp_path: Path) -> None:
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+def test_alerts_deadletters_and_live_equals_replay(worker, tmp_path: Path, guarantee: str) -> None:
     contracts = tmp_path / "contracts"
     contracts.mkdir()
     (contracts / "fast.yaml").write_text(CONTRACT.format(id="fast"))
     (contracts / "other.yaml").write_text(CONTRACT.format(id="other"))
-    live = worker(contracts).start()
+    live = worker(contracts, processing_guarantee=guarantee).start()
     topics = live.topics
 
     now = int(time.time() * 1000)
