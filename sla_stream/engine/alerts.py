@@ -28,9 +28,24 @@ def alert_id(
     cycle: int | str,
     kind: str,
     fraction: float | None,
+    revision: int = 0,
 ) -> str:
-    """The id of an alert: the same history always yields the same id."""
-    parts = (contract_id, objective, subject_kind, subject_id, str(cycle), kind, _fraction(fraction))
+    """The id of an alert: the same history always yields the same id.
+
+    ``revision`` counts earlier retractions of the same alert, so an alert that
+    comes back after a retraction is not mistaken for the retracted one.
+    """
+    parts: tuple[str, ...] = (
+        contract_id,
+        objective,
+        subject_kind,
+        subject_id,
+        str(cycle),
+        kind,
+        _fraction(fraction),
+    )
+    if revision:
+        parts += (str(revision),)
     # uuid.uuid5, spelled out: the same ids, without building UUID objects on the hot path.
     digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + "\x1f".join(parts).encode()).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50
@@ -75,6 +90,8 @@ class Alert:
     """``warning``, ``critical``, ``info``, or a burn-rate row's severity."""
     details: dict[str, Any] = field(default_factory=dict)
     """Kind-specific details (``fraction``, ``priority``, ``retracts``, ...)."""
+    revision: int = 0
+    """Retractions of this alert before it (part of the id when not zero)."""
     alert_id: str = ""
     """Deterministic id; computed from the fields above when left empty."""
 
@@ -90,4 +107,5 @@ class Alert:
                 self.cycle,
                 self.kind,
                 self.fraction,
+                self.revision,
             )

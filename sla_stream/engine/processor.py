@@ -84,10 +84,16 @@ class Engine:
         tickets.check(contract, ticket, event)
         # Nothing below rejects: thresholds passed before the event fire first.
         alerts = self.advance(event.at)
+        # A late event may show that alerts observed at or after its time never happened.
+        late = self.clock is not None and event.at < self.clock
+        undone = tickets.undo_from(contract, ticket, event.at) if late and ticket is not None else []
         if ticket is None:
             ticket, more = tickets.create(contract, event)
         else:
             more = tickets.apply(contract, ticket, event)
+        if late:
+            assert self.clock is not None
+            more = tickets.reconcile(contract, ticket, event.at, self.clock, undone, more)
         self.tickets[key] = ticket
         self._schedule(key, ticket, contract)
         alerts.extend(more)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sla_stream.engine import events as ev
-from sla_stream.engine.alerts import BREACH, NEAR_BREACH, Alert
+from sla_stream.engine.alerts import BREACH, NEAR_BREACH, RETRACTED, Alert, alert_id
 from sla_stream.engine.clock import BREACH_FRACTION, Clock
 from sla_stream.engine.events import Rejected, TicketEvent
 from sla_stream.engine.model import Contract, TicketObjective, TicketPolicy
@@ -174,12 +174,9 @@ def _retarget(
     ]
     if not passed:
         return []
+    clock.fired.update((f, at) for f, _ in passed)
     if passed[-1][0] == BREACH_FRACTION:
-        # A breach replaces the near-breaches it passed.
-        clock.fired.extend(f for f, _ in passed)
-        passed = passed[-1:]
-    else:
-        clock.fired.extend(f for f, _ in passed)
+        passed = passed[-1:]  # a breach replaces the near-breaches it passed
     deadline = clock.reached(objective.calendar, clock.target)
     return [_alert(contract, ticket, name, clock, fraction, elapsed, deadline, at) for fraction, _ in passed]
 
@@ -207,9 +204,87 @@ def fire(contract: Contract, ticket: Ticket, name: str, observed_at: int, fracti
     found = clock.next_due(objective.calendar, policy.near_breach)
     if found is None or found[0] != observed_at or found[1] != fraction:
         return None
-    clock.fired.append(fraction)
+    clock.fired[fraction] = observed_at
     deadline = clock.reached(objective.calendar, clock.target)
     return _alert(contract, ticket, name, clock, fraction, found[2], deadline, observed_at)
+
+
+Undone = tuple[str, Clock, float, int, str]
+"""``(objective, clock, fraction, observed_at, alert_id)`` of an alert a late event may retract."""
+
+
+def undo_from(contract: Contract, ticket: Ticket, at: int) -> list[Undone]:
+    """Take back every threshold observed at or after ``at``, to be decided again."""
+    undone: list[Undone] = []
+    for name, clock in ticket.clocks.items():
+        for fraction, observed_at in list(clock.fired.items()):
+            if observed_at >= at:
+                del clock.fired[fraction]
+                clock.scheduled = None
+                original = _alert_id(contract, ticket, name, clock, fraction)
+                undone.append((name, clock, fraction, observed_at, original))
+    return undone
+
+
+def reconcile(
+    contract: Contract, ticket: Ticket, at: int, now: int, undone: list[Undone], decided: list[Alert]
+) -> list[Alert]:
+    """After a late event at ``at``: fire what is due before ``now`` again, keep what still
+    stands silent, send what is new, and retract what no longer happened."""
+    policy = policy_of(contract)
+    refired = list(decided)
+    progress = True
+    while progress:
+        progress = False
+        for name, clock in ticket.clocks.items():
+            found = clock.next_due(policy.objectives[name].calendar, policy.near_breach)
+            if found is not None and found[0] < now:
+                alert = fire(contract, ticket, name, found[0], found[1])
+                if alert is not None:
+                    refired.append(alert)
+                    progress = True
+    standing = {entry[4]: entry for entry in undone}
+    out = [alert for alert in refired if standing.pop(alert.alert_id, None) is None]
+    for name, clock, fraction, _, original in standing.values():
+        clock.revisions[fraction] = clock.revisions.get(fraction, 0) + 1
+        out.append(_retraction(contract, ticket, name, clock, fraction, original, at))
+    return out
+
+
+def _alert_id(contract: Contract, ticket: Ticket, name: str, clock: Clock, fraction: float) -> str:
+    is_breach = fraction == BREACH_FRACTION
+    return alert_id(
+        contract.id,
+        name,
+        "ticket",
+        ticket.ticket_id,
+        clock.cycle,
+        BREACH if is_breach else NEAR_BREACH,
+        None if is_breach else fraction,
+        clock.revisions.get(fraction, 0),
+    )
+
+
+def _retraction(
+    contract: Contract, ticket: Ticket, name: str, clock: Clock, fraction: float, original: str, at: int
+) -> Alert:
+    objective = contract.tickets.objectives[name]  # type: ignore[union-attr]
+    return Alert(
+        kind=RETRACTED,
+        contract_id=contract.id,
+        objective=name,
+        subject_kind="ticket",
+        subject_id=ticket.ticket_id,
+        cycle=clock.cycle,
+        target_ms=clock.target,
+        elapsed_ms=clock.elapsed_at(objective.calendar, at),
+        deadline_ms=clock.reached(objective.calendar, clock.target),
+        observed_at_ms=at,
+        zone=contract.zone,
+        fraction=fraction,
+        details={"retracts": original, "priority": ticket.priority},
+        revision=clock.revisions[fraction],
+    )
 
 
 def _alert(
@@ -241,4 +316,5 @@ def _alert(
         zone=contract.zone,
         fraction=None if is_breach else fraction,
         details=details,
+        revision=clock.revisions.get(fraction, 0),
     )

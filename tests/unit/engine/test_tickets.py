@@ -331,3 +331,37 @@ def test_a_clock_paused_exactly_at_its_deadline_breaches_the_instant_it_runs_aga
     assert [(b["deadline"], b["observed_at"]) for b in breach] == [
         ("2026-11-24T13:00:00+07:00", "2026-11-25T10:00:00+07:00")
     ]
+
+
+def test_a_late_reply_before_the_deadline_retracts_the_breach_that_was_emitted(engine, events):
+    engine.apply(events.created("T-1", "P1", "2026-11-24T09:00:00+07:00"))
+    fired = engine.advance(ms("2026-11-24T09:31:00+07:00"))  # live clock passed the deadline
+    breach = next(a for a in fired if a.kind == "breach")
+    alerts = engine.apply(events.agent("T-1", "2026-11-24T09:29:00+07:00")).alerts  # 2 minutes late
+    assert [(a.kind, a.objective, a.details.get("retracts")) for a in alerts] == [
+        ("retracted", "first_response", breach.alert_id)
+    ]
+    record = alert_record(alerts[0])
+    assert record["observed_at"] == "2026-11-24T09:29:00+07:00" and record["severity"] == "info"
+    # The near-breaches observed before 09:29 stand; nothing fires again.
+    assert engine.advance(ms("2026-11-24T09:40:00+07:00")) == []
+
+
+def test_a_late_event_that_changes_nothing_already_emitted_retracts_nothing(engine, events):
+    engine.apply(events.created("T-1", "P1", "2026-11-24T09:00:00+07:00"))
+    engine.advance(ms("2026-11-24T09:31:00+07:00"))
+    # A late customer reply before the first response starts no cycle and changes no alert.
+    assert engine.apply(events.customer("T-1", "2026-11-24T09:28:00+07:00")).alerts == []
+
+
+def test_a_breach_that_comes_back_after_a_retraction_has_a_new_id(engine, events):
+    engine.apply(events.created("T-1", "P1", "2026-11-24T09:00:00+07:00"))
+    engine.apply(events.agent("T-1", "2026-11-24T09:05:00+07:00"))
+    first = [a for a in engine.advance(ms("2026-11-24T13:01:00+07:00")) if a.kind == "breach"]
+    # Late: the ticket was on hold from 12:58 to 13:00, so resolution's 4h end at 13:02 instead.
+    retracted = engine.apply(events.status("T-1", "on_hold", "2026-11-24T12:58:00+07:00")).alerts
+    assert [a.details["retracts"] for a in retracted] == [first[0].alert_id]
+    engine.apply(events.status("T-1", "open", "2026-11-24T13:00:00+07:00"))
+    again = [a for a in engine.advance(ms("2026-11-24T13:03:00+07:00")) if a.kind == "breach"]
+    assert len(again) == 1 and again[0].alert_id not in (first[0].alert_id, retracted[0].alert_id)
+    assert alert_record(again[0])["observed_at"] == "2026-11-24T13:02:00+07:00"
