@@ -84,6 +84,7 @@ class Engine:
         tickets.check(contract, ticket, event)
         # Nothing below rejects: thresholds passed before the event fire first.
         alerts = self.advance(event.at)
+        ticket = self.tickets.get(key)  # advance may have stored a newer copy
         # A late event may show that alerts observed at or after its time never happened.
         late = self.clock is not None and event.at < self.clock
         undone = tickets.undo_from(contract, ticket, event.at) if late and ticket is not None else []

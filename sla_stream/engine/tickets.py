@@ -108,7 +108,12 @@ def apply(contract: Contract, ticket: Ticket, event: TicketEvent) -> list[Alert]
         first = ticket.clocks.get(FIRST_RESPONSE)
         current = ticket.clocks.get(NEXT_REPLY)
         objective = policy.objectives.get(NEXT_REPLY)
-        if objective and (first is None or first.stopped) and (current is None or current.stopped):
+        if (
+            objective
+            and ticket.status not in DONE_STATUSES
+            and (first is None or first.stopped)
+            and (current is None or current.stopped)
+        ):
             ticket.next_reply_cycles += 1
             ticket.clocks[NEXT_REPLY] = _start(
                 objective, ticket.priority, ticket.status, at, ticket.next_reply_cycles

@@ -17,25 +17,36 @@ _SEP = b"\x1f"
 
 
 class TableTickets(MutableMapping[TicketKey, Ticket]):
-    """The tickets of one partition, stored as JSON in a bytes-to-bytes table."""
+    """The tickets of one partition, stored as JSON in a bytes-to-bytes table.
+
+    Decoded tickets are kept while the partition is owned, so the engine works on
+    one object per ticket (as it does on a plain dict in replay); every write goes
+    through to the table, whose changelog is what survives a restart.
+    """
 
     def __init__(self, table: MutableMapping[bytes, bytes], partition: int) -> None:
         self._table = table
         self._prefix = b"t%d" % partition + _SEP
+        self._decoded: dict[TicketKey, Ticket] = {}
 
     def _key(self, key: TicketKey) -> bytes:
         return self._prefix + key[0].encode() + _SEP + key[1].encode()
 
     def __getitem__(self, key: TicketKey) -> Ticket:
-        raw = self._table.get(self._key(key))
-        if raw is None:
-            raise KeyError(key)
-        return Ticket.from_state(orjson.loads(raw))
+        ticket = self._decoded.get(key)
+        if ticket is None:
+            raw = self._table.get(self._key(key))
+            if raw is None:
+                raise KeyError(key)
+            ticket = self._decoded[key] = Ticket.from_state(orjson.loads(raw))
+        return ticket
 
     def __setitem__(self, key: TicketKey, ticket: Ticket) -> None:
+        self._decoded[key] = ticket
         self._table[self._key(key)] = orjson.dumps(ticket.to_state())
 
     def __delitem__(self, key: TicketKey) -> None:
+        self._decoded.pop(key, None)
         del self._table[self._key(key)]
 
     def __iter__(self) -> Iterator[TicketKey]:

@@ -24,6 +24,29 @@ def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]
     asyncio.run(run())
 
 
+def produce_paced(
+    bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]], per_second: float
+) -> None:
+    """Produce ``records`` in order at about ``per_second``, waiting for every acknowledgement."""
+
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        await producer.start()
+        try:
+            started = time.monotonic()
+            batch = max(1, int(per_second / 20))
+            for first in range(0, len(records), batch):
+                futures = [await producer.send(topic, v, key=k) for k, v in records[first : first + batch]]
+                await asyncio.gather(*futures)
+                ahead = started + (first + batch) / per_second - time.monotonic()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
+
+
 def read_topic(
     bootstrap: str,
     topic: str,

@@ -49,7 +49,7 @@ class Worker:
     def web(self) -> str:
         return f"http://127.0.0.1:{self.env['SLA_STREAM_WEB_PORT']}"
 
-    def start(self, timeout: float = 120) -> Worker:
+    def start(self, timeout: float = 120, wait: bool = True) -> Worker:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "sla_stream.cli", "worker"],
@@ -57,6 +57,8 @@ class Worker:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
+        if not wait:
+            return self
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -84,6 +86,18 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait(10)
+
+    def kill(self) -> None:
+        """kill -9: no shutdown work at all."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(30)
+
+    def kill(self) -> None:
+        """kill -9: no shutdown work at all."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(30)
 
     def tail(self, lines: int = 60) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
