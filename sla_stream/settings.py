@@ -43,6 +43,7 @@ class Settings:
     data_dir: str = "var/worker"
     processing_guarantee: str = "at_least_once"
     allowed_lateness_ms: int = 5 * 60_000
+    max_future_ms: int = 5 * 60_000
     tick_interval_ms: int = 250
     tick_grace_ms: int = 250
     web_host: str = "127.0.0.1"

@@ -62,7 +62,7 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> faust.A
             message = event.message
             if message.topic == topics.ticks:
                 await _seed_positions(app, pipeline, settings, message.partition)
-                sends = pipeline.on_tick(message.partition, message.value)
+                sends = pipeline.on_tick(message.partition, message.value, message.offset)
             else:
                 sends = pipeline.on_event(
                     message.topic, message.partition, message.offset, message.key, message.value
@@ -108,8 +108,7 @@ async def _seed_positions(app: faust.App, pipeline: Pipeline, settings: Settings
     """After an assignment, input already consumed by earlier owners counts as processed."""
     for topic in settings.source_topics:
         if (topic, partition) not in pipeline.processed:
-            position = await app.consumer.position(TP(topic, partition))
-            pipeline.processed[topic, partition] = position or 0
+            pipeline.seed(topic, partition, await app.consumer.position(TP(topic, partition)) or 0)
 
 
 class TickSender(mode.Service):

@@ -6,6 +6,7 @@ outputs it gets back, so the same code is testable without a broker.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from sla_stream.engine.alerts import Alert
 from sla_stream.engine.events import Rejected
 from sla_stream.engine.model import Contract
 from sla_stream.engine.processor import Engine
+from sla_stream.engine.time import seconds
 from sla_stream.runtime.store import TableTickets, load_clock, save_clock
 from sla_stream.settings import Settings
 from sla_stream.wire.alerts import encode_alert
@@ -49,6 +51,12 @@ class Counts:
         self.events[topic, outcome] = self.events.get((topic, outcome), 0) + 1
 
 
+log = logging.getLogger("sla_stream.worker")
+
+# How long a gap in an input partition's offsets may hold its clock back with nothing arriving.
+_STALL_MS = 2_000
+
+
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -72,6 +80,7 @@ class Pipeline:
         self.on_alert = on_alert
         self.engines: dict[int, Engine] = {}
         self.processed: dict[tuple[str, int], int] = {}
+        self.progress: dict[tuple[str, int], int] = {}
         self.ticked: set[int] = set()
 
     def engine(self, partition: int) -> Engine:
@@ -93,37 +102,92 @@ class Pipeline:
             self.ticked.discard(partition)
             for key in [k for k in self.processed if k[1] == partition]:
                 del self.processed[key]
+                self.progress.pop(key, None)
+
+    def seed(self, topic: str, partition: int, position: int) -> None:
+        """Input before ``position`` was processed by this partition's earlier owner."""
+        if (topic, partition) not in self.processed:
+            self.processed[topic, partition] = position
+            self.progress[topic, partition] = self.clock()
 
     def on_event(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
     ) -> list[Output]:
         """One message from an input topic: alerts to send, or a dead-letter record."""
         self.processed[topic, partition] = offset + 1
-        engine = self.engine(partition)
-        before = engine.clock
+        self.progress[topic, partition] = self.clock()
         try:
             event = decode_ticket(value)
+            too_far = event.at - self.clock() - self.settings.max_future_ms
+            if too_far > 0:
+                raise Rejected(
+                    "invalid",
+                    f"occurred_at is {seconds(too_far + self.settings.max_future_ms)}s ahead of this"
+                    f" worker's clock; at most {seconds(self.settings.max_future_ms)}s is accepted",
+                )
+            engine = self.engine(partition)
+            before = engine.clock
             applied = engine.apply(event)
         except Rejected as rejected:
-            self.counts.event(topic, rejected.reason)
-            record = deadletter_record(rejected.reason, rejected.detail, topic, partition, offset, key, value)
-            return [Output(self.settings.topics.deadletter, key, encode_deadletter(record), partition)]
+            return self._reject(rejected.reason, rejected.detail, topic, partition, offset, key, value)
+        except Exception as exc:  # a defect must not stop the partition: keep the input, say why
+            log.exception("event at %s[%d]@%d could not be processed", topic, partition, offset)
+            return self._reject("error", f"{type(exc).__name__}: {exc}", topic, partition, offset, key, value)
         self.counts.event(topic, applied.outcome)
         self._save_clock(partition, before, engine.clock)
         return self._alerts(applied.alerts, partition)
 
-    def on_tick(self, partition: int, value: bytes) -> list[Output]:
+    def on_tick(self, partition: int, value: bytes | None, offset: int = -1) -> list[Output]:
         """A clock tick for one partition: thresholds that came due fire."""
-        tick = orjson.loads(value)
-        for topic, highwater in tick.get("hw", {}).items():
-            if self.processed.get((topic, partition), 0) < highwater:
-                return []  # events already in Kafka come first: the clock waits for them
-        engine = self.engine(partition)
+        topic = self.settings.topics.ticks
+        try:
+            tick = orjson.loads(value or b"")
+            at = int(tick["at"])
+            marks = {str(t): int(h or 0) for t, h in dict(tick.get("hw") or {}).items()}
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            return self._reject("invalid", f"not a clock tick: {exc}", topic, partition, offset, None, value)
+        if not self._caught_up(partition, marks):
+            return []
+        try:
+            engine = self.engine(partition)
+            before = engine.clock
+            alerts = engine.advance(at)
+        except Exception as exc:
+            log.exception("tick for partition %d could not be processed", partition)
+            return self._reject(
+                "error", f"{type(exc).__name__}: {exc}", topic, partition, offset, None, value
+            )
         self.ticked.add(partition)
-        before = engine.clock
-        alerts = engine.advance(int(tick["at"]))
         self._save_clock(partition, before, engine.clock)
         return self._alerts(alerts, partition)
+
+    def _caught_up(self, partition: int, marks: Mapping[str, int]) -> bool:
+        """Events already in Kafka when the tick was made come first: the clock waits for them.
+
+        One offset of slack allows for the commit marker that ends a producer's
+        transaction; any other gap (aborted transactions) is waited out for a
+        while, as long as nothing arrives from that partition.
+        """
+        now = self.clock()
+        for topic, highwater in marks.items():
+            done = self.processed.get((topic, partition), 0)
+            if done < highwater - 1 and now - self.progress.get((topic, partition), now) < _STALL_MS:
+                return False
+        return True
+
+    def _reject(
+        self,
+        reason: str,
+        detail: str,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+    ) -> list[Output]:
+        self.counts.event(topic, reason)
+        record = deadletter_record(reason, detail, topic, partition, offset, key, value)
+        return [Output(self.settings.topics.deadletter, key, encode_deadletter(record), partition)]
 
     def _save_clock(self, partition: int, before: int | None, after: int | None) -> None:
         if after is not None and after != before:

@@ -93,12 +93,6 @@ class Worker:
             self.process.kill()
             self.process.wait(30)
 
-    def kill(self) -> None:
-        """kill -9: no shutdown work at all."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(30)
-
     def tail(self, lines: int = 60) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return "\n".join(text.splitlines()[-lines:])

@@ -45,14 +45,15 @@ START = ms("2031-03-01T08:00:00+00:00")
 
 def make_events(contracts: dict, seed: int) -> list[tuple[bytes, bytes]]:
     records = []
-    at = START
+    last = START
     for at, event in generate(contracts, START, Traffic(rate=20, late_share=0.3, seed=seed)):
         assert isinstance(event, dict)
         records.append((event["contract_id"].encode(), orjson.dumps(event)))
+        last = at
         if len(records) == EVENTS:
             break
     # One last event per contract moves every partition's clock to the same end time.
-    end = at + 1000
+    end = last + 1000
     for n, contract_id in enumerate(sorted(contracts)):
         closing = {
             "event_id": f"end-{n}",
@@ -78,7 +79,7 @@ def test_kill_9_again_and_again_loses_and_repeats_nothing(worker, tmp_path: Path
     contracts = load_dir(contracts_dir)
     records = make_events(contracts, seed)
 
-    live = worker(contracts_dir, processing_guarantee="exactly_once", store=store).start()
+    live = worker(contracts_dir, processing_guarantee="exactly_once", store=store, max_future="3650d").start()
     producer = threading.Thread(
         target=produce_paced, args=(live.bootstrap, live.topics["tickets"], records, 600), daemon=True
     )

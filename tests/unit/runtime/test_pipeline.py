@@ -34,11 +34,15 @@ def pipeline() -> Pipeline:
 
 def test_a_tick_waits_until_the_events_already_in_kafka_are_processed(pipeline):
     created = event(1, "ticket.created", "2026-11-24T09:00:00Z", priority="P1")
-    # The tick was made when the partition's highwater was 1: one event not processed yet.
-    assert pipeline.on_tick(0, tick_record(ms("2026-11-24T09:05:00Z"), {TOPIC: 1})) == []
+    other = event(2, "ticket.created", "2026-11-24T09:00:00Z", priority="P3").replace(b"T-1", b"T-2")
+    # The tick was made when the partition's highwater was 2: two events not processed yet.
+    assert pipeline.on_tick(0, tick_record(ms("2026-11-24T09:05:00Z"), {TOPIC: 2})) == []
     assert pipeline.on_event(TOPIC, 0, 0, b"demo-fast", created) == []
-    outputs = pipeline.on_tick(0, tick_record(ms("2026-11-24T09:05:00Z"), {TOPIC: 1}))
-    kinds = [orjson.loads(o.value)["kind"] for o in outputs]
+    assert pipeline.on_event(TOPIC, 0, 1, b"demo-fast", other) == []
+    outputs = pipeline.on_tick(0, tick_record(ms("2026-11-24T09:05:00Z"), {TOPIC: 2}))
+    kinds = [
+        orjson.loads(o.value)["kind"] for o in outputs if orjson.loads(o.value)["subject"]["id"] == "T-1"
+    ]
     assert kinds == ["near_breach", "near_breach", "breach", "near_breach", "near_breach", "breach"]
     assert {o.topic for o in outputs} == {"sla.alerts"} and {o.key for o in outputs} == {b"demo-fast"}
     assert all(orjson.loads(o.value)["emitted_at"] == "2026-11-24T10:00:00.000Z" for o in outputs)
@@ -70,3 +74,48 @@ def test_bad_input_becomes_one_dead_letter_record_with_the_reason_and_the_origin
     assert (record["topic"], record["partition"], record["offset"]) == (TOPIC, 2, 41)
     assert record["value"] == '{"type": "ticket.created"'
     assert pipeline.counts.events == {(TOPIC, "invalid"): 1}
+
+
+def test_a_gap_in_the_offsets_holds_a_tick_back_only_while_nothing_arrives():
+    now = [ms("2026-11-24T10:00:00Z")]
+    contracts = load_dir(REPO / "examples" / "contracts")
+    pipeline = Pipeline(Settings(), contracts, table={}, clock=lambda: now[0])
+    pipeline.seed(TOPIC, 0, 0)
+    pipeline.on_event(
+        TOPIC, 0, 0, b"demo-fast", event(1, "ticket.created", "2026-11-24T09:59:00Z", priority="P1")
+    )
+    # Offsets 1..4 never arrive (an aborted transaction, say): the tick waits, then goes ahead.
+    tick = tick_record(ms("2026-11-24T10:00:00Z"), {TOPIC: 5})
+    assert pipeline.on_tick(0, tick) == [] and 0 not in pipeline.ticked
+    now[0] += 2_500
+    assert [orjson.loads(o.value)["kind"] for o in pipeline.on_tick(0, tick)][-1] == "breach"
+
+
+def test_a_tick_that_is_not_a_tick_is_dead_lettered_and_the_partition_goes_on(pipeline):
+    for junk in (b"hello", None, b"[1]", b"{}", b'{"at": "x"}', b'{"at": 1, "hw": "x"}'):
+        (out,) = pipeline.on_tick(1, junk, offset=7)
+        assert out.topic == "sla.deadletter" and orjson.loads(out.value)["reason"] == "invalid"
+    assert pipeline.on_tick(1, tick_record(ms("2026-11-24T09:00:00Z"), {})) == []
+    assert 1 in pipeline.ticked
+
+
+def test_an_event_far_ahead_of_the_wall_clock_is_rejected_before_it_moves_the_clock(pipeline):
+    (out,) = pipeline.on_event(
+        TOPIC, 0, 0, b"demo-fast", event(1, "ticket.created", "2199-12-31T00:00:00Z", priority="P1")
+    )
+    record = orjson.loads(out.value)
+    assert record["reason"] == "invalid" and "ahead of this worker's clock" in record["detail"]
+    assert pipeline.engine(0).clock is None
+
+
+def test_a_defect_while_processing_goes_to_the_dead_letter_topic_instead_of_stopping_the_worker(pipeline):
+    def broken(event):
+        raise KeyError("resolution")
+
+    pipeline.engine(0).apply = broken
+    (out,) = pipeline.on_event(
+        TOPIC, 0, 3, b"demo-fast", event(1, "ticket.created", "2026-11-24T09:00:00Z", priority="P1")
+    )
+    record = orjson.loads(out.value)
+    assert (record["reason"], record["detail"], record["offset"]) == ("error", "KeyError: 'resolution'", 3)
+    assert pipeline.counts.events == {(TOPIC, "error"): 1}
