@@ -55,8 +55,11 @@ class Engine:
         self.clock = clock
         self.allowed_lateness = allowed_lateness
         self._due: list[tuple[int, float, str, str, str]] = []
-        for key, ticket in self.tickets.items():
-            self._schedule(key, ticket)
+        for key in list(self.tickets):
+            contract = self._contract(key[0])
+            ticket = None if contract is None else self._load(key, contract)
+            if ticket is not None:
+                self._schedule(key, ticket, contract)
 
     def contract(self, contract_id: str) -> Contract:
         found = self._contract(contract_id)
@@ -68,7 +71,7 @@ class Engine:
         """Apply one ticket event at its own time; raises :class:`Rejected` for bad input."""
         contract = self.contract(event.contract_id)
         key = (event.contract_id, event.ticket_id)
-        ticket = self.tickets.get(key)
+        ticket = self._load(key, contract)
         if ticket is not None and event.event_id in ticket.seen:
             return Applied(DUPLICATE, [])
         if (
@@ -84,7 +87,7 @@ class Engine:
         tickets.check(contract, ticket, event)
         # Nothing below rejects: thresholds passed before the event fire first.
         alerts = self.advance(event.at)
-        ticket = self.tickets.get(key)  # advance may have stored a newer copy
+        ticket = self._load(key, contract)  # advance may have stored a newer copy
         # A late event may show that alerts observed at or after its time never happened.
         late = self.clock is not None and event.at < self.clock
         undone = tickets.undo_from(contract, ticket, event.at) if late and ticket is not None else []
@@ -109,8 +112,8 @@ class Engine:
         while due and due[0][0] < now:
             observed_at, fraction, contract_id, ticket_id, objective = heapq.heappop(due)
             key = (contract_id, ticket_id)
-            ticket = self.tickets.get(key)
             contract = self._contract(contract_id)
+            ticket = None if contract is None else self._load(key, contract)
             if ticket is None or contract is None:
                 continue
             alert = tickets.fire(contract, ticket, objective, observed_at, fraction)
@@ -124,6 +127,10 @@ class Engine:
     def next_due(self) -> int | None:
         """When the earliest scheduled threshold is observed (may be a stale entry)."""
         return self._due[0][0] if self._due else None
+
+    def _load(self, key: TicketKey, contract: Contract) -> Ticket | None:
+        ticket = self.tickets.get(key)
+        return None if ticket is None or contract.tickets is None else tickets.adapt(contract, ticket)
 
     def _schedule(self, key: TicketKey, ticket: Ticket, contract: Contract | None = None) -> None:
         contract = contract or self._contract(key[0])

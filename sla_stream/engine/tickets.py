@@ -65,6 +65,15 @@ def _check_priority(policy: TicketPolicy, contract: Contract, priority: str | No
     return priority
 
 
+def adapt(contract: Contract, ticket: Ticket) -> Ticket:
+    """Fit a stored ticket to the contract as loaded now: clocks of objectives the
+    contract no longer has are dropped (their alerts were already decided)."""
+    objectives = policy_of(contract).objectives
+    if any(name not in objectives for name in ticket.clocks):
+        ticket.clocks = {name: clock for name, clock in ticket.clocks.items() if name in objectives}
+    return ticket
+
+
 def check(contract: Contract, ticket: Ticket | None, event: TicketEvent) -> None:
     """Raise :class:`Rejected` if ``event`` cannot be applied to ``ticket`` (``None``: not created)."""
     policy = policy_of(contract)
@@ -132,7 +141,7 @@ def apply(contract: Contract, ticket: Ticket, event: TicketEvent) -> list[Alert]
 
 
 def _start(objective: TicketObjective, priority: str, status: str, at: int, cycle: int) -> Clock:
-    clock = Clock(target=objective.targets[priority], cycle=cycle)
+    clock = Clock(target=objective.targets.get(priority, 0), cycle=cycle)
     if status not in objective.pause_on:
         clock.since = at
     return clock
@@ -170,7 +179,7 @@ def _retarget(
 ) -> list[Alert]:
     """Give a clock its current priority's target; thresholds now in the past fire at once."""
     objective = policy.objectives[name]
-    clock.target = objective.targets[ticket.priority]
+    clock.target = objective.targets.get(ticket.priority, clock.target)
     elapsed = clock.elapsed_at(objective.calendar, at)
     passed = [
         (fraction, amount)

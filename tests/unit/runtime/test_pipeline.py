@@ -119,3 +119,24 @@ def test_a_defect_while_processing_goes_to_the_dead_letter_topic_instead_of_stop
     record = orjson.loads(out.value)
     assert (record["reason"], record["detail"], record["offset"]) == ("error", "KeyError: 'resolution'", 3)
     assert pipeline.counts.events == {(TOPIC, "error"): 1}
+
+
+def test_a_contract_changed_between_restarts_is_applied_to_the_stored_tickets(pipeline, tmp_path):
+    pipeline.on_event(
+        TOPIC, 0, 0, b"demo-fast", event(1, "ticket.created", "2026-11-24T09:00:00Z", priority="P1")
+    )
+    (tmp_path / "demo.yaml").write_text(
+        "version: 1\nid: demo-fast\ntickets:\n  priorities: [P2]\n  near_breach: []\n"
+        "  objectives:\n    first_response: {targets: {P2: 1h}}\n"
+    )
+    restarted = Pipeline(
+        Settings(max_future_ms=86_400_000), load_dir(tmp_path), pipeline.table, clock=pipeline.clock
+    )
+    alerts = restarted.on_tick(0, tick_record(ms("2026-11-24T12:00:00Z"), {}))
+    # resolution is gone from the contract; first response keeps the P1 target it started with
+    assert [
+        (a["objective"], a["kind"], a["target_seconds"]) for a in map(orjson.loads, (o.value for o in alerts))
+    ] == [("first_response", "breach", 20)]
+    reply = event(2, "ticket.agent_replied", "2026-11-24T12:00:01Z")
+    assert restarted.on_event(TOPIC, 0, 1, b"demo-fast", reply) == []
+    assert restarted.counts.events == {(TOPIC, "ok"): 1}
