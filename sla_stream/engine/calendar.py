@@ -8,7 +8,7 @@ the contract's exclusion windows cut out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -214,10 +214,3 @@ class Business(Calendar):
                     yield max(lo, start), hi
             day += timedelta(days=1)
         raise ValueError("calendar has no open time within three years")
-
-
-def weekly_from(spec: Sequence[Sequence[tuple[time, time]]]) -> tuple[tuple[tuple[time, time], ...], ...]:
-    """Normalise a seven-entry weekly table (Monday first) into tuples."""
-    if len(spec) != 7:
-        raise ValueError("a weekly table has seven days")
-    return tuple(tuple(day) for day in spec)

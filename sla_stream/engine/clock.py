@@ -48,10 +48,6 @@ class Clock:
     """The due threshold last handed to the scheduler (in memory only, never stored)."""
 
     @property
-    def running(self) -> bool:
-        return self.since is not None
-
-    @property
     def state(self) -> str:
         if self.stopped:
             return "stopped"

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from sla_stream.engine.calendar import AlwaysOpen, Calendar, Exclusions
+from sla_stream.engine.calendar import Calendar, Exclusions
 
 TICKET_OBJECTIVES = ("first_response", "next_reply", "resolution")
 
@@ -55,9 +55,3 @@ class Contract:
     """Named calendars, ``24x7`` always among them."""
     tickets: TicketPolicy | None = None
     """Ticket objectives, when the contract has any."""
-
-    def calendar(self, name: str) -> Calendar:
-        """A named calendar; ``24x7`` exists in every contract."""
-        if name == "24x7" and name not in self.calendars:
-            return AlwaysOpen(self.exclusions)
-        return self.calendars[name]

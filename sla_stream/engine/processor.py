@@ -92,7 +92,7 @@ class Engine:
         late = self.clock is not None and event.at < self.clock
         undone = tickets.undo_from(contract, ticket, event.at) if late and ticket is not None else []
         if ticket is None:
-            ticket, more = tickets.create(contract, event)
+            ticket, more = tickets.create(contract, event), []
         else:
             more = tickets.apply(contract, ticket, event)
         if late:
@@ -123,10 +123,6 @@ class Engine:
             self.tickets[key] = ticket
             self._schedule(key, ticket, contract)
         return fired
-
-    def next_due(self) -> int | None:
-        """When the earliest scheduled threshold is observed (may be a stale entry)."""
-        return self._due[0][0] if self._due else None
 
     def _load(self, key: TicketKey, contract: Contract) -> Ticket | None:
         ticket = self.tickets.get(key)

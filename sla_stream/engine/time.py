@@ -64,11 +64,3 @@ def parse_duration(text: str) -> int:
     if not parts or "".join(n + u for n, u in parts) != compact:
         raise ValueError(f"not a duration like 45s, 30m, 4h or 3d: {text!r}")
     return sum(int(number) * _UNITS[unit] for number, unit in parts)
-
-
-def format_duration(ms: int) -> str:
-    """The shortest ``3d``/``4h``/``30m``/``45s`` spelling of a whole duration."""
-    for unit, size in (("d", DAY_MS), ("h", HOUR_MS), ("m", MINUTE_MS), ("s", 1000)):
-        if ms % size == 0:
-            return f"{ms // size}{unit}"
-    return f"{ms / 1000}s"
