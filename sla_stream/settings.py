@@ -45,6 +45,8 @@ class Settings:
     allowed_lateness_ms: int = 5 * 60_000
     max_future_ms: int = 5 * 60_000
     tick_interval_ms: int = 250
+    session_timeout_ms: int = 10_000
+    group_instance_id: str = ""
     tick_grace_ms: int = 250
     web_host: str = "127.0.0.1"
     web_port: int = 6066
@@ -59,7 +61,9 @@ class Settings:
 
 _DURATIONS = {
     "allowed_lateness": "allowed_lateness_ms",
+    "max_future": "max_future_ms",
     "tick_interval": "tick_interval_ms",
+    "session_timeout": "session_timeout_ms",
     "tick_grace": "tick_grace_ms",
 }
 _GUARANTEES = ("at_least_once", "exactly_once")

@@ -41,6 +41,11 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> faust.A
         topic_partitions=settings.partitions,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
+        # A worker that dies without leaving its group holds its partitions this long.
+        broker_session_timeout=settings.session_timeout_ms / 1000,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_ms / 3000),
+        # Static membership: a restarted worker with the same id takes its partitions straight back.
+        consumer_group_instance_id=settings.group_instance_id or None,
         web_host=settings.web_host,
         web_bind=settings.web_host,
         web_port=settings.web_port,

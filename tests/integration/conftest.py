@@ -113,6 +113,7 @@ def worker(broker: LocalBroker, tmp_path: Path) -> Iterator[Callable[..., Worker
             **os.environ,
             "SLA_STREAM_BOOTSTRAP_SERVERS": broker.bootstrap,
             "SLA_STREAM_APP_ID": name,
+            "SLA_STREAM_GROUP_INSTANCE_ID": f"{name}-w",
             "SLA_STREAM_CONTRACTS_DIR": str(contracts),
             "SLA_STREAM_PARTITIONS": str(partitions),
             "SLA_STREAM_WEB_PORT": str(free_port()),

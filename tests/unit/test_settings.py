@@ -53,3 +53,15 @@ def test_the_worker_reports_a_bad_setting_in_one_line():
     )
     assert result.returncode == 2
     assert result.stderr.strip() == "sla-stream: error: environment: partitions: expected a positive number"
+
+
+def test_every_duration_setting_is_read_from_the_environment_as_a_duration():
+    from dataclasses import fields
+
+    from sla_stream.settings import Settings
+
+    durations = [f.name.removesuffix("_ms") for f in fields(Settings) if f.name.endswith("_ms")]
+    assert durations
+    environ = {f"SLA_STREAM_{name.upper()}": "1h2s" for name in durations}
+    settings = load_settings(environ=environ)
+    assert {name: getattr(settings, f"{name}_ms") for name in durations} == dict.fromkeys(durations, 3_602_000)
