@@ -111,10 +111,22 @@ def test_kill_9_again_and_again_loses_and_repeats_nothing(worker, tmp_path: Path
     extra = set(got) - expected_ids
     assert (len(missing), len(extra), len(repeated)) == (0, 0, 0), (
         f"seed {seed}: {len(missing)} missing, {len(extra)} extra, {len(repeated)} repeated of "
-        f"{len(expected)} expected alerts\n{_events_seen(live)}\n{live.tail(40)}"
+        f"{len(expected)} expected alerts\n"
+        f"missing e.g. {_sample(missing, {a['alert_id']: a for a in expected})}\n"
+        f"extra e.g. {_sample(extra, got)}\nrepeated e.g. {_sample(set(repeated), got)}\n"
+        f"{_events_seen(live)}\n{live.tail(40)}"
     )
     assert [got[a["alert_id"]] for a in expected] == expected
 
 
 def _events_seen(live) -> str:
-    return "\n".join(line for line in live.get("/metrics")[1].decode().splitlines() if line.startswith("sla_events"))
+    return "\n".join(
+        line for line in live.get("/metrics")[1].decode().splitlines() if line.startswith("sla_events")
+    )
+
+
+def _sample(ids: set[str], by_id: dict) -> list[tuple[str, str, str, str]]:
+    return [
+        (by_id[i]["kind"], by_id[i]["objective"], by_id[i]["subject"]["id"], by_id[i]["observed_at"])
+        for i in sorted(ids)[:5]
+    ]

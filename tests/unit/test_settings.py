@@ -64,4 +64,6 @@ def test_every_duration_setting_is_read_from_the_environment_as_a_duration():
     assert durations
     environ = {f"SLA_STREAM_{name.upper()}": "1h2s" for name in durations}
     settings = load_settings(environ=environ)
-    assert {name: getattr(settings, f"{name}_ms") for name in durations} == dict.fromkeys(durations, 3_602_000)
+    assert {name: getattr(settings, f"{name}_ms") for name in durations} == dict.fromkeys(
+        durations, 3_602_000
+    )
