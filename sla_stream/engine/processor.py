@@ -95,7 +95,9 @@ class Engine:
             ticket, more = tickets.create(contract, event), []
         else:
             more = tickets.apply(contract, ticket, event)
-        if late:
+        if undone:
+            # Only then can the late event change what was already sent; otherwise the
+            # thresholds it makes due fire through the schedule like any other.
             assert self.clock is not None
             more = tickets.reconcile(contract, ticket, event.at, self.clock, undone, more)
         self.tickets[key] = ticket
