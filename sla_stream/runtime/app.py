@@ -138,7 +138,8 @@ class TickSender(mode.Service):
             try:
                 await self.tick()
             except Exception as exc:  # the broker may be away; the next tick tries again
-                log.warning("tick failed: %s", exc)
+                if not self.should_stop:
+                    log.warning("tick failed: %s", exc)
 
     async def tick(self) -> None:
         settings = self.settings
