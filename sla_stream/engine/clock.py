@@ -41,8 +41,6 @@ class Clock:
     stopped: bool = False
     fired: dict[float, int] = field(default_factory=dict)
     """Fractions alerted in this cycle (1.0 is the breach), with the instant each was observed."""
-    revisions: dict[float, int] = field(default_factory=dict)
-    """How often each fraction's alert was retracted; a later alert for it gets a new id."""
     segments: list[tuple[int, int, int]] = field(default_factory=list)
     scheduled: tuple[int, float] | None = field(default=None, compare=False)
     """The due threshold last handed to the scheduler (in memory only, never stored)."""
@@ -109,12 +107,11 @@ class Clock:
             self.stopped,
             list(self.fired.items()),
             self.segments,
-            list(self.revisions.items()),
         ]
 
     @classmethod
     def from_state(cls, state: list[Any]) -> Clock:
-        target, cycle, elapsed, since, stopped, fired, segments, revisions = state
+        target, cycle, elapsed, since, stopped, fired, segments = state
         return cls(
             target=target,
             cycle=cycle,
@@ -122,6 +119,5 @@ class Clock:
             since=since,
             stopped=stopped,
             fired={float(f): at for f, at in fired},
-            revisions={float(f): n for f, n in revisions},
             segments=[tuple(s) for s in segments],
         )

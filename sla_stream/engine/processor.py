@@ -88,18 +88,13 @@ class Engine:
         # Nothing below rejects: thresholds passed before the event fire first.
         alerts = self.advance(event.at)
         ticket = self._load(key, contract)  # advance may have stored a newer copy
-        # A late event may show that alerts observed at or after its time never happened.
-        late = self.clock is not None and event.at < self.clock
-        undone = tickets.undo_from(contract, ticket, event.at) if late and ticket is not None else []
-        if ticket is None:
+        if ticket is not None and self.clock is not None and tickets.needs_rebuild(ticket, event.at):
+            # A late event: decide the ticket again with the event in its place by time.
+            ticket, more = tickets.rebuild(contract, ticket, event, self.clock)
+        elif ticket is None:
             ticket, more = tickets.create(contract, event), []
         else:
             more = tickets.apply(contract, ticket, event)
-        if undone:
-            # Only then can the late event change what was already sent; otherwise the
-            # thresholds it makes due fire through the schedule like any other.
-            assert self.clock is not None
-            more = tickets.reconcile(contract, ticket, event.at, self.clock, undone, more)
         self.tickets[key] = ticket
         self._schedule(key, ticket, contract)
         alerts.extend(more)

@@ -24,8 +24,23 @@ class Ticket:
     priority: str
     status: str
     clocks: dict[str, Clock] = field(default_factory=dict)
-    seen: set[str] = field(default_factory=set)
+    history: list[TicketEvent] = field(default_factory=list)
+    """Every event applied, in the order applied: duplicates are found in it, and a late
+    event is put in its place among them when the ticket is decided again."""
     next_reply_cycles: int = 0
+    revisions: dict[str, int] = field(default_factory=dict)
+    """Retractions per ``objective|cycle|fraction``: an alert that comes back gets a new id."""
+
+    @property
+    def seen(self) -> set[str]:
+        return {event.event_id for event in self.history}
+
+    @property
+    def last_at(self) -> int:
+        return max(event.at for event in self.history)
+
+    def revision(self, name: str, cycle: int, fraction: float) -> int:
+        return self.revisions.get(f"{name}|{cycle}|{fraction!r}", 0)
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -33,8 +48,9 @@ class Ticket:
             "p": self.priority,
             "s": self.status,
             "c": {name: clock.to_state() for name, clock in self.clocks.items()},
-            "e": sorted(self.seen),
+            "h": [list(event) for event in self.history],
             "n": self.next_reply_cycles,
+            "r": self.revisions,
         }
 
     @classmethod
@@ -44,8 +60,9 @@ class Ticket:
             state["p"],
             state["s"],
             {name: Clock.from_state(c) for name, c in state["c"].items()},
-            set(state["e"]),
+            [TicketEvent(*event) for event in state["h"]],
             state["n"],
+            dict(state["r"]),
         )
 
 
@@ -83,6 +100,8 @@ def check(contract: Contract, ticket: Ticket | None, event: TicketEvent) -> None
         _check_priority(policy, contract, event.priority)
     elif ticket is None:
         raise Rejected("invalid", f"{event.type} for ticket {event.ticket_id!r}, which was never created")
+    elif event.at < ticket.history[0].at:
+        raise Rejected("invalid", f"{event.type} occurred before ticket {event.ticket_id!r} was created")
     elif event.type == ev.TICKET_PRIORITY_CHANGED:
         _check_priority(policy, contract, event.priority)
 
@@ -91,7 +110,7 @@ def create(contract: Contract, event: TicketEvent) -> Ticket:
     """A new ticket: starts its first-response and resolution clocks."""
     policy = policy_of(contract)
     priority = event.priority or ""  # checked by check()
-    ticket = Ticket(event.ticket_id, priority, event.status or "new", seen={event.event_id})
+    ticket = Ticket(event.ticket_id, priority, event.status or "new", history=[event])
     for name in (FIRST_RESPONSE, RESOLUTION):
         objective = policy.objectives.get(name)
         if objective is not None:
@@ -105,7 +124,7 @@ def create(contract: Contract, event: TicketEvent) -> Ticket:
 def apply(contract: Contract, ticket: Ticket, event: TicketEvent) -> list[Alert]:
     """Apply one event (already known not to be a duplicate) to an existing ticket."""
     policy = policy_of(contract)
-    ticket.seen.add(event.event_id)
+    ticket.history.append(event)
     at = event.at
     if event.type == ev.TICKET_AGENT_REPLIED:
         for name in (FIRST_RESPONSE, NEXT_REPLY):
@@ -223,46 +242,58 @@ def fire(contract: Contract, ticket: Ticket, name: str, observed_at: int, fracti
     return _alert(contract, ticket, name, clock, fraction, found[2], deadline, observed_at)
 
 
-Undone = tuple[str, Clock, float, int, str]
-"""``(objective, clock, fraction, observed_at, alert_id)`` of an alert a late event may retract."""
+def needs_rebuild(ticket: Ticket, at: int) -> bool:
+    """Whether an event at ``at`` lands before something already applied or sent for the ticket."""
+    return at < ticket.last_at or any(
+        observed_at >= at for clock in ticket.clocks.values() for observed_at in clock.fired.values()
+    )
 
 
-def undo_from(contract: Contract, ticket: Ticket, at: int) -> list[Undone]:
-    """Take back every threshold observed at or after ``at``, to be decided again."""
-    undone: list[Undone] = []
-    for name, clock in ticket.clocks.items():
-        for fraction, observed_at in list(clock.fired.items()):
-            if observed_at >= at:
-                del clock.fired[fraction]
-                clock.scheduled = None
-                original = _alert_id(contract, ticket, name, clock, fraction)
-                undone.append((name, clock, fraction, observed_at, original))
-    return undone
+def rebuild(contract: Contract, old: Ticket, late: TicketEvent, now: int) -> tuple[Ticket, list[Alert]]:
+    """Decide the ticket again with a late event in its place by time, up to ``now``.
+
+    Alerts the new history gives that were not sent before are returned; alerts sent
+    before that it no longer gives are retracted, and come back with a new id if ever.
+    """
+    history = sorted([*old.history, late], key=lambda event: event.at)  # stable: arrival order on ties
+    assert history[0].type == ev.TICKET_CREATED, "check() rejects events before the creation"
+    ticket = create(contract, history[0])
+    ticket.revisions = dict(old.revisions)
+    decided: list[Alert] = []
+    for event in history[1:]:
+        decided += fire_due(contract, ticket, event.at)
+        decided += apply(contract, ticket, event)
+    decided += fire_due(contract, ticket, now)
+    sent = {
+        _alert_id(contract, old, name, clock, fraction): (name, clock, fraction)
+        for name, clock in old.clocks.items()
+        for fraction in clock.fired
+    }
+    out = [alert for alert in decided if sent.pop(alert.alert_id, None) is None]
+    for original, (name, clock, fraction) in sent.items():
+        key = f"{name}|{clock.cycle}|{fraction!r}"
+        ticket.revisions[key] = ticket.revisions.get(key, 0) + 1
+        out.append(_retraction(contract, ticket, name, clock, fraction, original, late.at))
+    return ticket, out
 
 
-def reconcile(
-    contract: Contract, ticket: Ticket, at: int, now: int, undone: list[Undone], decided: list[Alert]
-) -> list[Alert]:
-    """After a late event at ``at``: fire what is due before ``now`` again, keep what still
-    stands silent, send what is new, and retract what no longer happened."""
+def fire_due(contract: Contract, ticket: Ticket, before: int) -> list[Alert]:
+    """Fire, in order, every threshold of the ticket observed before ``before``."""
     policy = policy_of(contract)
-    refired = list(decided)
-    progress = True
-    while progress:
-        progress = False
-        for name, clock in ticket.clocks.items():
-            found = clock.next_due(policy.objectives[name].calendar, policy.near_breach)
-            if found is not None and found[0] < now:
-                alert = fire(contract, ticket, name, found[0], found[1])
-                if alert is not None:
-                    refired.append(alert)
-                    progress = True
-    standing = {entry[4]: entry for entry in undone}
-    out = [alert for alert in refired if standing.pop(alert.alert_id, None) is None]
-    for name, clock, fraction, _, original in standing.values():
-        clock.revisions[fraction] = clock.revisions.get(fraction, 0) + 1
-        out.append(_retraction(contract, ticket, name, clock, fraction, original, at))
-    return out
+    fired: list[Alert] = []
+    while True:
+        due_now = [
+            (found[0], found[1], name)
+            for name, clock in ticket.clocks.items()
+            if (found := clock.next_due(policy.objectives[name].calendar, policy.near_breach)) is not None
+            and found[0] < before
+        ]
+        if not due_now:
+            return fired
+        observed_at, fraction, name = min(due_now)
+        alert = fire(contract, ticket, name, observed_at, fraction)
+        assert alert is not None
+        fired.append(alert)
 
 
 def _alert_id(contract: Contract, ticket: Ticket, name: str, clock: Clock, fraction: float) -> str:
@@ -275,14 +306,14 @@ def _alert_id(contract: Contract, ticket: Ticket, name: str, clock: Clock, fract
         clock.cycle,
         BREACH if is_breach else NEAR_BREACH,
         None if is_breach else fraction,
-        clock.revisions.get(fraction, 0),
+        ticket.revision(name, clock.cycle, fraction),
     )
 
 
 def _retraction(
     contract: Contract, ticket: Ticket, name: str, clock: Clock, fraction: float, original: str, at: int
 ) -> Alert:
-    objective = contract.tickets.objectives[name]  # type: ignore[union-attr]
+    objective = policy_of(contract).objectives[name]
     return Alert(
         kind=RETRACTED,
         contract_id=contract.id,
@@ -297,7 +328,7 @@ def _retraction(
         zone=contract.zone,
         fraction=fraction,
         details={"retracts": original, "priority": ticket.priority},
-        revision=clock.revisions[fraction],
+        revision=ticket.revision(name, clock.cycle, fraction),
     )
 
 
@@ -330,5 +361,5 @@ def _alert(
         zone=contract.zone,
         fraction=None if is_breach else fraction,
         details=details,
-        revision=clock.revisions.get(fraction, 0),
+        revision=ticket.revision(name, clock.cycle, fraction),
     )
