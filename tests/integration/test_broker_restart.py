@@ -1,0 +1,69 @@
+"""The broker stops mid-stream and comes back: the worker reconnects, and the tickets created
+before and after the outage all breach, with alert ids as replay gives them."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC
+from pathlib import Path
+
+import orjson
+import pytest
+from broker_io import produce, read_topic
+
+from sla_stream.contracts import load_dir
+from sla_stream.engine.time import format_ts
+from sla_stream.replay import encode_replay_alert, replay
+
+pytestmark = pytest.mark.integration
+
+CONTRACT = """
+version: 1
+id: outage
+tickets:
+  priorities: [P1]
+  near_breach: []
+  objectives:
+    first_response: {targets: {P1: 20s}}
+"""
+
+
+def test_the_worker_rides_out_a_broker_restart(worker, broker, tmp_path: Path) -> None:
+    contracts = tmp_path / "contracts"
+    contracts.mkdir()
+    (contracts / "outage.yaml").write_text(CONTRACT)
+    live = worker(contracts).start()
+
+    def created(ticket: str, at: int) -> tuple[bytes, bytes]:
+        body = {
+            "event_id": ticket,
+            "type": "ticket.created",
+            "contract_id": "outage",
+            "occurred_at": format_ts(at, UTC),
+            "ticket_id": ticket,
+            "priority": "P1",
+        }
+        return b"outage", orjson.dumps(body)
+
+    before = created("BEFORE", int(time.time() * 1000))
+    produce(live.bootstrap, live.topics["tickets"], [before])
+    time.sleep(2)
+    broker.stop()
+    time.sleep(8)
+    broker.start()
+    after = created("AFTER", int(time.time() * 1000))
+    produce(live.bootstrap, live.topics["tickets"], [after])
+
+    alerts = read_topic(
+        live.bootstrap,
+        live.topics["alerts"],
+        until=lambda found: {a["subject"]["id"] for a in found} == {"BEFORE", "AFTER"},
+        timeout=120,
+        settle=2,
+    )
+    assert live.process is not None and live.process.poll() is None, live.tail()
+    lines = [("events", n, value) for n, (_, value) in enumerate([before, after], 1)]
+    expected = replay(load_dir(contracts), lines, until=int(time.time() * 1000) + 60_000)
+    assert {a["alert_id"] for a in alerts} == {
+        orjson.loads(encode_replay_alert(a))["alert_id"] for a in expected
+    }
