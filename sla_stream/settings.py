@@ -46,6 +46,7 @@ class Settings:
     max_future_ms: int = 5 * 60_000
     tick_interval_ms: int = 250
     session_timeout_ms: int = 10_000
+    commit_interval_ms: int = 100
     group_instance_id: str = ""
     tick_grace_ms: int = 250
     web_host: str = "127.0.0.1"
@@ -64,6 +65,7 @@ _DURATIONS = {
     "max_future": "max_future_ms",
     "tick_interval": "tick_interval_ms",
     "session_timeout": "session_timeout_ms",
+    "commit_interval": "commit_interval_ms",
     "tick_grace": "tick_grace_ms",
 }
 _GUARANTEES = ("at_least_once", "exactly_once")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,6 +42,10 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> faust.A
         topic_partitions=settings.partitions,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
+        # The agent commits itself, between messages (see process below); Faust's own
+        # periodic commit could split one message's state and alerts over two transactions.
+        broker_commit_interval=86_400.0,
+        broker_commit_every=1_000_000_000,
         # A worker that dies without leaving its group holds its partitions this long.
         broker_session_timeout=settings.session_timeout_ms / 1000,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_ms / 3000),
@@ -61,8 +66,11 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> faust.A
     registry = registry_for(pipeline.counts)
     outputs = {name: app.topic(name, **_RAW) for name in (topics.alerts, topics.deadletter)}
 
+    commit_every = settings.commit_interval_ms / 1000
+
     @app.agent(source, name="process")
     async def process(stream: faust.StreamT[bytes]) -> None:
+        committed = time.monotonic()
         async for event in stream.events():
             message = event.message
             if message.topic == topics.ticks:
@@ -74,6 +82,14 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> faust.A
                 )
             for out in sends:
                 await _send(outputs, out)
+            if time.monotonic() - committed >= commit_every:
+                # Everything this message wrote is handed to the producer now: its changelog
+                # writes and its alerts then commit together, with the offsets of the messages
+                # before it. The message itself commits next time; processed again after a
+                # crash it is a recognised duplicate.
+                await app.producer.buffer.flush()
+                await app.consumer.commit()
+                committed = time.monotonic()
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
@@ -106,7 +122,8 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> faust.A
 
 
 async def _send(outputs: Mapping[str, faust.TopicT], out: Output) -> None:
-    await outputs[out.topic].send(key=out.key, value=out.value, partition=out.partition)
+    # force: produced now, inside the open transaction, not held back until a commit.
+    await outputs[out.topic].send(key=out.key, value=out.value, partition=out.partition, force=True)
 
 
 async def _seed_positions(app: faust.App, pipeline: Pipeline, settings: Settings, partition: int) -> None:
