@@ -24,7 +24,7 @@ kafka: $(STAMP) ## fetch the Kafka broker jars from Maven Central into the cache
 run: install kafka ## the main job: local broker, worker, simulated traffic, alerts on screen
 	$(BIN)/sla-stream demo
 
-# The kill -9 loop (tests/integration/test_crash_recovery.py) still finds repeated and missing
+# The kill -9 loop (tests/integration/test_crash_recovery.py) still finds a few repeated and missing
 # alerts under exactly-once; it runs on its own with `make crash-test` until that is fixed.
 test: install kafka ## every test: lint and types, engine unit tests, integration tests on a real broker
 	$(BIN)/ruff check sla_stream tests
