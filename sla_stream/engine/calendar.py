@@ -186,11 +186,11 @@ class Business(Calendar):
         if day not in self.holidays:
             spans = []
             for opens, closes in self.weekly[day.weekday()]:
-                lo = to_ms(datetime.combine(day, opens, self.zone))
+                lo = self._instant(day, opens)
                 hi = (
-                    to_ms(datetime.combine(day + timedelta(days=1), time(0), self.zone))
+                    self._instant(day + timedelta(days=1), time(0))
                     if closes == time.max
-                    else to_ms(datetime.combine(day, closes, self.zone))
+                    else self._instant(day, closes)
                 )
                 if hi > lo:
                     spans.append((lo, hi))
@@ -199,6 +199,29 @@ class Business(Calendar):
             self._days.clear()
         self._days[day] = found
         return found
+
+    def _instant(self, day: date, at: time) -> int:
+        """When the local clock first shows ``at`` on ``day``.
+
+        A time repeated when clocks go back is its first occurrence; a time
+        skipped when clocks go forward is the instant of the change.
+        """
+        naive = datetime.combine(day, at)
+        first = to_ms(naive.replace(tzinfo=self.zone, fold=0))
+        second = to_ms(naive.replace(tzinfo=self.zone, fold=1))
+        if first <= second:
+            return first
+        # In a gap: fold=1 reads the time with the offset after the change (too early),
+        # fold=0 with the offset before it (too late); the change lies in between.
+        lo, hi = second, first
+        after = datetime.fromtimestamp(first / 1000, self.zone).utcoffset()
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if datetime.fromtimestamp(mid / 1000, self.zone).utcoffset() == after:
+                hi = mid
+            else:
+                lo = mid
+        return hi
 
     def open_from(self, start: int) -> Iterator[Interval]:
         return self.exclusions.cut(self._raw_from(start))

@@ -127,3 +127,16 @@ def test_a_reply_before_the_next_opening_meets_a_target_used_up_at_closing_time(
     engine.apply(events.created("T-1", "P1", "2026-11-27T15:00:00+07:00"))
     assert engine.apply(events.agent("T-1", "2026-11-28T10:00:00+07:00")).alerts == []
     assert engine.advance(ms("2026-12-31T00:00:00+07:00")) == []
+
+
+def test_opening_hours_in_the_hour_clocks_skip_count_only_real_time():
+    # Berlin, Sun 29 Mar 2026: 02:00 CET becomes 03:00 CEST. Open 01:00-02:30 is one real hour.
+    sunday_only = ((),) * 6 + (((time(1), time(2, 30)),),)
+    berlin = Business(zone=ZoneInfo("Europe/Berlin"), weekly=sunday_only)
+    assert berlin.day_intervals(date(2026, 3, 29)) == (
+        (ms("2026-03-29T01:00:00+01:00"), ms("2026-03-29T03:00:00+02:00")),
+    )
+    # ... and hours repeated when clocks go back start at their first occurrence.
+    assert berlin.day_intervals(date(2026, 10, 25)) == (
+        (ms("2026-10-25T01:00:00+02:00"), ms("2026-10-25T02:30:00+02:00")),
+    )
