@@ -313,23 +313,11 @@ def _alert_id(contract: Contract, ticket: Ticket, name: str, clock: Clock, fract
 def _retraction(
     contract: Contract, ticket: Ticket, name: str, clock: Clock, fraction: float, original: str, at: int
 ) -> Alert:
-    objective = policy_of(contract).objectives[name]
-    return Alert(
-        kind=RETRACTED,
-        contract_id=contract.id,
-        objective=name,
-        subject_kind="ticket",
-        subject_id=ticket.ticket_id,
-        cycle=clock.cycle,
-        target_ms=clock.target,
-        elapsed_ms=clock.elapsed_at(objective.calendar, at),
-        deadline_ms=clock.reached(objective.calendar, clock.target),
-        observed_at_ms=at,
-        zone=contract.zone,
-        fraction=fraction,
-        details={"retracts": original, "priority": ticket.priority},
-        revision=ticket.revision(name, clock.cycle, fraction),
-    )
+    calendar = policy_of(contract).objectives[name].calendar
+    details = {"retracts": original, "priority": ticket.priority}
+    elapsed = clock.elapsed_at(calendar, at)
+    deadline = clock.reached(calendar, clock.target)
+    return _ticket_alert(contract, ticket, name, clock, RETRACTED, fraction, elapsed, deadline, at, details)
 
 
 def _alert(
@@ -347,8 +335,26 @@ def _alert(
     details["priority"] = ticket.priority
     if name == NEXT_REPLY:
         details["cycle"] = clock.cycle
+    kind = BREACH if is_breach else NEAR_BREACH
+    return _ticket_alert(
+        contract, ticket, name, clock, kind, fraction, elapsed, deadline, observed_at, details
+    )
+
+
+def _ticket_alert(
+    contract: Contract,
+    ticket: Ticket,
+    name: str,
+    clock: Clock,
+    kind: str,
+    fraction: float,
+    elapsed: int,
+    deadline: int | None,
+    observed_at: int,
+    details: dict[str, Any],
+) -> Alert:
     return Alert(
-        kind=BREACH if is_breach else NEAR_BREACH,
+        kind=kind,
         contract_id=contract.id,
         objective=name,
         subject_kind="ticket",
@@ -359,7 +365,8 @@ def _alert(
         deadline_ms=deadline,
         observed_at_ms=observed_at,
         zone=contract.zone,
-        fraction=None if is_breach else fraction,
+        # the breach has no fraction in its id; a retraction keeps the one it retracts
+        fraction=None if kind == BREACH else fraction,
         details=details,
         revision=ticket.revision(name, clock.cycle, fraction),
     )
