@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import faust
@@ -17,6 +18,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from sla_stream.engine.model import Contract
 from sla_stream.metrics.collector import registry_for
+from sla_stream.runtime.gaps import read_range
 from sla_stream.runtime.pipeline import Output, Pipeline, tick_record, wall_ms
 from sla_stream.runtime.transport import App
 from sla_stream.settings import Settings
@@ -64,30 +66,63 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> faust.A
     table = app.Table("state", partitions=settings.partitions, default=None, key_type=bytes, value_type=bytes)
     pipeline = Pipeline(settings, contracts, table)
     registry = registry_for(pipeline.counts)
-    outputs = {name: app.topic(name, **_RAW) for name in (topics.alerts, topics.deadletter)}
 
     commit_every = settings.commit_interval_ms / 1000
+    deliveries = app.deliveries
+    # With at-least-once nothing ties an alert to the state that records it: the alert
+    # must be on Kafka first. With exactly-once both are in one transaction.
+    exactly_once = settings.processing_guarantee == "exactly_once"
+    alerts_first = not exactly_once
+
+    async def handle(event: faust.EventT[bytes]) -> None:
+        """One message, whole: outputs sent, state written, offset acknowledged."""
+        message = event.message
+        topic, partition, offset = message.topic, message.partition, message.offset
+        async with deliveries.handling:
+            if topic == topics.ticks:
+                await _seed_positions(app, pipeline, settings, partition)
+                sends = pipeline.on_tick(partition, message.value, offset)
+            else:
+                expected = pipeline.position(topic, partition)
+                if expected is not None and offset < expected:
+                    # Applied before (a redelivery after a restart or a rebalance): already
+                    # in the state, and its outputs already sent.
+                    event.ack()
+                    return
+                sends = []
+                if expected is not None and offset > expected:
+                    skipped = await read_range(settings, topic, partition, expected, offset)
+                    if skipped:
+                        log.warning(
+                            "%s[%d]: the consumer skipped offsets %d to %d; applying the %d messages there",
+                            topic,
+                            partition,
+                            expected,
+                            offset - 1,
+                            len(skipped),
+                        )
+                    for record in skipped:
+                        sends += pipeline.on_event(topic, partition, record.offset, record.key, record.value)
+                sends += pipeline.on_event(topic, partition, offset, message.key, message.value)
+            transaction = _transaction(app, topic, partition) if exactly_once else None
+            for out in sends:
+                deliveries.add(await _send(app, out, transaction))
+            if alerts_first and sends:
+                await deliveries.acknowledged()
+            pipeline.write(partition)
+            # Acknowledged now, so the next commit covers this message with its writes.
+            event.ack()
 
     @app.agent(source, name="process")
     async def process(stream: faust.StreamT[bytes]) -> None:
         committed = time.monotonic()
         async for event in stream.events():
-            message = event.message
-            if message.topic == topics.ticks:
-                await _seed_positions(app, pipeline, settings, message.partition)
-                sends = pipeline.on_tick(message.partition, message.value, message.offset)
-            else:
-                sends = pipeline.on_event(
-                    message.topic, message.partition, message.offset, message.key, message.value
-                )
-            for out in sends:
-                await _send(outputs, out)
+            # Shielded: a worker told to stop finishes the message it is on, so a commit
+            # never takes part of a message (its alerts without its state).
+            await asyncio.shield(handle(event))
             if time.monotonic() - committed >= commit_every:
-                # Everything this message wrote is handed to the producer now: its changelog
-                # writes and its alerts then commit together, with the offsets of the messages
-                # before it. The message itself commits next time; processed again after a
-                # crash it is a recognised duplicate.
-                await app.producer.buffer.flush()
+                # Waits for every send to be acknowledged (transport.py), then commits the
+                # offsets together with them: one transaction under exactly-once.
                 await app.consumer.commit()
                 committed = time.monotonic()
 
@@ -121,9 +156,21 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> faust.A
     return app
 
 
-async def _send(outputs: Mapping[str, faust.TopicT], out: Output) -> None:
-    # force: produced now, inside the open transaction, not held back until a commit.
-    await outputs[out.topic].send(key=out.key, value=out.value, partition=out.partition, force=True)
+def _transaction(app: faust.App, topic: str, partition: int) -> str:
+    """The transactional id Faust commits ``topic``'s ``partition`` under."""
+    return f"{app.conf.id}-{app.assignor.group_for_topic(topic)}-{partition}"
+
+
+async def _send(app: faust.App, out: Output, transaction: str | None) -> Awaitable[Any]:
+    """Hands ``out`` to the producer, inside ``transaction`` if given; the result is its delivery.
+
+    Straight to the producer: Faust's own topic send picks the transaction from the
+    consumer's metadata, which knows only subscribed topics, so records for an output
+    topic would silently go out with no transaction at all.
+    """
+    return await app.producer.send(
+        out.topic, out.key, out.value, out.partition, None, None, transactional_id=transaction
+    )
 
 
 async def _seed_positions(app: faust.App, pipeline: Pipeline, settings: Settings, partition: int) -> None:

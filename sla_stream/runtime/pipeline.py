@@ -18,7 +18,13 @@ from sla_stream.engine.events import Rejected
 from sla_stream.engine.model import Contract
 from sla_stream.engine.processor import Engine
 from sla_stream.engine.time import seconds
-from sla_stream.runtime.store import TableTickets, load_clock, save_clock
+from sla_stream.runtime.store import (
+    TableTickets,
+    load_clock,
+    load_position,
+    save_clock,
+    save_position,
+)
 from sla_stream.settings import Settings
 from sla_stream.wire.alerts import encode_alert
 from sla_stream.wire.deadletter import deadletter_record, encode_deadletter
@@ -79,36 +85,79 @@ class Pipeline:
         self.counts = Counts()
         self.on_alert = on_alert
         self.engines: dict[int, Engine] = {}
+        self.stores: dict[int, TableTickets] = {}
+        self.saved_clocks: dict[int, int | None] = {}
+        # Next input offset per (topic, partition): applied to the state before it, not from it.
         self.processed: dict[tuple[str, int], int] = {}
         self.progress: dict[tuple[str, int], int] = {}
+        self.moved: set[tuple[str, int]] = set()
         self.ticked: set[int] = set()
 
     def engine(self, partition: int) -> Engine:
         engine = self.engines.get(partition)
         if engine is None:
+            clock = self.saved_clocks[partition] = load_clock(self.table, partition)
+            store = self.stores[partition] = TableTickets(self.table, partition)
             engine = Engine(
                 self.contracts,
-                TableTickets(self.table, partition),
-                clock=load_clock(self.table, partition),
+                store,
+                clock=clock,
                 allowed_lateness=self.settings.allowed_lateness_ms,
             )
             self.engines[partition] = engine
         return engine
 
+    def write(self, partition: int) -> None:
+        """Put what the last messages of ``partition`` changed into the table.
+
+        Called once their outputs are on their way (acknowledged, with
+        at-least-once): the state that says an alert went out is never on Kafka
+        before the alert.
+        """
+        for topic, moved in [key for key in self.moved if key[1] == partition]:
+            save_position(self.table, topic, moved, self.processed[topic, moved])
+            self.moved.discard((topic, moved))
+        engine = self.engines.get(partition)
+        if engine is None:
+            return
+        self.stores[partition].write()
+        if engine.clock is not None and engine.clock != self.saved_clocks.get(partition):
+            save_clock(self.table, partition, engine.clock)
+            self.saved_clocks[partition] = engine.clock
+
     def forget(self, partitions: set[int]) -> None:
         """Drop in-memory schedules of partitions this worker no longer owns."""
         for partition in partitions:
             self.engines.pop(partition, None)
+            self.stores.pop(partition, None)
+            self.saved_clocks.pop(partition, None)
             self.ticked.discard(partition)
             for key in [k for k in self.processed if k[1] == partition]:
                 del self.processed[key]
                 self.progress.pop(key, None)
+                self.moved.discard(key)
 
     def seed(self, topic: str, partition: int, position: int) -> None:
-        """Input before ``position`` was processed by this partition's earlier owner."""
+        """Input before ``position`` (the consumer's) was processed by this partition's earlier
+        owner, unless the state says how far it got."""
         if (topic, partition) not in self.processed:
-            self.processed[topic, partition] = position
+            self.processed[topic, partition] = self.position(topic, partition) or position
             self.progress[topic, partition] = self.clock()
+
+    def position(self, topic: str, partition: int) -> int | None:
+        """The next offset of ``topic`` not yet applied to this partition's state, if known.
+
+        Kept in the state itself, so it is exactly as far as the state: with
+        exactly-once it commits in the same transaction as the state and the
+        outputs. Input below it is a message applied before; input above it means
+        messages in between were skipped.
+        """
+        known = self.processed.get((topic, partition))
+        if known is None:
+            known = load_position(self.table, topic, partition)
+            if known is not None:
+                self.processed[topic, partition] = known
+        return known
 
     def on_event(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
@@ -116,6 +165,7 @@ class Pipeline:
         """One message from an input topic: alerts to send, or a dead-letter record."""
         self.processed[topic, partition] = offset + 1
         self.progress[topic, partition] = self.clock()
+        self.moved.add((topic, partition))
         try:
             event = decode_ticket(value)
             too_far = event.at - self.clock() - self.settings.max_future_ms
@@ -125,16 +175,13 @@ class Pipeline:
                     f"occurred_at is {seconds(too_far + self.settings.max_future_ms)}s ahead of this"
                     f" worker's clock; at most {seconds(self.settings.max_future_ms)}s is accepted",
                 )
-            engine = self.engine(partition)
-            before = engine.clock
-            applied = engine.apply(event)
+            applied = self.engine(partition).apply(event)
         except Rejected as rejected:
             return self._reject(rejected.reason, rejected.detail, topic, partition, offset, key, value)
         except Exception as exc:  # a defect must not stop the partition: keep the input, say why
             log.exception("event at %s[%d]@%d could not be processed", topic, partition, offset)
             return self._reject("error", f"{type(exc).__name__}: {exc}", topic, partition, offset, key, value)
         self.counts.event(topic, applied.outcome)
-        self._save_clock(partition, before, engine.clock)
         return self._alerts(applied.alerts, partition)
 
     def on_tick(self, partition: int, value: bytes | None, offset: int = -1) -> list[Output]:
@@ -149,16 +196,13 @@ class Pipeline:
         if not self._caught_up(partition, marks):
             return []
         try:
-            engine = self.engine(partition)
-            before = engine.clock
-            alerts = engine.advance(at)
+            alerts = self.engine(partition).advance(at)
         except Exception as exc:
             log.exception("tick for partition %d could not be processed", partition)
             return self._reject(
                 "error", f"{type(exc).__name__}: {exc}", topic, partition, offset, None, value
             )
         self.ticked.add(partition)
-        self._save_clock(partition, before, engine.clock)
         return self._alerts(alerts, partition)
 
     def _caught_up(self, partition: int, marks: Mapping[str, int]) -> bool:
@@ -188,10 +232,6 @@ class Pipeline:
         self.counts.event(topic, reason)
         record = deadletter_record(reason, detail, topic, partition, offset, key, value)
         return [Output(self.settings.topics.deadletter, key, encode_deadletter(record), partition)]
-
-    def _save_clock(self, partition: int, before: int | None, after: int | None) -> None:
-        if after is not None and after != before:
-            save_clock(self.table, partition, after)
 
     def _alerts(self, alerts: list[Alert], partition: int) -> list[Output]:
         if not alerts:

@@ -1,4 +1,5 @@
-"""Faust's aiokafka transport with a short fetch wait, so clock ticks are not held back.
+"""Faust's aiokafka transport with a short fetch wait, so clock ticks are not held back,
+and commits that wait for every send to be acknowledged (see :mod:`.delivery`).
 
 Faust fixes the consumer's ``fetch_max_wait_ms`` at 1500. aiokafka keeps one
 fetch in flight per broker, and leaves partitions with buffered records out
@@ -14,6 +15,9 @@ from typing import Any
 import faust
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TransportT
+from faust.types.transports import TPorTopicSet
+
+from sla_stream.runtime.delivery import Deliveries, Table
 
 FETCH_MAX_WAIT_MS = 100
 
@@ -30,13 +34,28 @@ class _Consumer(driver.Consumer):
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    async def force_commit(
+        self, topics: TPorTopicSet | None = None, start_new_transaction: bool = True
+    ) -> bool:
+        # Every commit, ours or Faust's own (on revocation, on stop), comes through here:
+        # between messages, once everything sent is acknowledged.
+        deliveries: Deliveries = self.app.deliveries  # type: ignore[attr-defined]
+        async with deliveries.handling:
+            await deliveries.acknowledged()
+            committed: bool = await super().force_commit(topics, start_new_transaction=start_new_transaction)
+            return committed
+
 
 class Transport(driver.Transport):
     Consumer = _Consumer
 
 
 class App(faust.App):
-    """A Faust app whose consumer uses :class:`Transport`."""
+    """A Faust app whose consumer uses :class:`Transport` and whose tables track their writes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, Table=Table, **kwargs)
+        self.deliveries = Deliveries()
 
     def _new_transport(self) -> TransportT:
         return Transport(self.conf.broker_consumer, self)

@@ -53,6 +53,9 @@ def test_state_lives_in_the_table_and_a_new_pipeline_resumes_from_it(pipeline):
         TOPIC, 3, 0, b"demo-fast", event(1, "ticket.created", "2026-11-24T09:00:00Z", priority="P3")
     )
     table = pipeline.table
+    # Nothing reaches the table (and its changelog) until the worker has sent the outputs.
+    assert table == {}
+    pipeline.write(3)
     assert any(key.startswith(b"t3\x1f") for key in table) and table[b"c3"] == b"%d" % ms(
         "2026-11-24T09:00:00Z"
     )
@@ -125,6 +128,7 @@ def test_a_contract_changed_between_restarts_is_applied_to_the_stored_tickets(pi
     pipeline.on_event(
         TOPIC, 0, 0, b"demo-fast", event(1, "ticket.created", "2026-11-24T09:00:00Z", priority="P1")
     )
+    pipeline.write(0)
     (tmp_path / "demo.yaml").write_text(
         "version: 1\nid: demo-fast\ntickets:\n  priorities: [P2]\n  near_breach: []\n"
         "  objectives:\n    first_response: {targets: {P2: 1h}}\n"

@@ -59,3 +59,28 @@ def test_state_read_back_from_its_encoding_decides_the_same_alerts(seed: int) ->
     assert in_memory, "the traffic should breach something"
     assert alerts_with(Reencoded(), seed) == in_memory
     assert alerts_with(TableTickets({}, 0), seed) == in_memory
+
+
+def test_changes_reach_the_table_only_when_written_and_read_back_the_same() -> None:
+    table: dict[bytes, bytes] = {}
+    store = TableTickets(table, 2)
+    contracts = load_dir(REPO / "examples" / "contracts")
+    engine = Engine(contracts, store)
+    for n, (_, event) in enumerate(
+        generate(contracts, ms("2026-11-02T00:00:00Z"), Traffic(rate=0.2, seed=4))
+    ):
+        if n == 200:
+            break
+        assert isinstance(event, dict)
+        engine.apply(decode_ticket(orjson.dumps(event)))
+    assert table == {} and len(store) > 0
+    written = store.write()
+    assert written == len(store) and store.write() == 0
+    reread = TableTickets(table, 2)
+    assert sorted(reread) == sorted(store)
+    assert all(reread[key].to_state() == store[key].to_state() for key in store)
+    some = next(iter(store))
+    del store[some]
+    assert some not in store and some in reread
+    store.write()
+    assert some not in TableTickets(table, 2) and len(table) == written - 1
