@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from collections.abc import Mapping
+from pathlib import Path
 
 import faust
 
@@ -13,17 +15,60 @@ from sla_stream.runtime.app import create_app
 from sla_stream.runtime.topics import ensure_topics
 from sla_stream.settings import Settings
 
+log = logging.getLogger("sla_stream")
+
+# Written when the worker stops cleanly, removed while it runs.
+CLEAN_STOP = "clean-stop"
+
 
 def run_worker(settings: Settings, contracts: Mapping[str, Contract]) -> int:
     """Run until stopped; returns the process exit code."""
     created = asyncio.run(ensure_topics(settings))
     app = create_app(settings, contracts)
+    discard_unclean_state(settings, Path(app.conf.tabledir))
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False)
-    logging.getLogger("sla_stream").info(
+    log.info(
         "starting worker %s: %d contracts, topics created: %s",
         settings.app_id,
         len(contracts),
         ", ".join(created) or "none",
     )
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as stop:
+        if not stop.code:
+            _mark_clean(settings)
+        raise
+    _mark_clean(settings)
     return 0
+
+
+def discard_unclean_state(settings: Settings, tabledir: Path) -> bool:
+    """Under exactly-once, local RocksDB tables left by a worker that did not stop cleanly go.
+
+    Faust writes RocksDB at once, inside transactions that a crash aborts, so
+    after a crash those files hold state that never committed. Rebuilt from
+    the changelog (read committed) instead, as Kafka Streams does under
+    exactly-once. The in-memory store is always rebuilt from the changelog.
+    """
+    marker = Path(settings.data_dir) / CLEAN_STOP
+    clean = marker.exists()
+    marker.unlink(missing_ok=True)
+    unclean = (
+        not clean
+        and settings.processing_guarantee == "exactly_once"
+        and settings.store.startswith("rocksdb")
+        and tabledir.exists()
+    )
+    if unclean:
+        log.warning(
+            "the last run did not stop cleanly: rebuilding local tables in %s from the changelog", tabledir
+        )
+        shutil.rmtree(tabledir)
+    return unclean
+
+
+def _mark_clean(settings: Settings) -> None:
+    path = Path(settings.data_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / CLEAN_STOP).touch()
