@@ -70,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
         "--deadletter",
         help="write rejected lines here as dead-letter records (default: count them on stderr)",
     )
+    rep.add_argument(
+        "--partitions",
+        type=int,
+        help="one clock per partition, as a worker with this many partitions has (default: one clock)",
+    )
     rep.add_argument("--stats", action="store_true", help="print events per second to stderr at the end")
     rep.add_argument(
         "events", nargs="+", type=Path, help="JSON-lines event files, applied in the order given"
@@ -178,11 +183,15 @@ def _replay(args: argparse.Namespace) -> int:
     for path in args.events:
         if not path.is_file():
             raise UserError(f"{path}: no such event file")
+    if args.partitions is not None and args.partitions < 1:
+        raise UserError(f"--partitions: {args.partitions} is not a partition count (1 or more)")
     stats = ReplayStats()
     out = sys.stdout.buffer
     started = time.perf_counter()
     with open(args.deadletter, "wb") if args.deadletter else _Null() as rejected:
-        for alert in replay(contracts, read_lines(args.events), until, lateness, rejected, stats):
+        for alert in replay(
+            contracts, read_lines(args.events), until, lateness, rejected, stats, args.partitions
+        ):
             out.write(encode_replay_alert(alert) + b"\n")
     out.flush()
     spent = time.perf_counter() - started

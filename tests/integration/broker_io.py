@@ -72,7 +72,8 @@ def read_topic(
             batch = await consumer.getmany(timeout_ms=200)
             for records in batch.values():
                 found.extend(
-                    {**orjson.loads(r.value), "_partition": r.partition, "_offset": r.offset, "_key": r.key} for r in records
+                    {**orjson.loads(r.value), "_partition": r.partition, "_offset": r.offset, "_key": r.key}
+                    for r in records
                 )
 
         try:

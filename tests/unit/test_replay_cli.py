@@ -52,3 +52,63 @@ def test_a_wrong_flag_value_is_one_line_and_a_non_zero_exit():
     assert result.stderr.decode().strip() == (
         "sla-stream: error: --allowed-lateness: not a duration like 45s, 30m, 4h or 3d: 'soon'"
     )
+
+
+CLOCKS = """
+version: 1
+id: {id}
+tickets:
+  priorities: [P1]
+  near_breach: [0.5]
+  objectives:
+    first_response: {{targets: {{P1: 10m}}}}
+"""
+
+
+def _line(contract: str, n: int, type_: str, at: str, **fields: str) -> bytes:
+    body = {"event_id": f"{contract}-{n}", "type": type_, "contract_id": contract, "occurred_at": at}
+    return orjson.dumps({**body, "ticket_id": "T-1", **fields})
+
+
+def test_partition_for_is_the_producers_default_partitioner() -> None:
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from sla_stream.replay import partition_for
+
+    for key in (b"acme-gold", b"globex-silver", b"c0", b"c1", b"demo-fast", "ünï".encode()):
+        for partitions in (1, 4, 8, 12):
+            assert partition_for(key, partitions) == DefaultPartitioner()(key, list(range(partitions)), [])
+
+
+def test_with_partitions_each_partition_has_its_own_clock_as_in_the_worker(tmp_path: Path) -> None:
+    from sla_stream.replay import partition_for
+
+    names = [f"k{n}" for n in range(20)]
+    a = names[0]
+    b = next(n for n in names if partition_for(n.encode(), 2) != partition_for(a.encode(), 2))
+    contracts = tmp_path / "contracts"
+    contracts.mkdir()
+    for name in (a, b):
+        (contracts / f"{name}.yaml").write_text(CLOCKS.format(id=name))
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(
+        b"\n".join(
+            [
+                _line(a, 1, "ticket.created", "2026-11-24T09:00:00Z", priority="P1"),
+                _line(b, 1, "ticket.created", "2026-11-24T09:06:00Z", priority="P1"),
+                # a's reply arrives after b's 09:06 event: late, within the lateness
+                _line(a, 2, "ticket.agent_replied", "2026-11-24T09:04:00Z"),
+            ]
+        )
+        + b"\n"
+    )
+    args = ("--contracts", str(contracts), "--until", "2026-11-24T09:06:00Z", str(events))
+    one_clock = [orjson.loads(line) for line in replay(*args).stdout.splitlines()]
+    per_partition = [orjson.loads(line) for line in replay("--partitions", "2", *args).stdout.splitlines()]
+    # One clock: b's event passed a's 50% mark (09:05) before a's reply came: fired, then retracted.
+    assert [(x["contract_id"], x["kind"]) for x in one_clock] == [(a, "near_breach"), (a, "retracted")]
+    # Per partition, a's clock stood at 09:00 when its reply came: nothing to say.
+    assert per_partition == []
+    assert replay("--partitions", "0", *args).stderr.decode().strip() == (
+        "sla-stream: error: --partitions: 0 is not a partition count (1 or more)"
+    )
