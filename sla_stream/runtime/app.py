@@ -83,27 +83,15 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> faust.A
                 await _seed_positions(app, pipeline, settings, partition)
                 sends = pipeline.on_tick(partition, message.value, offset)
             else:
-                expected = pipeline.position(topic, partition)
-                if expected is not None and offset < expected:
+                records = await _to_apply(pipeline, settings, message)
+                if not records:
                     # Applied before (a redelivery after a restart or a rebalance): already
                     # in the state, and its outputs already sent.
                     event.ack()
                     return
                 sends = []
-                if expected is not None and offset > expected:
-                    skipped = await read_range(settings, topic, partition, expected, offset)
-                    if skipped:
-                        log.warning(
-                            "%s[%d]: the consumer skipped offsets %d to %d; applying the %d messages there",
-                            topic,
-                            partition,
-                            expected,
-                            offset - 1,
-                            len(skipped),
-                        )
-                    for record in skipped:
-                        sends += pipeline.on_event(topic, partition, record.offset, record.key, record.value)
-                sends += pipeline.on_event(topic, partition, offset, message.key, message.value)
+                for number, key, value in records:
+                    sends += pipeline.on_event(topic, partition, number, key, value)
             transaction = _transaction(app, topic, partition) if exactly_once else None
             for out in sends:
                 deliveries.add(await _send(app, out, transaction))
@@ -154,6 +142,29 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> faust.A
     app.add_dependency(TickSender(app, settings))
     app.pipeline = pipeline  # type: ignore[attr-defined]
     return app
+
+
+async def _to_apply(
+    pipeline: Pipeline, settings: Settings, message: faust.types.Message
+) -> list[tuple[int, bytes | None, bytes | None]]:
+    """The input records to apply for ``message``: none if the state has it already; after an
+    assignment, any the consumer skipped before it first."""
+    topic, partition, offset = message.topic, message.partition, message.offset
+    expected = pipeline.position(topic, partition)
+    if expected is not None and offset < expected:
+        return []
+    records = [(offset, message.key, message.value)]
+    if (topic, partition) not in pipeline.resumed:
+        pipeline.resumed.add((topic, partition))
+        if expected is not None and offset > expected:
+            skipped = await read_range(settings, topic, partition, expected, offset)
+            if skipped:
+                log.warning(
+                    "%s[%d]: the consumer skipped offsets %d to %d; applying the %d messages there",
+                    *(topic, partition, expected, offset - 1, len(skipped)),
+                )
+            records[:0] = [(r.offset, r.key, r.value) for r in skipped]
+    return records
 
 
 def _transaction(app: faust.App, topic: str, partition: int) -> str:

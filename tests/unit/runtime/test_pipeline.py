@@ -144,3 +144,21 @@ def test_a_contract_changed_between_restarts_is_applied_to_the_stored_tickets(pi
     reply = event(2, "ticket.agent_replied", "2026-11-24T12:00:01Z")
     assert restarted.on_event(TOPIC, 0, 1, b"demo-fast", reply) == []
     assert restarted.counts.events == {(TOPIC, "ok"): 1}
+
+
+def test_the_state_records_how_far_each_input_partition_is_applied(pipeline):
+    assert pipeline.position(TOPIC, 1) is None
+    pipeline.on_event(
+        TOPIC, 1, 7, b"demo-fast", event(1, "ticket.created", "2026-11-24T09:00:00Z", priority="P1")
+    )
+    pipeline.on_event(TOPIC, 1, 8, b"demo-fast", b"not json")  # a dead letter counts as applied too
+    assert pipeline.position(TOPIC, 1) == 9
+    resumed = Pipeline(Settings(), pipeline.contracts, pipeline.table, clock=pipeline.clock)
+    assert resumed.position(TOPIC, 1) is None  # not written yet: written with the state
+    pipeline.write(1)
+    resumed = Pipeline(Settings(), pipeline.contracts, pipeline.table, clock=pipeline.clock)
+    assert resumed.position(TOPIC, 1) == 9 and resumed.position(TOPIC, 2) is None
+    # The consumer's position counts only where the state knows nothing.
+    resumed.seed(TOPIC, 1, 3)
+    resumed.seed(TOPIC, 2, 3)
+    assert (resumed.processed[TOPIC, 1], resumed.processed[TOPIC, 2]) == (9, 3)
