@@ -40,6 +40,8 @@ tickets:
 """
 # The worker keeps one event-time clock per partition; replay does the same with ``partitions``.
 PARTITIONS = 4
+# The worker's default allowed lateness; 200 events are about 5 s of event time here.
+LATENESS = 5 * 60_000
 ZONES = ["UTC", "Asia/Jakarta", "Europe/Berlin", "America/New_York", "Australia/Sydney", "Asia/Kolkata"]
 EVENTS = int(os.environ.get("SLA_STREAM_CRASH_EVENTS", "24000"))
 KILLS = int(os.environ.get("SLA_STREAM_CRASH_KILLS", "10"))
@@ -60,7 +62,7 @@ def make_events(contracts: dict, seed: int) -> list[tuple[bytes, bytes]]:
     # Arrival out of order: a few events a few seconds late (retractions follow), a few
     # later than the allowed lateness of five minutes (dead letters, reason "late").
     rng = random.Random(seed)
-    for share, delay in ((0.03, 200), (0.003, 8000)):
+    for share, delay in ((0.03, 200), (0.003, 16_000)):
         for _ in range(int(len(records) * share)):
             n = rng.randrange(len(records) - delay)
             records.insert(n + delay, records.pop(n))
