@@ -18,7 +18,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from sla_stream.engine.model import Contract
 from sla_stream.metrics.collector import registry_for
-from sla_stream.runtime.gaps import read_range
+from sla_stream.runtime.gaps import GapReader
 from sla_stream.runtime.pipeline import Output, Pipeline, tick_record, wall_ms
 from sla_stream.runtime.transport import App
 from sla_stream.settings import Settings
@@ -68,6 +68,7 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> faust.A
     registry = registry_for(pipeline.counts)
 
     commit_every = settings.commit_interval_ms / 1000
+    gaps = GapReader(settings)
     deliveries = app.deliveries
     # With at-least-once nothing ties an alert to the state that records it: the alert
     # must be on Kafka first. With exactly-once both are in one transaction.
@@ -83,7 +84,7 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> faust.A
                 await _seed_positions(app, pipeline, settings, partition)
                 sends = pipeline.on_tick(partition, message.value, offset)
             else:
-                records = await _to_apply(pipeline, settings, message)
+                records = await _to_apply(pipeline, gaps, message)
                 if not records:
                     # Applied before (a redelivery after a restart or a rebalance): already
                     # in the state, and its outputs already sent.
@@ -140,30 +141,29 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> faust.A
     app.on_partitions_revoked.connect(on_revoked)
 
     app.add_dependency(TickSender(app, settings))
+    app.add_dependency(gaps)
     app.pipeline = pipeline  # type: ignore[attr-defined]
     return app
 
 
 async def _to_apply(
-    pipeline: Pipeline, settings: Settings, message: faust.types.Message
+    pipeline: Pipeline, gaps: GapReader, message: faust.types.Message
 ) -> list[tuple[int, bytes | None, bytes | None]]:
-    """The input records to apply for ``message``: none if the state has it already; after an
-    assignment, any the consumer skipped before it first."""
+    """The input records to apply for ``message``: none if the state has it already; any the
+    consumer skipped before it first."""
     topic, partition, offset = message.topic, message.partition, message.offset
     expected = pipeline.position(topic, partition)
     if expected is not None and offset < expected:
         return []
     records = [(offset, message.key, message.value)]
-    if (topic, partition) not in pipeline.resumed:
-        pipeline.resumed.add((topic, partition))
-        if expected is not None and offset > expected:
-            skipped = await read_range(settings, topic, partition, expected, offset)
-            if skipped:
-                log.warning(
-                    "%s[%d]: the consumer skipped offsets %d to %d; applying the %d messages there",
-                    *(topic, partition, expected, offset - 1, len(skipped)),
-                )
-            records[:0] = [(r.offset, r.key, r.value) for r in skipped]
+    if expected is not None and offset > expected:
+        skipped = await gaps.read(topic, partition, expected, offset)
+        if skipped:
+            log.warning(
+                "%s[%d]: the consumer skipped offsets %d to %d; applying the %d messages there",
+                *(topic, partition, expected, offset - 1, len(skipped)),
+            )
+        records[:0] = [(r.offset, r.key, r.value) for r in skipped]
     return records
 
 

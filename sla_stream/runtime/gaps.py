@@ -5,10 +5,16 @@ recovery suspended the flow, and then counts the offsets it jumped over as
 done. The worker notices, because the state records the next input offset it
 has applied (see ``Pipeline.position``); this reads what lies in between,
 straight from Kafka, so it is applied before the message that showed the gap.
+
+Offsets also jump over a producer's transaction markers and aborted records:
+then the read finds nothing, at the cost of one fetch.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import mode
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from sla_stream.settings import Settings
@@ -18,19 +24,27 @@ from sla_stream.settings import Settings
 _EMPTY_FETCHES = 3
 
 
-async def read_range(
-    settings: Settings, topic: str, partition: int, start: int, end: int
-) -> list[ConsumerRecord]:
-    """The committed records of ``topic``/``partition`` from offset ``start`` up to ``end``."""
-    tp = TopicPartition(topic, partition)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
+class GapReader(mode.Service):
+    """One consumer, outside the group, that reads offset ranges on request."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.consumer: AIOKafkaConsumer | None = None
+
+    async def read(self, topic: str, partition: int, start: int, end: int) -> list[ConsumerRecord]:
+        """The committed records of ``topic``/``partition`` from offset ``start`` up to ``end``."""
+        if self.consumer is None:
+            self.consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.settings.bootstrap_servers,
+                isolation_level="read_committed",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                fetch_max_wait_ms=50,
+            )
+            await self.consumer.start()
+        consumer = self.consumer
+        tp = TopicPartition(topic, partition)
         consumer.assign([tp])
         consumer.seek(tp, start)
         records: list[ConsumerRecord] = []
@@ -40,5 +54,7 @@ async def read_range(
             empty = 0 if batch else empty + 1
             records += [record for record in batch if record.offset < end]
         return records
-    finally:
-        await consumer.stop()
+
+    async def on_stop(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()

@@ -91,8 +91,6 @@ class Pipeline:
         self.processed: dict[tuple[str, int], int] = {}
         self.progress: dict[tuple[str, int], int] = {}
         self.moved: set[tuple[str, int]] = set()
-        # Input partitions whose first message since the assignment has been seen.
-        self.resumed: set[tuple[str, int]] = set()
         self.ticked: set[int] = set()
 
     def engine(self, partition: int) -> Engine:
@@ -138,7 +136,6 @@ class Pipeline:
                 del self.processed[key]
                 self.progress.pop(key, None)
                 self.moved.discard(key)
-                self.resumed.discard(key)
 
     def seed(self, topic: str, partition: int, position: int) -> None:
         """Input before ``position`` (the consumer's) was processed by this partition's earlier
