@@ -120,7 +120,13 @@ def test_kill_9_again_and_again_loses_and_repeats_nothing(
     rejected = io.BytesIO()
     expected = [
         orjson.loads(encode_replay_alert(a))
-        for a in replay(load_dir(contracts_dir), lines, rejected=rejected)
+        for a in replay(
+            load_dir(contracts_dir),
+            lines,
+            allowed_lateness=LATENESS,
+            rejected=rejected,
+            partitions=PARTITIONS,
+        )
     ]
     assert any(a["kind"] == "retracted" for a in expected), "the traffic should retract something"
     expected_ids = {a["alert_id"] for a in expected}
