@@ -90,7 +90,7 @@ def make_events(contracts: dict, seed: int) -> list[tuple[bytes, bytes]]:
             "at_least_once",
             "memory://",
             marks=pytest.mark.xfail(
-                reason="open: one run (seed 979004) lost 2 of 15,661 alerts under at-least-once",
+                reason="open: at-least-once still loses a few alerts (seed 979004: 2 of 15,661)",
                 strict=False,
             ),
         ),
