@@ -113,17 +113,23 @@ class Pipeline:
         Called once their outputs are on their way (acknowledged, with
         at-least-once): the state that says an alert went out is never on Kafka
         before the alert.
+
+        Input positions go last. Every write of a partition goes to the same
+        changelog partition through one producer, which keeps their order, so a
+        position on Kafka means the state it covers is there too. With
+        at-least-once nothing else ties them: a worker stopped while its
+        producer buffer still held tickets, with the position sent ahead of them,
+        left a state that counted those events as applied without them.
         """
+        engine = self.engines.get(partition)
+        if engine is not None:
+            self.stores[partition].write()
+            if engine.clock is not None and engine.clock != self.saved_clocks.get(partition):
+                save_clock(self.table, partition, engine.clock)
+                self.saved_clocks[partition] = engine.clock
         for topic, moved in [key for key in self.moved if key[1] == partition]:
             save_position(self.table, topic, moved, self.processed[topic, moved])
             self.moved.discard((topic, moved))
-        engine = self.engines.get(partition)
-        if engine is None:
-            return
-        self.stores[partition].write()
-        if engine.clock is not None and engine.clock != self.saved_clocks.get(partition):
-            save_clock(self.table, partition, engine.clock)
-            self.saved_clocks[partition] = engine.clock
 
     def forget(self, partitions: set[int]) -> None:
         """Drop in-memory schedules of partitions this worker no longer owns."""

@@ -162,3 +162,30 @@ def test_the_state_records_how_far_each_input_partition_is_applied(pipeline):
     resumed.seed(TOPIC, 1, 3)
     resumed.seed(TOPIC, 2, 3)
     assert (resumed.processed[TOPIC, 1], resumed.processed[TOPIC, 2]) == (9, 3)
+
+
+class WriteOrder(dict):
+    """A table that remembers the order of its writes, as its changelog would receive them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[bytes] = []
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.order.append(key)
+        super().__setitem__(key, value)
+
+
+def test_a_position_reaches_the_changelog_after_the_state_it_covers():
+    # One producer keeps a changelog partition's order, so a position written last is on
+    # Kafka only if the ticket and clock before it are: a stop in between can never leave
+    # a state that counts an event as applied without it.
+    table = WriteOrder()
+    contracts = load_dir(REPO / "examples" / "contracts")
+    pipeline = Pipeline(Settings(), contracts, table, clock=lambda: ms("2026-11-24T10:00:00Z"))
+    pipeline.on_event(
+        TOPIC, 2, 205, b"demo-fast", event(1, "ticket.created", "2026-11-24T09:00:00Z", priority="P1")
+    )
+    pipeline.write(2)
+    assert [key[:2] for key in table.order] == [b"t2", b"c2", b"o2"]
+    assert table[table.order[-1]] == b"206"
