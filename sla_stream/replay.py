@@ -16,7 +16,7 @@ from sla_stream.engine.model import Contract
 from sla_stream.engine.processor import Engine
 from sla_stream.wire.alerts import alert_record
 from sla_stream.wire.deadletter import deadletter_record
-from sla_stream.wire.events import decode_ticket
+from sla_stream.wire.events import decode_event
 
 
 @dataclass(slots=True)
@@ -56,7 +56,7 @@ def replay(
     for source, number, line in lines:
         stats.events += 1
         try:
-            event = decode_ticket(line)
+            event = decode_event(line)
             partition = 0 if partitions is None else partition_for(event.contract_id.encode(), partitions)
             engine = engines.get(partition)
             if engine is None:

@@ -9,10 +9,19 @@ from zoneinfo import ZoneInfo
 
 import holidays as holiday_data
 
-from sla_stream.contracts.spec import DAYS, CalendarSpec, ContractSpec, TicketsSpec, expand_days
+from sla_stream.contracts.spec import (
+    DAYS,
+    CalendarSpec,
+    CallsSpec,
+    ContractSpec,
+    RequestsSpec,
+    TicketsSpec,
+    expand_days,
+)
+from sla_stream.engine import model
 from sla_stream.engine.calendar import AlwaysOpen, Business, Calendar, Exclusions, Holidays
 from sla_stream.engine.model import Contract, TicketObjective, TicketPolicy
-from sla_stream.engine.time import to_ms
+from sla_stream.engine.time import DAY_MS, MINUTE_MS, to_ms
 
 
 def build(spec: ContractSpec, problems: list[str]) -> Contract | None:
@@ -31,6 +40,8 @@ def build(spec: ContractSpec, problems: list[str]) -> Contract | None:
         if built is not None:
             calendars[name] = built
     tickets = _tickets(spec.tickets, calendars, problems) if spec.tickets else None
+    calls = _calls(spec.calls, problems) if spec.calls else None
+    requests = _requests(spec.requests, problems) if spec.requests else None
     if problems:
         return None
     return Contract(
@@ -40,6 +51,8 @@ def build(spec: ContractSpec, problems: list[str]) -> Contract | None:
         exclusions=exclusions,
         calendars=MappingProxyType(calendars),
         tickets=tickets,
+        calls=calls,
+        requests=requests,
     )
 
 
@@ -119,4 +132,82 @@ def _tickets(spec: TicketsSpec, calendars: dict[str, Calendar], problems: list[s
         near_breach=tuple(sorted(set(spec.near_breach))),
         objectives=MappingProxyType(objectives),
         compliance_target=spec.compliance_target,
+    )
+
+
+def _calls(spec: CallsSpec, problems: list[str]) -> model.CallPolicy:
+    objectives: dict[str, model.CallObjective] = {}
+    level, abandon, speed = spec.service_level, spec.abandon_rate, spec.speed_of_answer
+    if level is not None:
+        objectives[model.SERVICE_LEVEL] = model.CallObjective(
+            model.SERVICE_LEVEL, level.interval, level.target
+        )
+        if level.short_abandon is not None and level.short_abandon >= level.answer_within:
+            problems.append("calls.service_level.short_abandon: must be shorter than answer_within")
+    if abandon is not None:
+        objectives[model.ABANDON_RATE] = model.CallObjective(
+            model.ABANDON_RATE, abandon.interval, abandon.max
+        )
+    if speed is not None:
+        objectives[model.SPEED_OF_ANSWER] = model.CallObjective(
+            model.SPEED_OF_ANSWER, speed.interval, speed.max
+        )
+    for objective in objectives.values():
+        if objective.interval <= 0 or DAY_MS % objective.interval:
+            problems.append(
+                f"calls.{objective.name}.interval: must divide a day evenly (like 15m or 30m),"
+                f" got {objective.interval // 1000}s"
+            )
+    return model.CallPolicy(
+        objectives=MappingProxyType(objectives),
+        answer_within=level.answer_within if level else None,
+        short_abandon=level.short_abandon if level else None,
+    )
+
+
+def _requests(spec: RequestsSpec, problems: list[str]) -> model.RequestPolicy:
+    objectives: dict[str, model.RequestObjective] = {}
+    if spec.availability is not None:
+        objectives[model.AVAILABILITY] = model.RequestObjective(
+            model.AVAILABILITY, spec.availability.target, spec.availability.window
+        )
+    if spec.latency is not None:
+        objectives[model.LATENCY] = model.RequestObjective(
+            model.LATENCY, spec.latency.target, spec.latency.window, spec.latency.threshold_ms
+        )
+    for objective in objectives.values():
+        if objective.target >= 1:
+            problems.append(
+                f"requests.{objective.name}.target: must be below 1 (there is no error budget at 1)"
+            )
+        if isinstance(objective.window, int) and (objective.window <= 0 or objective.window % MINUTE_MS):
+            problems.append(f"requests.{objective.name}.window: must be whole minutes")
+    rules: tuple[model.BurnRateRule, ...]
+    if spec.burn_rate_alerts == "default":
+        rules = model.DEFAULT_BURN_RATES
+    elif spec.burn_rate_alerts == "none":
+        rules = ()
+    else:
+        rules = tuple(
+            model.BurnRateRule(rule.long, rule.short, rule.factor, rule.severity)
+            for rule in spec.burn_rate_alerts
+        )
+    for index, rule in enumerate(rules):
+        if rule.long % MINUTE_MS or rule.short % MINUTE_MS or rule.short <= 0:
+            problems.append(f"requests.burn_rate_alerts[{index}]: windows must be whole minutes")
+        elif rule.short >= rule.long:
+            problems.append(f"requests.burn_rate_alerts[{index}].short: must be shorter than long")
+    windows: set[int | str] = set()
+    for objective in objectives.values():
+        windows.add(
+            "month" if objective.window == model.CALENDAR_MONTH else int(objective.window) // MINUTE_MS
+        )
+    for rule in rules:
+        windows.update((rule.long // MINUTE_MS, rule.short // MINUTE_MS))
+    reach = max((32 * 24 * 60 if w == "month" else int(w) for w in windows), default=0)
+    return model.RequestPolicy(
+        objectives=MappingProxyType(objectives),
+        burn_rates=rules,
+        windows=tuple(sorted(windows, key=str)),
+        reach=reach,
     )

@@ -92,6 +92,8 @@ class Alert:
     """Kind-specific details (``fraction``, ``priority``, ``retracts``, ...)."""
     revision: int = 0
     """Retractions of this alert before it (part of the id when not zero)."""
+    interval_start_ms: int | None = None
+    """The call interval a queue alert is about."""
     alert_id: str = ""
     """Deterministic id; computed from the fields above when left empty."""
 

@@ -44,6 +44,59 @@ class TicketEvent(NamedTuple):
     """The status (``ticket.created``, optional; ``ticket.status_changed``)."""
 
 
+CALL_QUEUED = "call.queued"
+CALL_ANSWERED = "call.answered"
+CALL_ABANDONED = "call.abandoned"
+
+CALL_TYPES = frozenset({CALL_QUEUED, CALL_ANSWERED, CALL_ABANDONED})
+
+REQUEST = "request"
+REQUEST_BATCH = "request.batch"
+
+REQUEST_TYPES = frozenset({REQUEST, REQUEST_BATCH})
+
+
+class CallEvent(NamedTuple):
+    """One call event; ``queue`` and ``wait_ms`` are set where the record carries them."""
+
+    event_id: str
+    type: str
+    """One of :data:`CALL_TYPES`."""
+    contract_id: str
+    at: int
+    """``occurred_at`` in epoch milliseconds."""
+    call_id: str
+    queue: str | None = None
+    wait_ms: int | None = None
+    """``wait_seconds`` in milliseconds: the wait when no ``call.queued`` was seen."""
+
+
+class RequestEvent(NamedTuple):
+    """Served requests for one service: a single ``request`` is a batch of one.
+
+    Latency is counted only when ``latency_total`` is not zero: for a single
+    request the engine decides it against the contract's threshold from
+    ``latency_ms``; a batch carries it as ``latency_good`` of ``total``.
+    """
+
+    event_id: str
+    type: str
+    """One of :data:`REQUEST_TYPES`."""
+    contract_id: str
+    at: int
+    service: str
+    total: int
+    good: int
+    """Requests that were good for availability."""
+    latency_ms: float | None = None
+    """A single request's latency."""
+    latency_good: int | None = None
+    """A batch's requests within the latency threshold, if it says."""
+
+
+Event = TicketEvent | CallEvent | RequestEvent
+
+
 class Rejected(Exception):
     """An event the engine cannot apply; it goes to the dead-letter topic."""
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from sla_stream.engine.calendar import Calendar, Exclusions
+from sla_stream.engine.time import DAY_MS, HOUR_MS, MINUTE_MS
 
 TICKET_OBJECTIVES = ("first_response", "next_reply", "resolution")
 
@@ -55,3 +56,82 @@ class Contract:
     """Named calendars, ``24x7`` always among them."""
     tickets: TicketPolicy | None = None
     """Ticket objectives, when the contract has any."""
+    calls: CallPolicy | None = None
+    """Call-centre objectives, when the contract has any."""
+    requests: RequestPolicy | None = None
+    """Request objectives, when the contract has any."""
+
+
+SERVICE_LEVEL, ABANDON_RATE, SPEED_OF_ANSWER = "service_level", "abandon_rate", "speed_of_answer"
+
+
+@dataclass(frozen=True, slots=True)
+class CallObjective:
+    """One call-centre objective, judged per queue and interval."""
+
+    name: str
+    """``service_level``, ``abandon_rate`` or ``speed_of_answer``."""
+    interval: int
+    """Interval length in milliseconds; intervals are aligned to local midnight."""
+    target: float
+    """Service level: the least share answered in time; abandon rate: the largest share
+    abandoned; speed of answer: the longest average wait, in milliseconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallPolicy:
+    """The ``calls`` section of a contract."""
+
+    objectives: Mapping[str, CallObjective]
+    answer_within: int | None = None
+    """A call answered within this many milliseconds counts as answered in time."""
+    short_abandon: int | None = None
+    """A call abandoned within this many milliseconds counts neither way."""
+
+
+AVAILABILITY, LATENCY = "availability", "latency"
+CALENDAR_MONTH = "calendar_month"
+
+
+@dataclass(frozen=True, slots=True)
+class BurnRateRule:
+    """One multiwindow burn-rate alert: both windows' burn rates must exceed ``factor``."""
+
+    long: int
+    short: int
+    factor: float
+    severity: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestObjective:
+    """An availability or latency objective over a rolling or calendar-month window."""
+
+    name: str
+    """``availability`` or ``latency``."""
+    target: float
+    window: int | str
+    """Milliseconds, or ``calendar_month`` (in the contract's zone)."""
+    threshold_ms: float | None = None
+    """Latency only: a request at or under this is good."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestPolicy:
+    """The ``requests`` section of a contract."""
+
+    objectives: Mapping[str, RequestObjective]
+    burn_rates: tuple[BurnRateRule, ...] = ()
+    windows: tuple[int | str, ...] = ()
+    """Every window evaluated, in minutes, or ``month`` for the calendar month (derived)."""
+    reach: int = 0
+    """How many minutes a one-minute bucket stays inside some window (derived)."""
+
+
+DEFAULT_BURN_RATES = (
+    BurnRateRule(HOUR_MS, 5 * MINUTE_MS, 14.4, "page"),
+    BurnRateRule(6 * HOUR_MS, 30 * MINUTE_MS, 6.0, "page"),
+    BurnRateRule(DAY_MS, 2 * HOUR_MS, 3.0, "ticket"),
+    BurnRateRule(3 * DAY_MS, 6 * HOUR_MS, 1.0, "ticket"),
+)
+"""The Google SRE Workbook's windows for a 30-day error budget (SPEC section 3)."""

@@ -1,4 +1,4 @@
-"""The engine: event-time clock, ticket state and due thresholds for one partition's contracts.
+"""The engine: event-time clock, ticket, call and request state, and what falls due, per partition.
 
 ``apply(event)`` first fires every threshold observed before the event's
 time, then applies the event; ``advance(now)`` fires every threshold
@@ -12,15 +12,19 @@ import heapq
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import NamedTuple
 
-from sla_stream.engine import tickets
+from sla_stream.engine import calls, requests, tickets
 from sla_stream.engine.alerts import Alert
-from sla_stream.engine.events import Rejected, TicketEvent
+from sla_stream.engine.calls import CallCentre
+from sla_stream.engine.events import CallEvent, Event, Rejected, RequestEvent
 from sla_stream.engine.model import Contract
+from sla_stream.engine.requests import Service
 from sla_stream.engine.tickets import Ticket
-from sla_stream.engine.time import seconds
+from sla_stream.engine.time import MINUTE_MS, seconds
 
 TicketKey = tuple[str, str]
 """``(contract_id, ticket_id)``."""
+ServiceKey = tuple[str, str]
+"""``(contract_id, service)``."""
 
 OK, DUPLICATE = "ok", "duplicate"
 
@@ -37,10 +41,11 @@ class Applied(NamedTuple):
 class Engine:
     """Decides alerts for the contracts of one partition (or of a whole replay).
 
-    ``store`` maps ticket keys to tickets; the live worker passes a mapping
-    backed by a changelog table, and the engine writes every ticket it
-    changes back to it. ``clock`` is the latest event time seen; events more than
-    ``allowed_lateness`` behind it are rejected as ``late``.
+    ``store`` maps ticket keys to tickets, ``centres`` contract ids to their
+    calls, ``services`` ``(contract_id, service)`` to request counts; the live
+    worker passes mappings backed by a changelog table, and the engine writes
+    everything it changes back to them. ``clock`` is the latest event time
+    seen; events more than ``allowed_lateness`` behind it are rejected as ``late``.
     """
 
     def __init__(
@@ -49,17 +54,24 @@ class Engine:
         store: MutableMapping[TicketKey, Ticket] | None = None,
         clock: int | None = None,
         allowed_lateness: int | None = None,
+        centres: MutableMapping[str, CallCentre] | None = None,
+        services: MutableMapping[ServiceKey, Service] | None = None,
     ) -> None:
         self._contract = contracts.get if isinstance(contracts, Mapping) else contracts
         self.tickets: MutableMapping[TicketKey, Ticket] = {} if store is None else store
+        self.centres: MutableMapping[str, CallCentre] = {} if centres is None else centres
+        self.services: MutableMapping[ServiceKey, Service] = {} if services is None else services
         self.clock = clock
         self.allowed_lateness = allowed_lateness
         self._due: list[tuple[int, float, str, str, str]] = []
+        self._call_due: list[tuple[int, str]] = []
         for key in list(self.tickets):
             contract = self._contract(key[0])
             ticket = None if contract is None else self._load(key, contract)
             if ticket is not None:
                 self._schedule(key, ticket, contract)
+        for contract_id, centre in list(self.centres.items()):
+            self._schedule_calls(contract_id, centre)
 
     def contract(self, contract_id: str) -> Contract:
         found = self._contract(contract_id)
@@ -67,23 +79,18 @@ class Engine:
             raise Rejected("unknown_contract", f"no contract with id {contract_id!r} is loaded")
         return found
 
-    def apply(self, event: TicketEvent) -> Applied:
-        """Apply one ticket event at its own time; raises :class:`Rejected` for bad input."""
+    def apply(self, event: Event) -> Applied:
+        """Apply one event at its own time; raises :class:`Rejected` for bad input."""
         contract = self.contract(event.contract_id)
+        if isinstance(event, CallEvent):
+            return self._apply_call(contract, event)
+        if isinstance(event, RequestEvent):
+            return self._apply_request(contract, event)
         key = (event.contract_id, event.ticket_id)
         ticket = self._load(key, contract)
         if ticket is not None and event.event_id in ticket.seen:
             return Applied(DUPLICATE, [])
-        if (
-            self.allowed_lateness is not None
-            and self.clock is not None
-            and event.at < self.clock - self.allowed_lateness
-        ):
-            raise Rejected(
-                "late",
-                f"occurred_at is {seconds(self.clock - event.at)}s behind the clock,"
-                f" more than the allowed lateness of {seconds(self.allowed_lateness)}s",
-            )
+        self._check_late(event.at)
         tickets.check(contract, ticket, event)
         # Nothing below rejects: thresholds passed before the event fire first.
         alerts = self.advance(event.at)
@@ -100,26 +107,104 @@ class Engine:
         alerts.extend(more)
         return Applied(OK, alerts)
 
+    def _apply_call(self, contract: Contract, event: CallEvent) -> Applied:
+        centre = self.centres.get(event.contract_id)
+        if centre is not None and event.event_id in centre.seen:
+            return Applied(DUPLICATE, [])
+        self._check_late(event.at)
+        calls.check(contract, centre, event)
+        alerts = self.advance(event.at)
+        centre = self.centres.get(event.contract_id) or CallCentre()
+        alerts += calls.apply(contract, centre, event, self.clock if self.clock is not None else event.at)
+        self.centres[event.contract_id] = centre
+        self._schedule_calls(event.contract_id, centre)
+        return Applied(OK, alerts)
+
+    def _apply_request(self, contract: Contract, event: RequestEvent) -> Applied:
+        key = (event.contract_id, event.service)
+        service = self.services.get(key)
+        if service is not None and event.event_id in service.seen:
+            return Applied(DUPLICATE, [])
+        self._check_late(event.at)
+        requests.check(contract, service, event)
+        alerts = self.advance(event.at)
+        service = self.services.get(key) or Service()
+        requests.apply(contract, service, event)
+        self.services[key] = service
+        return Applied(OK, alerts)
+
+    def _check_late(self, at: int) -> None:
+        if (
+            self.allowed_lateness is not None
+            and self.clock is not None
+            and at < self.clock - self.allowed_lateness
+        ):
+            raise Rejected(
+                "late",
+                f"occurred_at is {seconds(self.clock - at)}s behind the clock,"
+                f" more than the allowed lateness of {seconds(self.allowed_lateness)}s",
+            )
+
     def advance(self, now: int) -> list[Alert]:
-        """Move the clock to ``now``, firing every threshold observed before it."""
+        """Move the clock to ``now``, firing everything observed before it, in time order:
+        ticket thresholds, then call intervals and waits, then request minute boundaries."""
+        before = self.clock
         if self.clock is None or now > self.clock:
             self.clock = now
         fired: list[Alert] = []
-        due = self._due
-        while due and due[0][0] < now:
-            observed_at, fraction, contract_id, ticket_id, objective = heapq.heappop(due)
-            key = (contract_id, ticket_id)
-            contract = self._contract(contract_id)
-            ticket = None if contract is None else self._load(key, contract)
-            if ticket is None or contract is None:
-                continue
-            alert = tickets.fire(contract, ticket, objective, observed_at, fraction)
-            if alert is None:
-                continue  # stale entry: the clock moved on since it was scheduled
-            fired.append(alert)
-            self.tickets[key] = ticket
-            self._schedule(key, ticket, contract)
-        return fired
+        boundary = _NEVER
+        if before is not None and self.services:
+            last = max(self._active_until(key, service) for key, service in self.services.items())
+            first = -(-before // MINUTE_MS) * MINUTE_MS
+            if first <= last:
+                boundary = first
+        else:
+            last = _NEVER
+        due, call_due = self._due, self._call_due
+        while True:
+            at = min(due[0][0] if due else _NEVER, call_due[0][0] if call_due else _NEVER, boundary)
+            if at >= now:
+                return fired
+            if due and due[0][0] == at:
+                self._fire_ticket(fired)
+            elif call_due and call_due[0][0] == at:
+                _, contract_id = heapq.heappop(call_due)
+                contract, centre = self._contract(contract_id), self.centres.get(contract_id)
+                if contract is None or centre is None or calls.due(contract, centre) != at:
+                    continue  # stale entry: the calls moved on since it was scheduled
+                fired += calls.fire(contract, centre, at, self.allowed_lateness or 0)
+                self.centres[contract_id] = centre
+                self._schedule_calls(contract_id, centre)
+            else:
+                for key in sorted(self.services):
+                    contract, service = self._contract(key[0]), self.services[key]
+                    if contract is None or contract.requests is None:
+                        continue
+                    alerts = requests.evaluate(contract, key[1], service, at)
+                    if alerts or service.dirty:
+                        self.services[key] = service
+                    fired += alerts
+                boundary = at + MINUTE_MS if at + MINUTE_MS <= last else _NEVER
+
+    def _fire_ticket(self, fired: list[Alert]) -> None:
+        observed_at, fraction, contract_id, ticket_id, objective = heapq.heappop(self._due)
+        key = (contract_id, ticket_id)
+        contract = self._contract(contract_id)
+        ticket = None if contract is None else self._load(key, contract)
+        if ticket is None or contract is None:
+            return
+        alert = tickets.fire(contract, ticket, objective, observed_at, fraction)
+        if alert is None:
+            return  # stale entry: the clock moved on since it was scheduled
+        fired.append(alert)
+        self.tickets[key] = ticket
+        self._schedule(key, ticket, contract)
+
+    def _active_until(self, key: ServiceKey, service: Service) -> int:
+        contract = self._contract(key[0])
+        if contract is None or contract.requests is None:
+            return -1
+        return requests.active_until(contract, service)
 
     def _load(self, key: TicketKey, contract: Contract) -> Ticket | None:
         ticket = self.tickets.get(key)
@@ -131,3 +216,14 @@ class Engine:
             return
         for observed_at, fraction, objective in tickets.due(contract, ticket):
             heapq.heappush(self._due, (observed_at, fraction, key[0], key[1], objective))
+
+    def _schedule_calls(self, contract_id: str, centre: CallCentre) -> None:
+        contract = self._contract(contract_id)
+        if contract is None or contract.calls is None:
+            return
+        at = calls.due(contract, centre)
+        if at is not None:
+            heapq.heappush(self._call_due, (at, contract_id))
+
+
+_NEVER = 2**63

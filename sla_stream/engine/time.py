@@ -64,3 +64,15 @@ def parse_duration(text: str) -> int:
     if not parts or "".join(n + u for n, u in parts) != compact:
         raise ValueError(f"not a duration like 45s, 30m, 4h or 3d: {text!r}")
     return sum(int(number) * _UNITS[unit] for number, unit in parts)
+
+
+def format_duration(ms: int) -> str:
+    """Milliseconds as the contract notation, largest units first: ``1h``, ``30m``, ``1h30m``, ``3d``."""
+    if ms == 0:
+        return "0s"
+    parts = []
+    for unit, size in sorted(_UNITS.items(), key=lambda item: -item[1]):
+        count, ms = divmod(ms, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)

@@ -28,7 +28,7 @@ from sla_stream.runtime.store import (
 from sla_stream.settings import Settings
 from sla_stream.wire.alerts import encode_alert
 from sla_stream.wire.deadletter import deadletter_record, encode_deadletter
-from sla_stream.wire.events import decode_ticket
+from sla_stream.wire.events import decode_event
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +173,7 @@ class Pipeline:
         self.progress[topic, partition] = self.clock()
         self.moved.add((topic, partition))
         try:
-            event = decode_ticket(value)
+            event = decode_event(value)
             too_far = event.at - self.clock() - self.settings.max_future_ms
             if too_far > 0:
                 raise Rejected(

@@ -55,28 +55,106 @@ TicketRecord = (
     TicketCreated | TicketAgentReplied | TicketCustomerReplied | TicketStatusChanged | TicketPriorityChanged
 )
 
-_ticket_decoder = msgspec.json.Decoder(TicketRecord)
-_TAGS = {cls: str(cls.__struct_config__.tag) for cls in TicketRecord.__args__}
+Seconds = Annotated[float, msgspec.Meta(ge=0, le=10 * 365 * 86_400)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=10**12)]
+
+
+class CallQueued(_Event, tag=ev.CALL_QUEUED, frozen=True):
+    call_id: Text
+    queue: Text
+
+
+class CallAnswered(_Event, tag=ev.CALL_ANSWERED, frozen=True):
+    call_id: Text
+    queue: Text | None = None
+    wait_seconds: Seconds | None = None
+
+
+class CallAbandoned(_Event, tag=ev.CALL_ABANDONED, frozen=True):
+    call_id: Text
+    queue: Text | None = None
+    wait_seconds: Seconds | None = None
+
+
+class Request(_Event, tag=ev.REQUEST, frozen=True):
+    service: Text
+    latency_ms: Annotated[float, msgspec.Meta(ge=0, le=10**12)]
+    status: Annotated[int, msgspec.Meta(ge=100, le=599)] | None = None
+    ok: bool | None = None
+
+
+class RequestBatch(_Event, tag=ev.REQUEST_BATCH, frozen=True):
+    service: Text
+    total: Count
+    good: Count
+    latency_good: Count | None = None
+
+
+CallRecord = CallQueued | CallAnswered | CallAbandoned
+RequestRecord = Request | RequestBatch
+
+_decoder = msgspec.json.Decoder(TicketRecord | CallRecord | RequestRecord)
+_ALL_TYPES = ev.TICKET_TYPES | ev.CALL_TYPES | ev.REQUEST_TYPES
+_TAGS = {
+    cls: str(cls.__struct_config__.tag)
+    for cls in (*TicketRecord.__args__, *CallRecord.__args__, *RequestRecord.__args__)
+}
 
 # A timestamp this far outside the present is a producer bug, not an event.
 _EARLIEST_MS = to_ms(datetime.fromisoformat("2000-01-01T00:00:00+00:00"))
 _LATEST_MS = to_ms(datetime.fromisoformat("2200-01-01T00:00:00+00:00"))
 
 
-def decode_ticket(data: bytes | None) -> TicketEvent:
-    """A ticket event from the bytes of a ``sla.tickets`` message; raises :class:`Rejected`."""
+def decode_event(data: bytes | None) -> ev.Event:
+    """A ticket, call or request event from the bytes of an input message; raises :class:`Rejected`."""
     if data is None:
         raise Rejected("invalid", "message has no value")
     try:
-        record = _ticket_decoder.decode(data)
+        record = _decoder.decode(data)
     except msgspec.ValidationError as exc:
-        raise Rejected("invalid", _explain(str(exc), ev.TICKET_TYPES)) from None
+        raise Rejected("invalid", _explain(str(exc), _ALL_TYPES)) from None
     except msgspec.DecodeError as exc:
         raise Rejected("invalid", f"not JSON: {exc}") from None
     at = instant_ms(record.occurred_at, "$.occurred_at")
+    kind = _TAGS[type(record)]
+    match record:
+        case CallQueued() | CallAnswered() | CallAbandoned():
+            wait = getattr(record, "wait_seconds", None)
+            return ev.CallEvent(
+                record.event_id,
+                kind,
+                record.contract_id,
+                at,
+                record.call_id,
+                record.queue,
+                None if wait is None else round(wait * 1000),
+            )
+        case Request():
+            if record.status is None and record.ok is None:
+                raise Rejected("invalid", "a request needs `status` or `ok` - at `$`")
+            good = record.status < 500 if record.status is not None else bool(record.ok)
+            return ev.RequestEvent(
+                record.event_id, kind, record.contract_id, at, record.service, 1, int(good), record.latency_ms
+            )
+        case RequestBatch():
+            if record.good > record.total:
+                raise Rejected("invalid", "`good` is more than `total` - at `$.good`")
+            if record.latency_good is not None and record.latency_good > record.total:
+                raise Rejected("invalid", "`latency_good` is more than `total` - at `$.latency_good`")
+            return ev.RequestEvent(
+                record.event_id,
+                kind,
+                record.contract_id,
+                at,
+                record.service,
+                record.total,
+                record.good,
+                None,
+                record.latency_good,
+            )
     return TicketEvent(
         record.event_id,
-        _TAGS[type(record)],
+        kind,
         record.contract_id,
         at,
         record.ticket_id,

@@ -14,7 +14,7 @@ from sla_stream.engine.alerts import Alert
 from sla_stream.engine.events import Rejected
 from sla_stream.engine.processor import Engine
 from sla_stream.simulate import Traffic, generate
-from sla_stream.wire.events import decode_ticket
+from sla_stream.wire.events import decode_event
 
 CONTRACTS = load_dir(REPO / "examples" / "contracts")
 END = ms("2026-11-30T00:00:00Z")
@@ -48,7 +48,7 @@ def test_out_of_order_arrival_within_the_lateness_leaves_the_alerts_of_time_orde
         if n == 400:
             break
         assert isinstance(event, dict)
-        in_order.append(decode_ticket(orjson.dumps(event)))
+        in_order.append(decode_event(orjson.dumps(event)))
     rng = random.Random(seed)
     # Each event may arrive up to two minutes behind its time: sort by a jittered arrival time.
     jittered = sorted(in_order, key=lambda e: e.at + rng.randint(0, 120_000))

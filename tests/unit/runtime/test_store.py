@@ -14,7 +14,7 @@ from sla_stream.engine.processor import Engine, TicketKey
 from sla_stream.engine.tickets import Ticket
 from sla_stream.runtime.store import TableTickets
 from sla_stream.simulate import Traffic, generate
-from sla_stream.wire.events import decode_ticket
+from sla_stream.wire.events import decode_event
 
 
 class Reencoded(MutableMapping[TicketKey, Ticket]):
@@ -49,7 +49,7 @@ def alerts_with(store: MutableMapping[TicketKey, Ticket] | None, seed: int) -> l
         if n == 3000:
             break
         assert isinstance(event, dict)
-        out += [a.alert_id + a.kind for a in engine.apply(decode_ticket(orjson.dumps(event))).alerts]
+        out += [a.alert_id + a.kind for a in engine.apply(decode_event(orjson.dumps(event))).alerts]
     return out + [a.alert_id + a.kind for a in engine.advance(ms("2026-12-31T00:00:00Z"))]
 
 
@@ -72,7 +72,7 @@ def test_changes_reach_the_table_only_when_written_and_read_back_the_same() -> N
         if n == 200:
             break
         assert isinstance(event, dict)
-        engine.apply(decode_ticket(orjson.dumps(event)))
+        engine.apply(decode_event(orjson.dumps(event)))
     assert table == {} and len(store) > 0
     written = store.write()
     assert written == len(store) and store.write() == 0

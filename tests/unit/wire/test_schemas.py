@@ -20,7 +20,7 @@ from sla_stream.engine.alerts import BREACH, NEAR_BREACH, RETRACTED, Alert
 from sla_stream.engine.events import Rejected
 from sla_stream.wire.alerts import alert_record, encode_alert
 from sla_stream.wire.deadletter import deadletter_record, encode_deadletter
-from sla_stream.wire.events import decode_ticket
+from sla_stream.wire.events import decode_event
 
 SCHEMAS = REPO / "schemas"
 EXAMPLES = REPO / "tests" / "schemas"
@@ -200,7 +200,7 @@ def test_timestamp_offset_enforced_without_format_assertion(record: str, occurre
 @pytest.mark.parametrize("path", examples("valid", "ticket-event"), ids=example_id)
 def test_decoder_accepts_valid_ticket_example(path: Path) -> None:
     document = json.loads(path.read_bytes())
-    event = decode_ticket(path.read_bytes())
+    event = decode_event(path.read_bytes())
     assert event.event_id == document["event_id"]
     assert event.type == document["type"]
     assert event.contract_id == document["contract_id"]
@@ -212,9 +212,9 @@ def test_decoder_accepts_valid_ticket_example(path: Path) -> None:
 
 def test_decoder_instants_by_hand() -> None:
     folder = EXAMPLES / "valid" / "ticket-event"
-    assert decode_ticket((folder / "created-offset.json").read_bytes()).at == 1_795_485_600_000
-    assert decode_ticket((folder / "agent-replied-milliseconds.json").read_bytes()).at == 1_795_487_399_250
-    assert decode_ticket((folder / "created-with-status-zulu.json").read_bytes()).at == 1_795_486_200_000
+    assert decode_event((folder / "created-offset.json").read_bytes()).at == 1_795_485_600_000
+    assert decode_event((folder / "agent-replied-milliseconds.json").read_bytes()).at == 1_795_487_399_250
+    assert decode_event((folder / "created-with-status-zulu.json").read_bytes()).at == 1_795_486_200_000
 
 
 def _expected_details() -> dict[str, str]:
@@ -229,7 +229,7 @@ def test_every_invalid_ticket_example_has_an_expected_detail() -> None:
 @pytest.mark.parametrize("path", examples("invalid", "ticket-event"), ids=example_id)
 def test_decoder_rejects_invalid_ticket_example(path: Path) -> None:
     with pytest.raises(Rejected) as caught:
-        decode_ticket(path.read_bytes())
+        decode_event(path.read_bytes())
     assert caught.value.reason == "invalid"
     assert _expected_details()[path.name] in caught.value.detail
 
@@ -237,7 +237,7 @@ def test_decoder_rejects_invalid_ticket_example(path: Path) -> None:
 @pytest.mark.parametrize("path", examples("invalid", "ticket-event"), ids=example_id)
 def test_rejected_ticket_makes_a_valid_deadletter_record(path: Path) -> None:
     with pytest.raises(Rejected) as caught:
-        decode_ticket(path.read_bytes())
+        decode_event(path.read_bytes())
     record = deadletter_record(
         caught.value.reason, caught.value.detail, "sla.tickets", 2, 41, b"acme-gold", path.read_bytes()
     )
@@ -355,3 +355,45 @@ def test_spec_example_validates(record: str, name: str, opening: str) -> None:
     blocks = re.findall(r"```json\n(.*?)```", SPEC.read_text(), flags=re.DOTALL)
     assert path.read_text() in blocks, f"{path.name} is not a verbatim copy of the SPEC's example"
     assert path.read_text().startswith(opening)
+
+
+# (4) the call and request decoder agrees with their schemas
+
+
+@pytest.mark.parametrize(
+    "path", examples("valid", "call-event") + examples("valid", "request-event"), ids=example_id
+)
+def test_decoder_accepts_valid_call_and_request_examples(path: Path) -> None:
+    document = json.loads(path.read_bytes())
+    event = decode_event(path.read_bytes())
+    assert (event.event_id, event.type, event.at) == (
+        document["event_id"],
+        document["type"],
+        epoch_ms(document["occurred_at"]),
+    )
+    if document["type"].startswith("call."):
+        assert event.call_id == document["call_id"]
+        assert event.queue == document.get("queue")
+        wait = document.get("wait_seconds")
+        assert event.wait_ms == (None if wait is None else round(wait * 1000))
+    elif document["type"] == "request":
+        status, ok = document.get("status"), document.get("ok")
+        assert (event.total, event.good) == (1, int(status < 500 if status is not None else ok))
+        assert event.latency_ms == document["latency_ms"]
+    else:
+        assert (event.total, event.good, event.latency_good) == (
+            document["total"],
+            document["good"],
+            document.get("latency_good"),
+        )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in examples("invalid", "call-event") + examples("invalid", "request-event")],
+    ids=example_id,
+)
+def test_decoder_rejects_invalid_call_and_request_examples(path: Path) -> None:
+    with pytest.raises(Rejected) as rejected:
+        decode_event(path.read_bytes())
+    assert rejected.value.reason == "invalid"

@@ -1,0 +1,231 @@
+"""Call-centre objectives per queue and interval: service level, abandon rate, speed of answer."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from helpers import contracts_from, ms
+
+from sla_stream.engine.alerts import Alert
+from sla_stream.engine.calls import CallCentre
+from sla_stream.engine.events import CallEvent, Rejected
+from sla_stream.engine.processor import Engine
+from sla_stream.wire.alerts import alert_record
+
+CONTRACT = """
+version: 1
+id: {id}
+timezone: {zone}
+calls:
+  service_level: {{answer_within: 20s, target: 0.80, interval: 30m, short_abandon: 5s}}
+  abandon_rate:  {{max: 0.25, interval: 30m}}
+  speed_of_answer: {{max: 30s, interval: 15m}}
+"""
+
+
+@pytest.fixture
+def engine(tmp_path) -> Engine:
+    return Engine(contracts_from(tmp_path, c=CONTRACT.format(id="c", zone="UTC")))
+
+
+_ids = itertools.count()
+
+
+def call(
+    kind: str, call_id: str, at: str, queue: str | None = "sales", wait: float | None = None
+) -> CallEvent:
+    return CallEvent(
+        f"e{next(_ids)}",
+        f"call.{kind}",
+        "c",
+        ms(at),
+        call_id,
+        queue,
+        None if wait is None else round(wait * 1000),
+    )
+
+
+def run(engine: Engine, *events: CallEvent, until: str | None = None) -> list[Alert]:
+    alerts = []
+    for event in events:
+        alerts += engine.apply(event).alerts
+    if until is not None:
+        alerts += engine.advance(ms(until))
+    return alerts
+
+
+def answered(engine: Engine, call_id: str, queued: str, answered_at: str) -> list[Alert]:
+    return run(engine, call("queued", call_id, queued), call("answered", call_id, answered_at, queue=None))
+
+
+def summary(alerts: list[Alert]) -> list[tuple[str, str, str, str]]:
+    return [
+        (a.kind, a.objective, alert_record(a)["subject"]["interval_start"], alert_record(a)["observed_at"])
+        for a in alerts
+    ]
+
+
+def test_an_interval_exactly_on_target_meets_it(engine):
+    # 4 of 5 answered within 20 s: 0.80 is the target, so no alert, not even at close.
+    alerts = []
+    for n, wait in enumerate([5, 10, 20, 20, 21]):
+        alerts += answered(engine, f"k{n}", f"2026-11-24T09:0{n}:00Z", f"2026-11-24T09:0{n}:{wait:02d}Z")
+    alerts += engine.advance(ms("2026-11-24T10:00:01Z"))
+    assert engine.centres["c"].days["sales", ms("2026-11-24T00:00:00Z")].value("service_level") == 0.8
+    assert alerts == []
+
+
+def test_an_interval_below_target_breaches_at_its_end_with_no_later_call(engine):
+    answered(engine, "k1", "2026-11-24T09:00:00Z", "2026-11-24T09:00:10Z")
+    warned = answered(engine, "k2", "2026-11-24T09:01:00Z", "2026-11-24T09:01:45Z")
+    # Warned once, when the second call had waited past 20 s: 1 of 2 is heading below 0.8.
+    assert summary(warned) == [
+        ("near_breach", "service_level", "2026-11-24T09:00:00Z", "2026-11-24T09:01:20Z")
+    ]
+    assert engine.advance(ms("2026-11-24T09:30:00Z")) == []  # the end itself has not passed yet
+    closed = engine.advance(ms("2026-11-24T09:30:00.001Z"))
+    breach = [a for a in closed if a.objective == "service_level"]
+    assert summary(breach) == [("breach", "service_level", "2026-11-24T09:00:00Z", "2026-11-24T09:30:00Z")]
+    record = alert_record(breach[0])
+    assert record["details"] == {
+        "interval_seconds": 1800,
+        "target": 0.8,
+        "value": 0.5,
+        "answered": 2,
+        "abandoned": 0,
+        "answered_within": 1,
+        "short_abandoned": 0,
+    }
+    assert record["deadline"] == "2026-11-24T09:30:00Z" and record["target_seconds"] == 1800
+
+
+def test_a_later_interval_that_meets_the_target_recovers(engine):
+    alerts = answered(engine, "k1", "2026-11-24T09:00:00Z", "2026-11-24T09:00:45Z")
+    alerts += answered(engine, "k2", "2026-11-24T09:40:00Z", "2026-11-24T09:40:05Z")
+    alerts += engine.advance(ms("2026-11-24T11:00:00Z"))
+    level = [
+        (a.kind, alert_record(a)["subject"]["interval_start"])
+        for a in alerts
+        if a.objective == "service_level" and a.kind != "near_breach"
+    ]
+    # The 09:00 interval breached (at 09:30); 09:30 met it; 10:00-10:30 had no calls and are not judged.
+    assert level == [("breach", "2026-11-24T09:00:00Z"), ("recovered", "2026-11-24T09:30:00Z")]
+
+
+def test_short_abandons_count_neither_way(engine):
+    run(
+        engine,
+        call("queued", "k1", "2026-11-24T09:00:00Z"),
+        call("abandoned", "k1", "2026-11-24T09:00:05Z", queue=None),  # 5 s: short
+        call("queued", "k2", "2026-11-24T09:00:00Z"),
+        call("answered", "k2", "2026-11-24T09:00:10Z", queue=None),
+    )
+    centre = engine.centres["c"]
+    tally = centre.intervals["sales", 1_800_000, ms("2026-11-24T09:00:00Z")].tally
+    assert (tally.abandoned, tally.short, tally.value("service_level"), tally.value("abandon_rate")) == (
+        1,
+        1,
+        1.0,
+        0.0,
+    )
+    # A longer abandon counts against both.
+    alerts = run(
+        engine,
+        call("queued", "k3", "2026-11-24T09:01:00Z"),
+        call("abandoned", "k3", "2026-11-24T09:01:06Z", queue=None),
+    )
+    assert {a.objective for a in alerts} == {"service_level", "abandon_rate"}
+    assert tally.value("service_level") == 0.5 and tally.value("abandon_rate") == 0.5
+
+
+def test_a_call_with_no_queued_event_uses_wait_seconds_and_its_queue(engine):
+    run(engine, call("answered", "k1", "2026-11-24T09:10:00Z", queue="support", wait=25))
+    tally = engine.centres["c"].intervals["support", 1_800_000, ms("2026-11-24T09:00:00Z")].tally
+    assert (tally.answered, tally.within, tally.wait_ms) == (1, 0, 25_000)
+    with pytest.raises(
+        Rejected, match=r"no call\.queued was seen for call 'k2' and the event has no wait_seconds"
+    ):
+        engine.apply(call("answered", "k2", "2026-11-24T09:10:00Z"))
+    with pytest.raises(Rejected, match="names no queue"):
+        engine.apply(call("abandoned", "k3", "2026-11-24T09:10:00Z", queue=None, wait=3))
+
+
+def test_a_call_is_booked_to_the_interval_it_was_answered_in(engine):
+    answered(engine, "k1", "2026-11-24T09:29:50Z", "2026-11-24T09:30:05Z")
+    intervals = engine.centres["c"].intervals
+    assert ("sales", 1_800_000, ms("2026-11-24T09:30:00Z")) in intervals
+    assert ("sales", 1_800_000, ms("2026-11-24T09:00:00Z")) not in intervals
+
+
+def test_a_call_still_waiting_past_answer_within_counts_as_missed_live(engine):
+    answered(engine, "k1", "2026-11-24T09:00:00Z", "2026-11-24T09:00:10Z")
+    run(engine, call("queued", "k2", "2026-11-24T09:01:00Z"))
+    # Nothing else happens; when the wait passes 20 s the interval is heading to 1 of 2.
+    assert engine.advance(ms("2026-11-24T09:01:20Z")) == []
+    alerts = engine.advance(ms("2026-11-24T09:01:20.001Z"))
+    assert summary(alerts) == [
+        ("near_breach", "service_level", "2026-11-24T09:00:00Z", "2026-11-24T09:01:20Z")
+    ]
+    assert alerts[0].details["waiting_missed"] == 1 and alerts[0].details["value"] == 0.5
+    # Warned once per interval: answering it late raises no second service-level warning
+    # (the 60 s wait does put the average speed of answer over its 30 s).
+    later = run(engine, call("answered", "k2", "2026-11-24T09:02:00Z", queue=None))
+    assert [a.objective for a in later] == ["speed_of_answer"]
+
+
+def test_abandon_rate_and_speed_of_answer(engine):
+    alerts = run(
+        engine,
+        call("queued", "k1", "2026-11-24T09:00:00Z"),
+        call("queued", "k2", "2026-11-24T09:00:00Z"),
+        call("answered", "k2", "2026-11-24T09:00:10Z", queue=None),
+        call("answered", "k1", "2026-11-24T09:01:00Z", queue=None),
+        call("queued", "k3", "2026-11-24T09:02:00Z"),
+        call("abandoned", "k3", "2026-11-24T09:02:10Z", queue=None),
+        until="2026-11-24T09:15:00.001Z",
+    )
+    # k1 waited 60 s: past 20 s the service level heads for 1 of 2 and the average wait
+    # reaches 35 s; k3's abandon makes it 1 of 3 abandoned. Speed of answer has 15-minute
+    # intervals: it closes at 09:15 at 35 s, over its 30 s maximum.
+    assert [(a.kind, a.objective, a.details["value"]) for a in alerts] == [
+        ("near_breach", "service_level", 0.5),
+        ("near_breach", "speed_of_answer", 35.0),
+        ("near_breach", "abandon_rate", 0.333333),
+        ("breach", "speed_of_answer", 35.0),
+    ]
+    assert alerts[-1].details["target"] == 30
+
+
+def test_intervals_align_to_the_contracts_local_midnight(tmp_path):
+    engine = Engine(contracts_from(tmp_path, c=CONTRACT.format(id="c", zone="Asia/Kolkata")))
+    # 09:10 UTC is 14:40 in Kolkata (+05:30): the local 14:30 interval starts at 09:00 UTC.
+    alerts = answered(engine, "k1", "2026-11-24T09:10:00Z", "2026-11-24T09:10:30Z")
+    assert [alert_record(a)["subject"]["interval_start"] for a in alerts] == ["2026-11-24T14:30:00+05:30"]
+
+
+def test_a_repeated_event_is_a_duplicate_and_counts_once(engine):
+    queued = call("queued", "k1", "2026-11-24T09:00:00Z")
+    reply = call("answered", "k1", "2026-11-24T09:00:05Z", queue=None)
+    assert engine.apply(queued).outcome == "ok"
+    assert engine.apply(reply).outcome == "ok"
+    assert engine.apply(reply).outcome == "duplicate"
+    assert engine.centres["c"].intervals["sales", 1_800_000, ms("2026-11-24T09:00:00Z")].tally.answered == 1
+
+
+def test_daily_and_monthly_roll_ups_weight_by_calls(engine):
+    # 1 of 1 in time in one interval, 1 of 3 in another: the day is 2 of 4, not the mean 0.67.
+    answered(engine, "a", "2026-11-24T09:00:00Z", "2026-11-24T09:00:05Z")
+    for n in range(3):
+        answered(engine, f"b{n}", "2026-11-24T10:00:00Z", f"2026-11-24T10:00:{5 + 20 * n:02d}Z")
+    centre = engine.centres["c"]
+    day = centre.days["sales", ms("2026-11-24T00:00:00Z")]
+    month = centre.months["sales", "2026-11"]
+    assert day.value("service_level") == month.value("service_level") == 0.5
+
+
+def test_state_round_trips(engine):
+    answered(engine, "k1", "2026-11-24T09:00:00Z", "2026-11-24T09:00:45Z")
+    run(engine, call("queued", "k2", "2026-11-24T09:01:00Z"))
+    centre = engine.centres["c"]
+    assert CallCentre.from_state(centre.to_state()) == centre
