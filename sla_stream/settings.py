@@ -57,7 +57,7 @@ class Settings:
     @property
     def source_topics(self) -> tuple[str, ...]:
         """The input topics the worker consumes (beside its tick topic)."""
-        return (self.topics.tickets,)
+        return (self.topics.tickets, self.topics.calls, self.topics.requests)
 
 
 _DURATIONS = {

@@ -37,12 +37,34 @@ class Traffic:
     """Share of messages that are deliberately malformed."""
     seed: int = 1
     """Random seed; also part of every ticket id, so runs with different seeds never collide."""
+    call_rate: float = 0.0
+    """Calls offered per second of event time, over all contracts with call objectives."""
+    request_rate: float = 0.0
+    """Requests per second of event time per service of each contract with request objectives;
+    most come as one ``request.batch`` a minute, a few as single ``request`` events."""
 
 
 def generate(
     contracts: Mapping[str, Contract], start: int, traffic: Traffic
 ) -> Iterator[tuple[int, dict[str, Any] | bytes]]:
-    """``(occurred_at ms, event)`` pairs in time order, endlessly; bad messages are raw bytes."""
+    """``(occurred_at ms, event)`` pairs in time order, endlessly; bad messages are raw bytes.
+
+    Tickets, calls and requests each draw from their own random stream, so turning
+    calls or requests on leaves the ticket traffic of a seed as it was.
+    """
+    streams = [_tickets(contracts, start, traffic)]
+    if traffic.call_rate > 0:
+        streams.append(_calls(contracts, start, traffic))
+    if traffic.request_rate > 0:
+        streams.append(_requests(contracts, start, traffic))
+    if len(streams) == 1:
+        return streams[0]
+    return heapq.merge(*streams, key=lambda pair: pair[0])
+
+
+def _tickets(
+    contracts: Mapping[str, Contract], start: int, traffic: Traffic
+) -> Iterator[tuple[int, dict[str, Any] | bytes]]:
     rng = random.Random(traffic.seed)
     ticketed = [contracts[k] for k in sorted(contracts) if contracts[k].tickets is not None]
     if not ticketed:
@@ -114,6 +136,120 @@ def _ticket_story(
     now += int(budget * rng.uniform(0.2, 1.1))
     emit(now, "ticket.status_changed", status="solved")
     return events
+
+
+QUEUES = ("sales", "support")
+SERVICES = ("checkout", "search")
+
+
+def _calls(
+    contracts: Mapping[str, Contract], start: int, traffic: Traffic
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Calls offered as a Poisson stream: most answered after a wait around 60% of
+    ``answer_within`` (some past it), some abandoned, a few reported with ``wait_seconds`` only."""
+    rng = random.Random(f"calls-{traffic.seed}")
+    centres = [contracts[k] for k in sorted(contracts) if contracts[k].calls is not None]
+    if not centres:
+        return
+    pending: list[tuple[int, int, dict[str, Any]]] = []
+    order = itertools.count()
+    arrival = start
+    for number in itertools.count(1):
+        arrival += max(1, int(rng.expovariate(traffic.call_rate) * 1000))
+        while pending and pending[0][0] <= arrival:
+            at, _, event = heapq.heappop(pending)
+            yield at, event
+        contract = rng.choice(centres)
+        policy = contract.calls
+        assert policy is not None
+        within = policy.answer_within or 20_000
+        call_id, queue = f"C-{traffic.seed}-{number}", rng.choice(QUEUES)
+        abandoned = rng.random() < 0.04
+        wait = (
+            int(rng.uniform(1_000, 2 * within)) if abandoned else int(within * rng.lognormvariate(-0.5, 0.5))
+        )
+        kind = "call.abandoned" if abandoned else "call.answered"
+        base = {"contract_id": contract.id, "call_id": call_id}
+        if rng.random() < 0.1:
+            # An edge system that reports only the outcome, with the wait it measured.
+            event = {
+                **base,
+                "event_id": f"{call_id}:2",
+                "type": kind,
+                "queue": queue,
+                "wait_seconds": wait / 1000,
+            }
+        else:
+            queued = {**base, "event_id": f"{call_id}:1", "type": "call.queued", "queue": queue}
+            heapq.heappush(pending, (arrival, next(order), _at(queued, arrival, contract)))
+            event = {**base, "event_id": f"{call_id}:2", "type": kind}
+        heapq.heappush(pending, (arrival + wait, next(order), _at(event, arrival + wait, contract)))
+
+
+def _requests(
+    contracts: Mapping[str, Contract], start: int, traffic: Traffic
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each minute, per service: a few single requests and one ``request.batch`` of the rest,
+    at a low error rate broken by incidents (minutes to an hour at a few percent errors)."""
+    rng = random.Random(f"requests-{traffic.seed}")
+    served = [contracts[k] for k in sorted(contracts) if contracts[k].requests is not None]
+    if not served:
+        return
+    per_minute = max(1, round(traffic.request_rate * 60))
+    incident: dict[tuple[str, str], int] = {}
+    minute = start // 60_000 * 60_000
+    while True:
+        events: list[tuple[int, dict[str, Any]]] = []
+        for contract in served:
+            for service in SERVICES:
+                key = (contract.id, service)
+                if incident.get(key, 0) <= 0 and rng.random() < 0.004:
+                    incident[key] = rng.randint(5, 60)
+                hot = incident.get(key, 0) > 0
+                incident[key] = incident.get(key, 0) - 1
+                error_rate = rng.uniform(0.01, 0.06) if hot else 0.0003
+                singles = min(per_minute, 5)
+                for n in range(singles):
+                    at = minute + rng.randrange(60_000)
+                    bad = rng.random() < error_rate
+                    event = {
+                        "event_id": f"R-{traffic.seed}-{contract.id}-{service}-{minute // 60_000}-{n}",
+                        "type": "request",
+                        "contract_id": contract.id,
+                        "service": service,
+                        "status": 503 if bad else 200,
+                        "latency_ms": round(rng.lognormvariate(4.5, 0.6), 1),
+                    }
+                    events.append((at, _at(event, at, contract)))
+                total = per_minute - singles
+                if total:
+                    good = total - _binomial(rng, total, error_rate)
+                    slow = _binomial(rng, total, 0.004 if not hot else 0.03)
+                    event = {
+                        "event_id": f"B-{traffic.seed}-{contract.id}-{service}-{minute // 60_000}",
+                        "type": "request.batch",
+                        "contract_id": contract.id,
+                        "service": service,
+                        "total": total,
+                        "good": good,
+                        "latency_good": total - slow,
+                    }
+                    events.append((minute + 59_999, _at(event, minute + 59_999, contract)))
+        events.sort(key=lambda pair: pair[0])
+        yield from events
+        minute += 60_000
+
+
+def _binomial(rng: random.Random, n: int, p: float) -> int:
+    """A binomial draw: exact for small ``n``, normal above."""
+    if n < 50:
+        return sum(1 for _ in range(n) if rng.random() < p)
+    return max(0, min(n, round(rng.gauss(n * p, math.sqrt(n * p * (1 - p))))))
+
+
+def _at(event: dict[str, Any], at: int, contract: Contract) -> dict[str, Any]:
+    event["occurred_at"] = format_ts(at, contract.zone)
+    return event
 
 
 def _malformed(rng: random.Random, contract: Contract, at: int) -> bytes:

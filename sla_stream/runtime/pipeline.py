@@ -19,6 +19,8 @@ from sla_stream.engine.model import Contract
 from sla_stream.engine.processor import Engine
 from sla_stream.engine.time import seconds
 from sla_stream.runtime.store import (
+    TableCentres,
+    TableServices,
     TableTickets,
     load_clock,
     load_position,
@@ -85,7 +87,7 @@ class Pipeline:
         self.counts = Counts()
         self.on_alert = on_alert
         self.engines: dict[int, Engine] = {}
-        self.stores: dict[int, TableTickets] = {}
+        self.stores: dict[int, tuple[TableTickets, TableCentres, TableServices]] = {}
         self.saved_clocks: dict[int, int | None] = {}
         # Next input offset per (topic, partition): applied to the state before it, not from it.
         self.processed: dict[tuple[str, int], int] = {}
@@ -97,12 +99,18 @@ class Pipeline:
         engine = self.engines.get(partition)
         if engine is None:
             clock = self.saved_clocks[partition] = load_clock(self.table, partition)
-            store = self.stores[partition] = TableTickets(self.table, partition)
+            stores = self.stores[partition] = (
+                TableTickets(self.table, partition),
+                TableCentres(self.table, partition),
+                TableServices(self.table, partition),
+            )
             engine = Engine(
                 self.contracts,
-                store,
+                stores[0],
                 clock=clock,
                 allowed_lateness=self.settings.allowed_lateness_ms,
+                centres=stores[1],
+                services=stores[2],
             )
             self.engines[partition] = engine
         return engine
@@ -123,7 +131,8 @@ class Pipeline:
         """
         engine = self.engines.get(partition)
         if engine is not None:
-            self.stores[partition].write()
+            for store in self.stores[partition]:
+                store.write()
             if engine.clock is not None and engine.clock != self.saved_clocks.get(partition):
                 save_clock(self.table, partition, engine.clock)
                 self.saved_clocks[partition] = engine.clock

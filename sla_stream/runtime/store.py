@@ -1,4 +1,5 @@
-"""Engine state kept in a changelog-backed table: one entry per ticket, plus each partition's clock.
+"""Engine state kept in a changelog-backed table: one entry per ticket, call centre, service
+header and request minute, plus each partition's clock and input positions.
 
 Keys carry the partition number first, so the state of one partition can be
 found again without decoding anything after a restart or a rebalance.
@@ -7,13 +8,18 @@ found again without decoding anything after a restart or a rebalance.
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
+from typing import TypeVar
 
 import orjson
 
+from sla_stream.engine.calls import CallCentre
 from sla_stream.engine.processor import TicketKey
+from sla_stream.engine.requests import Service
 from sla_stream.engine.tickets import Ticket
 
 _SEP = b"\x1f"
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class TableTickets(MutableMapping[TicketKey, Ticket]):
@@ -79,6 +85,109 @@ class TableTickets(MutableMapping[TicketKey, Ticket]):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+
+class _Loaded(MutableMapping[K, V]):
+    """One partition's call centres or services: few and small, so all of them are decoded when
+    the partition is assigned, and changes reach the table on :meth:`write`."""
+
+    def __init__(self, table: MutableMapping[bytes, bytes], partition: int) -> None:
+        self._table = table
+        self._partition = partition
+        self._values: dict[K, V] = {}
+        self._changed: set[K] = set()
+        self._removed: set[K] = set()
+
+    def __getitem__(self, key: K) -> V:
+        return self._values[key]
+
+    def __setitem__(self, key: K, value: V) -> None:
+        self._values[key] = value
+        self._changed.add(key)
+        self._removed.discard(key)
+
+    def __delitem__(self, key: K) -> None:
+        del self._values[key]
+        self._changed.discard(key)
+        self._removed.add(key)
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def _keys_with(self, prefix: bytes) -> Iterator[tuple[bytes, list[bytes]]]:
+        for raw in list(self._table.keys()):
+            if raw.startswith(prefix):
+                yield raw, raw[len(prefix) :].split(_SEP)
+
+    def write(self) -> int:
+        """Put every change since the last write into the table; how many there were."""
+        changed, self._changed = self._changed, set()
+        removed, self._removed = self._removed, set()
+        for key in changed:
+            self._put(key, self._values[key])
+        for key in removed:
+            self._drop(key)
+        return len(changed) + len(removed)
+
+    def _put(self, key: K, value: V) -> None:
+        raise NotImplementedError
+
+    def _drop(self, key: K) -> None:
+        raise NotImplementedError
+
+
+class TableCentres(_Loaded[str, CallCentre]):
+    """The call centres of one partition (one per contract), one JSON entry each."""
+
+    def __init__(self, table: MutableMapping[bytes, bytes], partition: int) -> None:
+        super().__init__(table, partition)
+        self._prefix = b"k%d" % partition + _SEP
+        for raw, (contract_id,) in self._keys_with(self._prefix):
+            self._values[contract_id.decode()] = CallCentre.from_state(orjson.loads(table[raw]))
+
+    def _put(self, key: str, value: CallCentre) -> None:
+        self._table[self._prefix + key.encode()] = orjson.dumps(value.to_state())
+
+    def _drop(self, key: str) -> None:
+        self._table.pop(self._prefix + key.encode(), None)
+
+
+class TableServices(_Loaded[tuple[str, str], Service]):
+    """The request services of one partition: a small header each, and one entry per minute
+    bucket, so a write carries only the minutes that changed."""
+
+    def __init__(self, table: MutableMapping[bytes, bytes], partition: int) -> None:
+        super().__init__(table, partition)
+        self._header = b"s%d" % partition + _SEP
+        self._bucket = b"m%d" % partition + _SEP
+        buckets: dict[tuple[str, str], dict[int, list[int]]] = {}
+        for raw, (contract_id, service, minute) in self._keys_with(self._bucket):
+            counts = [int(n) for n in table[raw].split(b",")]
+            buckets.setdefault((contract_id.decode(), service.decode()), {})[int(minute)] = counts
+        for raw, (contract_id, service) in self._keys_with(self._header):
+            key = (contract_id.decode(), service.decode())
+            self._values[key] = Service.from_header(orjson.loads(table[raw]), buckets.get(key, {}))
+
+    def _put(self, key: tuple[str, str], value: Service) -> None:
+        name = key[0].encode() + _SEP + key[1].encode()
+        self._table[self._header + name] = orjson.dumps(value.header())
+        for minute in sorted(value.dirty):
+            counts = value.buckets.get(minute)
+            raw = self._bucket + name + _SEP + b"%d" % minute
+            if counts is not None:
+                self._table[raw] = b",".join(b"%d" % n for n in counts)
+            else:
+                self._table.pop(raw, None)
+        value.dirty.clear()
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        name = key[0].encode() + _SEP + key[1].encode()
+        self._table.pop(self._header + name, None)
+        for raw, _ in self._keys_with(self._bucket + name + _SEP):
+            self._table.pop(raw, None)
 
 
 def clock_key(partition: int) -> bytes:
