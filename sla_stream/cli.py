@@ -96,6 +96,15 @@ def _parser() -> argparse.ArgumentParser:
         "--bad-share", type=float, default=0.0, help="share of deliberately malformed messages (default 0)"
     )
     sim.add_argument(
+        "--call-rate", type=float, default=1.0, help="calls offered per second (default 1; 0 for none)"
+    )
+    sim.add_argument(
+        "--request-rate",
+        type=float,
+        default=20.0,
+        help="requests per second per service (default 20; 0 for none)",
+    )
+    sim.add_argument(
         "--seed",
         type=int,
         help="random seed, also part of ticket ids (default: 1 for --output, else the time)",
@@ -226,7 +235,14 @@ def _simulate(args: argparse.Namespace) -> int:
     )
     contracts = _contracts(args.contracts or settings.contracts_dir)
     seed = args.seed if args.seed is not None else (1 if args.output else int(time.time()) % 100_000)
-    traffic = Traffic(rate=args.rate, late_share=args.late_share, bad_share=args.bad_share, seed=seed)
+    traffic = Traffic(
+        rate=args.rate,
+        late_share=args.late_share,
+        bad_share=args.bad_share,
+        seed=seed,
+        call_rate=args.call_rate,
+        request_rate=args.request_rate,
+    )
     duration = _duration(args.duration, "--duration") if args.duration else None
     if args.output:
         from sla_stream.simulate_io import write_file

@@ -58,7 +58,8 @@ def run_demo(minutes: float = 0, rate: float = 2.0) -> int:
         ]
         children.append(_spawn(simulate, env, logs / "simulate.log"))
         print(
-            "demo: simulated ticket traffic started; alerts appear below (Ctrl-C stops everything)\n",
+            "demo: simulated ticket, call and request traffic started;"
+            " alerts appear below (Ctrl-C stops everything)\n",
             flush=True,
         )
         with contextlib.suppress(KeyboardInterrupt):

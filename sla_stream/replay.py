@@ -43,24 +43,29 @@ def replay(
     At the end the clock moves to ``until`` (default: the last event's time).
     Rejected lines are written to ``rejected`` as dead-letter records.
 
-    With ``partitions``, each of that many partitions has its own clock, as in
-    the worker: events go to the partition Kafka's default partitioner gives
-    their ``contract_id`` key. One clock for the whole file (the default) fires
-    a threshold as soon as any contract's events pass it; per partition only
-    that partition's events do. The two differ only when events arrive late,
-    and then only in alerts that are later retracted.
+    With ``partitions``, each of that many partitions of each input topic
+    (tickets, calls, requests) has its own clock, as in the worker: events go to
+    the partition Kafka's default partitioner gives their ``contract_id`` key.
+    One clock for the whole file (the default) fires a threshold as soon as any
+    contract's events pass it; per partition only that partition's events do.
+    The two differ only when events arrive late: for tickets only in alerts that
+    are later retracted; for calls and requests also in what a late event
+    could still change before the clock moved on.
     """
-    engines: dict[int, Engine] = {}
+    engines: dict[tuple[str, int], Engine] = {}
     stats = stats if stats is not None else ReplayStats()
     last: int | None = None
     for source, number, line in lines:
         stats.events += 1
         try:
             event = decode_event(line)
-            partition = 0 if partitions is None else partition_for(event.contract_id.encode(), partitions)
-            engine = engines.get(partition)
+            if partitions is None:
+                where = ("", 0)
+            else:
+                where = (event.type.split(".")[0], partition_for(event.contract_id.encode(), partitions))
+            engine = engines.get(where)
             if engine is None:
-                engine = engines[partition] = Engine(contracts, allowed_lateness=allowed_lateness)
+                engine = engines[where] = Engine(contracts, allowed_lateness=allowed_lateness)
             applied = engine.apply(event)
         except Rejected as exc:
             stats.rejected += 1

@@ -34,7 +34,7 @@ def write_file(
 async def produce_live(
     settings: Settings, contracts: Mapping[str, Contract], traffic: Traffic, duration: int | None
 ) -> None:
-    """Produce traffic to the ticket topic as its event time comes, keyed by contract id."""
+    """Produce traffic to the input topics as its event time comes, keyed by contract id."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=5)
     await producer.start()
     start = int(time.time() * 1000)
@@ -50,12 +50,22 @@ async def produce_live(
                 key, value = next(iter(contracts)).encode(), event
             else:
                 key, value = event["contract_id"].encode(), orjson.dumps(event)
-            await producer.send(settings.topics.tickets, value, key=key)
+            await producer.send(topic_for(settings, event), value, key=key)
             sent += 1
             if sent % 100 == 0:
                 print(f"simulate: {sent} events produced", file=sys.stderr, flush=True)
     finally:
         await producer.stop()
+
+
+def topic_for(settings: Settings, event: dict[str, object] | bytes) -> str:
+    """The input topic of an event by its type (malformed bytes go to the ticket topic)."""
+    kind = "" if isinstance(event, bytes) else str(event.get("type", ""))
+    if kind.startswith("call."):
+        return settings.topics.calls
+    if kind.startswith("request"):
+        return settings.topics.requests
+    return settings.topics.tickets
 
 
 async def tail(settings: Settings, topic: str, from_beginning: bool) -> None:

@@ -19,6 +19,7 @@ from sla_stream.engine.model import Contract
 from sla_stream.engine.processor import Engine
 from sla_stream.engine.time import seconds
 from sla_stream.runtime.store import (
+    Store,
     TableCentres,
     TableServices,
     TableTickets,
@@ -86,33 +87,41 @@ class Pipeline:
         self.clock = clock
         self.counts = Counts()
         self.on_alert = on_alert
-        self.engines: dict[int, Engine] = {}
-        self.stores: dict[int, tuple[TableTickets, TableCentres, TableServices]] = {}
-        self.saved_clocks: dict[int, int | None] = {}
+        self.engines: dict[tuple[str, int], Engine] = {}
+        self.stores: dict[tuple[str, int], Store] = {}
+        self.saved_clocks: dict[tuple[str, int], int | None] = {}
         # Next input offset per (topic, partition): applied to the state before it, not from it.
         self.processed: dict[tuple[str, int], int] = {}
         self.progress: dict[tuple[str, int], int] = {}
         self.moved: set[tuple[str, int]] = set()
         self.ticked: set[int] = set()
+        topics = settings.topics
+        self.kinds = {topics.tickets: "ticket.", topics.calls: "call.", topics.requests: "request"}
 
-    def engine(self, partition: int) -> Engine:
-        engine = self.engines.get(partition)
+    def engine(self, topic: str, partition: int) -> Engine:
+        """The engine of one input topic's partition.
+
+        Each input topic has its own engine and clock: Kafka keeps the order within a
+        partition but not across topics, so one clock over three topics would decide
+        in whatever order the consumer happened to interleave them. One engine per
+        topic partition sees its events in offset order, as replay does.
+        """
+        engine = self.engines.get((topic, partition))
         if engine is None:
-            clock = self.saved_clocks[partition] = load_clock(self.table, partition)
-            stores = self.stores[partition] = (
-                TableTickets(self.table, partition),
-                TableCentres(self.table, partition),
-                TableServices(self.table, partition),
-            )
-            engine = Engine(
-                self.contracts,
-                stores[0],
-                clock=clock,
-                allowed_lateness=self.settings.allowed_lateness_ms,
-                centres=stores[1],
-                services=stores[2],
-            )
-            self.engines[partition] = engine
+            clock = self.saved_clocks[topic, partition] = load_clock(self.table, topic, partition)
+            store: Store
+            if self.kinds.get(topic) == "call.":
+                store = TableCentres(self.table, partition)
+                engine = Engine(self.contracts, clock=clock, centres=store)
+            elif self.kinds.get(topic) == "request":
+                store = TableServices(self.table, partition)
+                engine = Engine(self.contracts, clock=clock, services=store)
+            else:
+                store = TableTickets(self.table, partition)
+                engine = Engine(self.contracts, store, clock=clock)
+            engine.allowed_lateness = self.settings.allowed_lateness_ms
+            self.engines[topic, partition] = engine
+            self.stores[topic, partition] = store
         return engine
 
     def write(self, partition: int) -> None:
@@ -129,13 +138,13 @@ class Pipeline:
         producer buffer still held tickets, with the position sent ahead of them,
         left a state that counted those events as applied without them.
         """
-        engine = self.engines.get(partition)
-        if engine is not None:
-            for store in self.stores[partition]:
-                store.write()
-            if engine.clock is not None and engine.clock != self.saved_clocks.get(partition):
-                save_clock(self.table, partition, engine.clock)
-                self.saved_clocks[partition] = engine.clock
+        for (topic, number), engine in self.engines.items():
+            if number != partition:
+                continue
+            self.stores[topic, number].write()
+            if engine.clock is not None and engine.clock != self.saved_clocks.get((topic, number)):
+                save_clock(self.table, topic, number, engine.clock)
+                self.saved_clocks[topic, number] = engine.clock
         for topic, moved in [key for key in self.moved if key[1] == partition]:
             save_position(self.table, topic, moved, self.processed[topic, moved])
             self.moved.discard((topic, moved))
@@ -143,9 +152,10 @@ class Pipeline:
     def forget(self, partitions: set[int]) -> None:
         """Drop in-memory schedules of partitions this worker no longer owns."""
         for partition in partitions:
-            self.engines.pop(partition, None)
-            self.stores.pop(partition, None)
-            self.saved_clocks.pop(partition, None)
+            for key in [k for k in self.engines if k[1] == partition]:
+                del self.engines[key]
+                self.stores.pop(key, None)
+                self.saved_clocks.pop(key, None)
             self.ticked.discard(partition)
             for key in [k for k in self.processed if k[1] == partition]:
                 del self.processed[key]
@@ -183,6 +193,9 @@ class Pipeline:
         self.moved.add((topic, partition))
         try:
             event = decode_event(value)
+            kind = self.kinds.get(topic)
+            if kind is not None and not event.type.startswith(kind):
+                raise Rejected("invalid", f"a {event.type} event does not belong on {topic}")
             too_far = event.at - self.clock() - self.settings.max_future_ms
             if too_far > 0:
                 raise Rejected(
@@ -190,7 +203,7 @@ class Pipeline:
                     f"occurred_at is {seconds(too_far + self.settings.max_future_ms)}s ahead of this"
                     f" worker's clock; at most {seconds(self.settings.max_future_ms)}s is accepted",
                 )
-            applied = self.engine(partition).apply(event)
+            applied = self.engine(topic, partition).apply(event)
         except Rejected as rejected:
             return self._reject(rejected.reason, rejected.detail, topic, partition, offset, key, value)
         except Exception as exc:  # a defect must not stop the partition: keep the input, say why
@@ -211,7 +224,9 @@ class Pipeline:
         if not self._caught_up(partition, marks):
             return []
         try:
-            alerts = self.engine(partition).advance(at)
+            alerts = []
+            for source in self.settings.source_topics:
+                alerts += self.engine(source, partition).advance(at)
         except Exception as exc:
             log.exception("tick for partition %d could not be processed", partition)
             return self._reject(

@@ -190,18 +190,22 @@ class TableServices(_Loaded[tuple[str, str], Service]):
             self._table.pop(raw, None)
 
 
-def clock_key(partition: int) -> bytes:
-    """The table key of a partition's event-time clock."""
-    return b"c%d" % partition
+Store = TableTickets | TableCentres | TableServices
+"""The table-backed state of one input topic's partition."""
 
 
-def load_clock(table: MutableMapping[bytes, bytes], partition: int) -> int | None:
-    raw = table.get(clock_key(partition))
+def clock_key(topic: str, partition: int) -> bytes:
+    """The table key of the event-time clock of ``topic``'s ``partition``."""
+    return b"c%d" % partition + _SEP + topic.encode()
+
+
+def load_clock(table: MutableMapping[bytes, bytes], topic: str, partition: int) -> int | None:
+    raw = table.get(clock_key(topic, partition))
     return None if raw is None else int(raw)
 
 
-def save_clock(table: MutableMapping[bytes, bytes], partition: int, clock: int) -> None:
-    table[clock_key(partition)] = b"%d" % clock
+def save_clock(table: MutableMapping[bytes, bytes], topic: str, partition: int, clock: int) -> None:
+    table[clock_key(topic, partition)] = b"%d" % clock
 
 
 def position_key(topic: str, partition: int) -> bytes:

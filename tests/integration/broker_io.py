@@ -24,6 +24,22 @@ def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]
     asyncio.run(run())
 
 
+def produce_all(bootstrap: str, records: list[tuple[str, bytes | None, bytes]]) -> None:
+    """Produce ``(topic, key, value)`` records in order, acknowledged at the end (one producer
+    keeps the order within each partition)."""
+
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        await producer.start()
+        try:
+            futures = [await producer.send(topic, value, key=key) for topic, key, value in records]
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
+
+
 def produce_paced(
     bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]], per_second: float
 ) -> None:

@@ -56,7 +56,7 @@ def test_state_lives_in_the_table_and_a_new_pipeline_resumes_from_it(pipeline):
     # Nothing reaches the table (and its changelog) until the worker has sent the outputs.
     assert table == {}
     pipeline.write(3)
-    assert any(key.startswith(b"t3\x1f") for key in table) and table[b"c3"] == b"%d" % ms(
+    assert any(key.startswith(b"t3\x1f") for key in table) and table[b"c3\x1fsla.tickets"] == b"%d" % ms(
         "2026-11-24T09:00:00Z"
     )
     # A restarted worker (a new pipeline over the same table) fires what came due meanwhile.
@@ -108,14 +108,14 @@ def test_an_event_far_ahead_of_the_wall_clock_is_rejected_before_it_moves_the_cl
     )
     record = orjson.loads(out.value)
     assert record["reason"] == "invalid" and "ahead of this worker's clock" in record["detail"]
-    assert pipeline.engine(0).clock is None
+    assert pipeline.engine(TOPIC, 0).clock is None
 
 
 def test_a_defect_while_processing_goes_to_the_dead_letter_topic_instead_of_stopping_the_worker(pipeline):
     def broken(event):
         raise KeyError("resolution")
 
-    pipeline.engine(0).apply = broken
+    pipeline.engine(TOPIC, 0).apply = broken
     (out,) = pipeline.on_event(
         TOPIC, 0, 3, b"demo-fast", event(1, "ticket.created", "2026-11-24T09:00:00Z", priority="P1")
     )
@@ -189,3 +189,31 @@ def test_a_position_reaches_the_changelog_after_the_state_it_covers():
     pipeline.write(2)
     assert [key[:2] for key in table.order] == [b"t2", b"c2", b"o2"]
     assert table[table.order[-1]] == b"206"
+
+
+def test_each_input_topic_has_its_own_engine_and_rejects_the_others_events(pipeline):
+    call = orjson.dumps(
+        {
+            "event_id": "c1",
+            "type": "call.queued",
+            "contract_id": "demo-fast",
+            "occurred_at": "2026-11-24T09:00:00Z",
+            "call_id": "K-1",
+            "queue": "sales",
+        }
+    )
+    (out,) = pipeline.on_event(TOPIC, 0, 0, b"demo-fast", call)
+    record = orjson.loads(out.value)
+    assert (record["reason"], record["detail"]) == (
+        "invalid",
+        "a call.queued event does not belong on sla.tickets",
+    )
+    assert pipeline.on_event("sla.calls", 0, 0, b"demo-fast", call) == []
+    # The call moved the calls clock only: a ticket event an hour earlier is not late on its own topic.
+    assert pipeline.engine("sla.calls", 0).clock == ms("2026-11-24T09:00:00Z")
+    early = event(1, "ticket.created", "2026-11-24T08:00:00Z", priority="P1")
+    assert all(o.topic == "sla.alerts" for o in pipeline.on_event(TOPIC, 0, 1, b"demo-fast", early))
+    pipeline.write(0)
+    assert pipeline.table[b"k0\x1fdemo-fast"] and pipeline.table[b"c0\x1fsla.calls"] == b"%d" % ms(
+        "2026-11-24T09:00:00Z"
+    )

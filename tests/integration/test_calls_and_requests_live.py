@@ -1,0 +1,131 @@
+"""Calls and requests through a real worker give the alerts ``replay --partitions`` gives.
+
+Simulated call-centre and request traffic for the example contracts goes to
+``sla.calls`` and ``sla.requests`` (with a trickle of tickets), ahead of the
+wall clock so every clock moves by event time alone, as in replay."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC
+
+import orjson
+import pytest
+from broker_io import produce_all, read_topic
+from helpers import REPO, ms
+
+from sla_stream.contracts import load_dir
+from sla_stream.engine.time import format_ts
+from sla_stream.replay import encode_replay_alert, replay
+from sla_stream.settings import Settings
+from sla_stream.simulate import Traffic, generate
+from sla_stream.simulate_io import topic_for
+
+pytestmark = pytest.mark.integration
+
+CONTRACTS = REPO / "examples" / "contracts"
+START = ms("2031-03-03T08:00:00+00:00")
+SPAN = 100 * 60_000
+PARTITIONS = 4
+
+
+def closing_events(contracts: dict, at: int) -> list[dict]:
+    """One event per contract and input topic at ``at``: every clock moves to the end."""
+    occurred = format_ts(at, UTC)
+    events = []
+    for contract_id in sorted(contracts):
+        contract = contracts[contract_id]
+        base = {"contract_id": contract_id, "occurred_at": occurred}
+        if contract.tickets:
+            events.append(
+                {
+                    **base,
+                    "event_id": f"end-t-{contract_id}",
+                    "type": "ticket.created",
+                    "ticket_id": "END",
+                    "priority": contract.tickets.priorities[-1],
+                }
+            )
+        if contract.calls:
+            events.append(
+                {
+                    **base,
+                    "event_id": f"end-c-{contract_id}",
+                    "type": "call.queued",
+                    "call_id": "END",
+                    "queue": "end",
+                }
+            )
+        if contract.requests:
+            events.append(
+                {
+                    **base,
+                    "event_id": f"end-r-{contract_id}",
+                    "type": "request.batch",
+                    "service": "end",
+                    "total": 0,
+                    "good": 0,
+                }
+            )
+    return events
+
+
+def test_calls_and_requests_live_give_what_replay_gives(worker) -> None:
+    contracts = load_dir(CONTRACTS)
+    traffic = Traffic(rate=0.02, call_rate=1.5, request_rate=20, seed=11)
+    events = []
+    for at, event in generate(contracts, START, traffic):
+        if at >= START + SPAN:
+            break
+        events.append(event)
+    events += closing_events(contracts, START + SPAN + 600_000)
+    expected = {
+        record["alert_id"]: record
+        for record in (
+            orjson.loads(encode_replay_alert(a))
+            for a in replay(
+                contracts,
+                [("events", n, orjson.dumps(e)) for n, e in enumerate(events, 1)],
+                allowed_lateness=300_000,
+                partitions=PARTITIONS,
+            )
+        )
+    }
+    kinds = Counter((a["subject"]["kind"], a["kind"]) for a in expected.values())
+    for subject in ("queue", "service"):
+        for kind in ("near_breach", "breach", "recovered"):
+            assert kinds[subject, kind] > 0, f"the traffic should give {subject} {kind} alerts: {kinds}"
+
+    live = worker(CONTRACTS, partitions=PARTITIONS, max_future="3650d").start()
+    settings = Settings()
+    names = {
+        settings.topics.tickets: "tickets",
+        settings.topics.calls: "calls",
+        settings.topics.requests: "requests",
+    }
+    produce_all(
+        live.bootstrap,
+        [
+            (live.topics[names[topic_for(settings, e)]], e["contract_id"].encode(), orjson.dumps(e))
+            for e in events
+        ],
+    )
+    alerts = read_topic(
+        live.bootstrap,
+        live.topics["alerts"],
+        until=lambda found: len(found) >= len(expected),
+        timeout=180,
+        settle=5,
+    )
+    got = {
+        a["alert_id"]: {k: v for k, v in a.items() if k != "emitted_at" and not k.startswith("_")}
+        for a in alerts
+    }
+    assert len(alerts) == len(got), "an alert was emitted twice"
+    missing = sorted(set(expected) - set(got))
+    extra = sorted(set(got) - set(expected))
+    assert not missing and not extra, f"{len(missing)} missing, {len(extra)} extra of {len(expected)}"
+    differing = [i for i in expected if expected[i] != got[i]]
+    assert not differing, (
+        f"{len(differing)} alerts differ, e.g. {expected[differing[0]]} != {got[differing[0]]}"
+    )
