@@ -42,6 +42,8 @@ class Traffic:
     request_rate: float = 0.0
     """Requests per second of event time per service of each contract with request objectives;
     most come as one ``request.batch`` a minute, a few as single ``request`` events."""
+    incident_rate: float = 0.004
+    """Chance per service and minute that an incident (5 to 60 minutes of 1-6% errors) starts."""
 
 
 def generate(
@@ -203,7 +205,7 @@ def _requests(
         for contract in served:
             for service in SERVICES:
                 key = (contract.id, service)
-                if incident.get(key, 0) <= 0 and rng.random() < 0.004:
+                if incident.get(key, 0) <= 0 and rng.random() < traffic.incident_rate:
                     incident[key] = rng.randint(5, 60)
                 hot = incident.get(key, 0) > 0
                 incident[key] = incident.get(key, 0) - 1

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sla_stream.contracts import load_dir
 from sla_stream.engine.events import TicketEvent
 from sla_stream.engine.model import Contract
-from sla_stream.engine.time import to_ms
+from sla_stream.engine.time import format_ts, to_ms
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,3 +58,27 @@ class Events:
 
     def priority(self, ticket_id: str, priority: str, at: str) -> TicketEvent:
         return self.make("ticket.priority_changed", ticket_id, at, priority=priority)
+
+
+def closing_events(contracts: dict[str, Contract], at: int) -> list[dict[str, Any]]:
+    """One event per contract and input topic at ``at``, so every clock (one per topic
+    partition) moves to the same end time."""
+    occurred = format_ts(at, UTC)
+    events: list[dict[str, Any]] = []
+    for contract_id in sorted(contracts):
+        contract = contracts[contract_id]
+        base = {"contract_id": contract_id, "occurred_at": occurred}
+        if contract.tickets:
+            ticket = {
+                "type": "ticket.created",
+                "ticket_id": "END",
+                "priority": contract.tickets.priorities[-1],
+            }
+            events.append({**base, "event_id": f"end-t-{contract_id}", **ticket})
+        if contract.calls:
+            call = {"type": "call.queued", "call_id": "END", "queue": "end"}
+            events.append({**base, "event_id": f"end-c-{contract_id}", **call})
+        if contract.requests:
+            batch = {"type": "request.batch", "service": "end", "total": 0, "good": 0}
+            events.append({**base, "event_id": f"end-r-{contract_id}", **batch})
+    return events

@@ -32,8 +32,8 @@ from sla_stream.engine.model import (
 )
 from sla_stream.engine.time import DAY_MS, from_ms, to_ms
 
-#: How long booked intervals and event ids are kept after an interval closes, at the least:
-#: late calls within this still land in their interval and repeats are still recognised.
+#: How long closed intervals are kept (late calls within the allowed lateness still land in
+#: theirs), and event ids when no allowed lateness is set.
 KEEP_MS = DAY_MS
 #: A call waiting longer than this is taken to have been lost by the producer and forgotten.
 FORGET_WAITING_MS = DAY_MS
@@ -270,7 +270,7 @@ def fire(contract: Contract, centre: CallCentre, at: int, keep_ms: int) -> list[
             if objective.interval == length:
                 alerts += _close(contract, centre, objective, queue, start, interval)
     if ending:
-        _forget(centre, at - max(keep_ms, KEEP_MS))
+        _forget(centre, at - KEEP_MS, at - (keep_ms or KEEP_MS))
     return alerts
 
 
@@ -320,8 +320,10 @@ def _close(
     return []
 
 
-def _forget(centre: CallCentre, before: int) -> None:
-    """Drop closed intervals, roll-ups and event ids older than ``before``; and calls waiting too long."""
+def _forget(centre: CallCentre, before: int, seen_before: int) -> None:
+    """Drop closed intervals and roll-ups older than ``before``, event ids older than
+    ``seen_before`` (the allowed lateness: anything older is rejected as late anyway), and
+    calls waiting too long."""
     for interval in [k for k, i in centre.intervals.items() if i.closed and k[2] + k[1] < before]:
         del centre.intervals[interval]
     for day in [k for k in centre.days if k[1] + 2 * DAY_MS < before]:
@@ -329,7 +331,7 @@ def _forget(centre: CallCentre, before: int) -> None:
     months = sorted({month for _, month in centre.months})
     for month in [k for k in centre.months if k[1] not in months[-2:]]:
         del centre.months[month]
-    centre.seen = {event_id: at for event_id, at in centre.seen.items() if at >= before}
+    centre.seen = {event_id: at for event_id, at in centre.seen.items() if at >= seen_before}
     for call in [c for c, w in centre.waiting.items() if w.since < before - FORGET_WAITING_MS]:
         del centre.waiting[call]
 

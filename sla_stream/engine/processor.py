@@ -19,7 +19,7 @@ from sla_stream.engine.events import CallEvent, Event, Rejected, RequestEvent
 from sla_stream.engine.model import Contract
 from sla_stream.engine.requests import Service
 from sla_stream.engine.tickets import Ticket
-from sla_stream.engine.time import MINUTE_MS, seconds
+from sla_stream.engine.time import seconds
 
 TicketKey = tuple[str, str]
 """``(contract_id, ticket_id)``."""
@@ -148,18 +148,10 @@ class Engine:
     def advance(self, now: int) -> list[Alert]:
         """Move the clock to ``now``, firing everything observed before it, in time order:
         ticket thresholds, then call intervals and waits, then request minute boundaries."""
-        before = self.clock
         if self.clock is None or now > self.clock:
             self.clock = now
         fired: list[Alert] = []
-        boundary = _NEVER
-        if before is not None and self.services:
-            last = max(self._active_until(key, service) for key, service in self.services.items())
-            first = -(-before // MINUTE_MS) * MINUTE_MS
-            if first <= last:
-                boundary = first
-        else:
-            last = _NEVER
+        boundary = self._next_boundary()
         due, call_due = self._due, self._call_due
         while True:
             at = min(due[0][0] if due else _NEVER, call_due[0][0] if call_due else _NEVER, boundary)
@@ -180,11 +172,11 @@ class Engine:
                     contract, service = self._contract(key[0]), self.services[key]
                     if contract is None or contract.requests is None:
                         continue
-                    alerts = requests.evaluate(contract, key[1], service, at)
-                    if alerts or service.dirty:
-                        self.services[key] = service
-                    fired += alerts
-                boundary = at + MINUTE_MS if at + MINUTE_MS <= last else _NEVER
+                    if requests.next_boundary(contract, service) != at:
+                        continue
+                    fired += requests.evaluate(contract, key[1], service, at, self.allowed_lateness or 0)
+                    self.services[key] = service
+                boundary = self._next_boundary()
 
     def _fire_ticket(self, fired: list[Alert]) -> None:
         observed_at, fraction, contract_id, ticket_id, objective = heapq.heappop(self._due)
@@ -200,11 +192,16 @@ class Engine:
         self.tickets[key] = ticket
         self._schedule(key, ticket, contract)
 
-    def _active_until(self, key: ServiceKey, service: Service) -> int:
-        contract = self._contract(key[0])
-        if contract is None or contract.requests is None:
-            return -1
-        return requests.active_until(contract, service)
+    def _next_boundary(self) -> int:
+        """The earliest minute boundary some service has still to evaluate."""
+        earliest = _NEVER
+        for key, service in self.services.items():
+            contract = self._contract(key[0])
+            if contract is not None and contract.requests is not None:
+                at = requests.next_boundary(contract, service)
+                if at is not None and at < earliest:
+                    earliest = at
+        return earliest
 
     def _load(self, key: TicketKey, contract: Contract) -> Ticket | None:
         ticket = self.tickets.get(key)

@@ -59,6 +59,9 @@ class Service:
     seen: dict[str, int] = field(default_factory=dict)
     """Ids of ``request.batch`` events applied, with their times (single requests are not
     kept: that would make memory grow with the request rate)."""
+    evaluated: int = 0
+    """The last minute boundary (ms) evaluated: each service keeps its own, so what it
+    evaluates depends on its own events only, never on when the engine's clock moved."""
     dirty: set[int] = field(default_factory=set)
     """Minutes changed or dropped since the store last wrote them (not part of the state)."""
     sums: dict[int | str, list[int]] = field(default_factory=dict)
@@ -69,12 +72,16 @@ class Service:
 
     def header(self) -> dict[str, Any]:
         """The state besides the buckets, which are stored one by one."""
-        return {"f": self.firing, "b": self.breached, "s": self.seen}
+        return {"f": self.firing, "b": self.breached, "s": self.seen, "e": self.evaluated}
 
     @classmethod
     def from_header(cls, header: dict[str, Any], buckets: dict[int, list[int]]) -> Service:
         return cls(
-            buckets=buckets, firing=dict(header["f"]), breached=dict(header["b"]), seen=dict(header["s"])
+            buckets=buckets,
+            firing=dict(header["f"]),
+            breached=dict(header["b"]),
+            seen=dict(header["s"]),
+            evaluated=int(header["e"]),
         )
 
 
@@ -108,6 +115,9 @@ def apply(contract: Contract, service: Service, event: RequestEvent) -> None:
         elif event.latency_good is not None:
             delta[LATENCY_TOTAL], delta[LATENCY_GOOD] = event.total, event.latency_good
     minute = event.at // MINUTE_MS
+    if next_boundary(contract, service) is None:
+        # Idle until now: boundaries up to this minute's start have nothing to evaluate.
+        service.evaluated = max(service.evaluated, minute * MINUTE_MS)
     bucket = service.buckets.get(minute)
     if bucket is None:
         bucket = service.buckets[minute] = [0, 0, 0, 0]
@@ -123,16 +133,21 @@ def apply(contract: Contract, service: Service, event: RequestEvent) -> None:
                     sums[index] += count
 
 
-def active_until(contract: Contract, service: Service) -> int:
-    """The last boundary (ms) at which the service can still have anything to say."""
+def next_boundary(contract: Contract, service: Service) -> int | None:
+    """The next minute boundary (ms) to evaluate, or ``None`` while nothing is left to say:
+    past its last bucket's reach every window is empty, and every burn rate 0."""
     if not service.buckets:
-        return -1 if not service.firing else 2**62
-    return (max(service.buckets) + reach(contract) + 1) * MINUTE_MS
+        return None
+    following = service.evaluated + MINUTE_MS
+    return following if following <= (max(service.buckets) + reach(contract) + 1) * MINUTE_MS else None
 
 
-def evaluate(contract: Contract, service_id: str, service: Service, boundary: int) -> list[Alert]:
+def evaluate(
+    contract: Contract, service_id: str, service: Service, boundary: int, keep_ms: int = 0
+) -> list[Alert]:
     """Evaluate every objective at a minute ``boundary`` (ms) over the buckets before it."""
     policy = policy_of(contract)
+    service.evaluated = boundary
     _slide(contract, service, boundary // MINUTE_MS)
     alerts: list[Alert] = []
     for objective in policy.objectives.values():
@@ -175,7 +190,7 @@ def evaluate(contract: Contract, service_id: str, service: Service, boundary: in
                 )
             )
     if boundary // MINUTE_MS % 60 == 0:
-        _forget(contract, service, boundary)
+        _forget(contract, service, boundary, keep_ms)
     return alerts
 
 
@@ -243,13 +258,16 @@ def _total(buckets: dict[int, list[int]], first: int, end: int) -> list[int]:
     return sums
 
 
-def _forget(contract: Contract, service: Service, boundary: int) -> None:
-    """Drop buckets no window reaches any more, and batch ids older than a day."""
+def _forget(contract: Contract, service: Service, boundary: int, keep_ms: int) -> None:
+    """Drop buckets no window reaches any more, and batch ids older than the allowed lateness
+    (anything older is rejected as late anyway; a day when none is set)."""
     oldest = boundary // MINUTE_MS - reach(contract) - 1
     for minute in [m for m in service.buckets if m < oldest]:
         del service.buckets[minute]
         service.dirty.add(minute)
-    service.seen = {event_id: at for event_id, at in service.seen.items() if at >= boundary - DAY_MS}
+    service.seen = {
+        event_id: at for event_id, at in service.seen.items() if at >= boundary - (keep_ms or DAY_MS)
+    }
 
 
 def _burn_alert(

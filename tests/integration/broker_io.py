@@ -40,10 +40,9 @@ def produce_all(bootstrap: str, records: list[tuple[str, bytes | None, bytes]]) 
     asyncio.run(run())
 
 
-def produce_paced(
-    bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]], per_second: float
-) -> None:
-    """Produce ``records`` in order at about ``per_second``, waiting for every acknowledgement."""
+def produce_paced(bootstrap: str, records: list[tuple[str, bytes | None, bytes]], per_second: float) -> None:
+    """Produce ``(topic, key, value)`` records in order at about ``per_second``, waiting for
+    every acknowledgement."""
 
     async def run() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
@@ -52,7 +51,7 @@ def produce_paced(
             started = time.monotonic()
             batch = max(1, int(per_second / 20))
             for first in range(0, len(records), batch):
-                futures = [await producer.send(topic, v, key=k) for k, v in records[first : first + batch]]
+                futures = [await producer.send(t, v, key=k) for t, k, v in records[first : first + batch]]
                 await asyncio.gather(*futures)
                 ahead = started + (first + batch) / per_second - time.monotonic()
                 if ahead > 0:

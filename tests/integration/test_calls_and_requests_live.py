@@ -7,15 +7,13 @@ wall clock so every clock moves by event time alone, as in replay."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC
 
 import orjson
 import pytest
 from broker_io import produce_all, read_topic
-from helpers import REPO, ms
+from helpers import REPO, closing_events, ms
 
 from sla_stream.contracts import load_dir
-from sla_stream.engine.time import format_ts
 from sla_stream.replay import encode_replay_alert, replay
 from sla_stream.settings import Settings
 from sla_stream.simulate import Traffic, generate
@@ -27,47 +25,6 @@ CONTRACTS = REPO / "examples" / "contracts"
 START = ms("2031-03-03T08:00:00+00:00")
 SPAN = 100 * 60_000
 PARTITIONS = 4
-
-
-def closing_events(contracts: dict, at: int) -> list[dict]:
-    """One event per contract and input topic at ``at``: every clock moves to the end."""
-    occurred = format_ts(at, UTC)
-    events = []
-    for contract_id in sorted(contracts):
-        contract = contracts[contract_id]
-        base = {"contract_id": contract_id, "occurred_at": occurred}
-        if contract.tickets:
-            events.append(
-                {
-                    **base,
-                    "event_id": f"end-t-{contract_id}",
-                    "type": "ticket.created",
-                    "ticket_id": "END",
-                    "priority": contract.tickets.priorities[-1],
-                }
-            )
-        if contract.calls:
-            events.append(
-                {
-                    **base,
-                    "event_id": f"end-c-{contract_id}",
-                    "type": "call.queued",
-                    "call_id": "END",
-                    "queue": "end",
-                }
-            )
-        if contract.requests:
-            events.append(
-                {
-                    **base,
-                    "event_id": f"end-r-{contract_id}",
-                    "type": "request.batch",
-                    "service": "end",
-                    "total": 0,
-                    "good": 0,
-                }
-            )
-    return events
 
 
 def test_calls_and_requests_live_give_what_replay_gives(worker) -> None:

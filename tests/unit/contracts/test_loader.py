@@ -84,6 +84,49 @@ tickets:
     assert "tickets.objectives.resolution.targets: no target for priority P2" in text
 
 
+def test_call_and_request_sections_are_checked_across_fields(tmp_path):
+    write(
+        tmp_path,
+        c="""
+version: 1
+id: c
+calls:
+  service_level: {answer_within: 20s, target: 0.8, interval: 7m, short_abandon: 30s}
+requests:
+  availability: {target: 1, window: 90s}
+  burn_rate_alerts: [{long: 5m, short: 1h, factor: 2}]
+""",
+    )
+    assert errors_of(tmp_path) == [
+        f"{tmp_path / 'c.yaml'}: calls.service_level.short_abandon: must be shorter than answer_within",
+        f"{tmp_path / 'c.yaml'}: calls.service_level.interval: must divide a day evenly (like 15m or 30m),"
+        " got 420s",
+        f"{tmp_path / 'c.yaml'}: requests.availability.target: must be below 1"
+        " (there is no error budget at 1)",
+        f"{tmp_path / 'c.yaml'}: requests.availability.window: must be whole minutes",
+        f"{tmp_path / 'c.yaml'}: requests.burn_rate_alerts[0].short: must be shorter than long",
+    ]
+
+
+def test_the_example_contracts_measure_calls_and_requests_with_the_workbook_burn_rates():
+    acme = load_dir(REPO / "examples" / "contracts")["acme-gold"]
+    assert acme.calls is not None and acme.requests is not None
+    level = acme.calls.objectives["service_level"]
+    assert (level.interval, level.target, acme.calls.answer_within, acme.calls.short_abandon) == (
+        1_800_000,
+        0.8,
+        20_000,
+        5_000,
+    )
+    rules = [(r.long // 60_000, r.short // 60_000, r.factor, r.severity) for r in acme.requests.burn_rates]
+    assert rules == [
+        (60, 5, 14.4, "page"),
+        (360, 30, 6.0, "page"),
+        (1440, 120, 3.0, "ticket"),
+        (4320, 360, 1.0, "ticket"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("files", "message"),
     [

@@ -178,3 +178,18 @@ def test_a_late_batch_within_the_lateness_counts_in_its_own_minute(tmp_path):
     assert [
         (a.kind, alert_record(a)["observed_at"], a.details["total"], a.details["good"]) for a in alerts
     ] == [("breach", "2026-11-24T08:09:00Z", 10_000, 9_000)]
+
+
+def test_a_service_evaluates_its_own_minutes_whatever_moved_the_engine_clock(tmp_path):
+    # A worker's clock can stand at the wall time (ticks) while the events are elsewhere in
+    # time; each service goes on from the last boundary it evaluated, never from the clock.
+    engine = engine_for(tmp_path, window="1h", burn="[{long: 5m, short: 1m, factor: 3}]")
+    steady(engine, 3, 1_000, 900)  # burning: the page fires at 08:01
+    service = engine.services["api", "checkout"]
+    assert service.firing and service.evaluated == START + MINUTE_MS
+    behind = Engine(engine._contract, services=engine.services, clock=START - 86_400_000)
+    assert behind.advance(START - 86_400_000 + 10 * MINUTE_MS) == []
+    assert service.evaluated == START + MINUTE_MS
+    later = behind.advance(START + 4 * MINUTE_MS + 1)
+    assert later == []  # 08:02 to 08:04: still burning
+    assert service.evaluated == START + 4 * MINUTE_MS
