@@ -32,6 +32,9 @@ test: install kafka ## every test: lint and types, engine unit tests, integratio
 crash-test: install kafka ## just the kill -9 loop, with its seed printed (SLA_STREAM_CRASH_SEED=N repeats a run)
 	$(BIN)/python -m pytest -q -s tests/integration/test_crash_recovery.py
 
+bench-requests: install ## replay speed on 10,000,000 request events; report in bench/results/
+	$(BIN)/python bench/replay_requests.py
+
 unit: install ## the unit tests only (no broker)
 	$(BIN)/python -m pytest -q tests/unit
 

@@ -16,8 +16,11 @@ import pytest
 from helpers import REPO, ms
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 
+from sla_stream.contracts import load_dir
 from sla_stream.engine.alerts import BREACH, NEAR_BREACH, RETRACTED, Alert
 from sla_stream.engine.events import Rejected
+from sla_stream.replay import replay
+from sla_stream.simulate import Traffic, generate
 from sla_stream.wire.alerts import alert_record, encode_alert
 from sla_stream.wire.deadletter import deadletter_record, encode_deadletter
 from sla_stream.wire.events import decode_event
@@ -304,6 +307,26 @@ def test_rendered_alert_validates(kind: str, emitted_at: int | None) -> None:
     check.validate(record)
     check.validate(orjson.loads(encode_alert(_alert(kind), emitted_at)))
     assert ("emitted_at" in record) == (emitted_at is not None)
+
+
+def test_every_queue_and_service_alert_of_simulated_traffic_validates() -> None:
+    contracts = load_dir(REPO / "examples" / "contracts")
+    traffic = Traffic(rate=0.01, call_rate=1, request_rate=20, incident_rate=0.02, seed=2)
+    lines = []
+    for n, (at, event) in enumerate(generate(contracts, ms("2026-11-24T06:00:00Z"), traffic), 1):
+        if at >= ms("2026-11-24T09:00:00Z"):
+            break
+        lines.append(("events", n, orjson.dumps(event)))
+    check = validator("alert")
+    seen = set()
+    for alert in replay(contracts, lines, allowed_lateness=300_000):
+        if alert.subject_kind != "ticket":
+            record = alert_record(alert, ms("2026-11-24T09:00:00Z"))
+            check.validate(record)
+            seen.add((record["subject"]["kind"], record["kind"]))
+    assert seen == {
+        (subject, kind) for subject in ("queue", "service") for kind in ("near_breach", "breach", "recovered")
+    }
 
 
 def test_rendered_breach_is_the_spec_example() -> None:
