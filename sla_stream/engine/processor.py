@@ -72,6 +72,8 @@ class Engine:
                 self._schedule(key, ticket, contract)
         for contract_id, centre in list(self.centres.items()):
             self._schedule_calls(contract_id, centre)
+        #: The earliest minute boundary a service has still to evaluate.
+        self._boundary = self._next_boundary()
 
     def contract(self, contract_id: str) -> Contract:
         found = self._contract(contract_id)
@@ -131,6 +133,9 @@ class Engine:
         service = self.services.get(key) or Service()
         requests.apply(contract, service, event)
         self.services[key] = service
+        following = requests.next_boundary(contract, service)
+        if following is not None and following < self._boundary:
+            self._boundary = following
         return Applied(OK, alerts)
 
     def _check_late(self, at: int) -> None:
@@ -151,7 +156,7 @@ class Engine:
         if self.clock is None or now > self.clock:
             self.clock = now
         fired: list[Alert] = []
-        boundary = self._next_boundary()
+        boundary = self._boundary
         due, call_due = self._due, self._call_due
         while True:
             at = min(due[0][0] if due else _NEVER, call_due[0][0] if call_due else _NEVER, boundary)
@@ -176,7 +181,7 @@ class Engine:
                         continue
                     fired += requests.evaluate(contract, key[1], service, at, self.allowed_lateness or 0)
                     self.services[key] = service
-                boundary = self._next_boundary()
+                boundary = self._boundary = self._next_boundary()
 
     def _fire_ticket(self, fired: list[Alert]) -> None:
         observed_at, fraction, contract_id, ticket_id, objective = heapq.heappop(self._due)

@@ -62,6 +62,8 @@ class Service:
     evaluated: int = 0
     """The last minute boundary (ms) evaluated: each service keeps its own, so what it
     evaluates depends on its own events only, never on when the engine's clock moved."""
+    latest: int | None = None
+    """The latest minute with a bucket (derived)."""
     dirty: set[int] = field(default_factory=set)
     """Minutes changed or dropped since the store last wrote them (not part of the state)."""
     sums: dict[int | str, list[int]] = field(default_factory=dict)
@@ -121,6 +123,8 @@ def apply(contract: Contract, service: Service, event: RequestEvent) -> None:
     bucket = service.buckets.get(minute)
     if bucket is None:
         bucket = service.buckets[minute] = [0, 0, 0, 0]
+        if service.latest is not None and minute > service.latest:
+            service.latest = minute
     for index, count in enumerate(delta):
         bucket[index] += count
     service.dirty.add(minute)
@@ -138,8 +142,10 @@ def next_boundary(contract: Contract, service: Service) -> int | None:
     past its last bucket's reach every window is empty, and every burn rate 0."""
     if not service.buckets:
         return None
+    if service.latest is None:
+        service.latest = max(service.buckets)
     following = service.evaluated + MINUTE_MS
-    return following if following <= (max(service.buckets) + reach(contract) + 1) * MINUTE_MS else None
+    return following if following <= (service.latest + reach(contract) + 1) * MINUTE_MS else None
 
 
 def evaluate(
