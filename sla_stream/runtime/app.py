@@ -80,6 +80,7 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> faust.A
         message = event.message
         topic, partition, offset = message.topic, message.partition, message.offset
         async with deliveries.handling:
+            await done_before(TP(topic, partition), offset)
             if topic == topics.ticks:
                 await _seed_positions(app, pipeline, settings, partition)
                 sends = pipeline.on_tick(partition, message.value, offset)
@@ -134,9 +135,30 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> faust.A
         }
         return web.json(body, status=200 if ready else 503)
 
+    handled: dict[TP, int] = {}
+
+    async def done_before(tp: TP, offset: int) -> None:
+        """Tell Faust's commit bookkeeping that every offset before ``offset`` is done.
+
+        Faust commits a partition's offsets only up to the first offset it never saw
+        acknowledged, and drops fetched messages while a table recovery suspends the
+        flow without marking them. The worker applies such skipped input itself
+        (``_to_apply``), and a skipped tick needs nothing: a later tick supersedes it.
+        Left unmarked, the hole stops that partition's commits for good; under
+        exactly-once its transaction then stays open until the broker aborts it and
+        fences the producer, which stops the worker.
+        """
+        previous = handled.get(tp)
+        if offset > (previous if previous is not None else -1) + 1:
+            consumer: Any = app.consumer  # _add_gap: how Faust itself marks offsets it will never see
+            await consumer._add_gap(tp, 0 if previous is None else previous + 1, offset - 1)
+        handled[tp] = offset
+
     async def on_revoked(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
         revoked: set[TP] = args[0] if args else kwargs["revoked"]
         pipeline.forget({tp.partition for tp in revoked if tp.topic == topics.ticks})
+        for tp in revoked:
+            handled.pop(tp, None)
 
     app.on_partitions_revoked.connect(on_revoked)
 
