@@ -44,7 +44,7 @@ calls:
 requests:
   availability: {{target: 0.99, window: 10m}}
   latency: {{threshold_ms: 300, target: 0.95, window: 10m}}
-  burn_rate_alerts: [{{long: 5m, short: 1m, factor: 3}}]
+  burn_rate_alerts: [{{long: 5m, short: 1m, factor: 2}}]
 """
 # The worker keeps one event-time clock per partition; replay does the same with ``partitions``.
 PARTITIONS = 4
@@ -63,7 +63,7 @@ def make_events(contracts: dict, seed: int) -> list[tuple[str, bytes, bytes]]:
     """``(topic, key, value)``: tickets, calls and requests, as the simulator makes them."""
     records = []
     last = START
-    traffic = Traffic(rate=14, late_share=0.3, seed=seed, call_rate=6, request_rate=10, incident_rate=0.1)
+    traffic = Traffic(rate=14, late_share=0.3, seed=seed, call_rate=6, request_rate=10, incident_rate=0.15)
     for at, event in generate(contracts, START, traffic):
         assert isinstance(event, dict)
         records.append((topic_for(SETTINGS, event), event["contract_id"].encode(), orjson.dumps(event)))
