@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from datetime import time
+from importlib import resources
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 import holidays as holiday_data
+import yaml
+from pydantic import TypeAdapter
 
 from sla_stream.contracts.spec import (
     DAYS,
+    BurnRateSpec,
     CalendarSpec,
     CallsSpec,
     ContractSpec,
@@ -184,7 +189,7 @@ def _requests(spec: RequestsSpec, problems: list[str]) -> model.RequestPolicy:
             problems.append(f"requests.{objective.name}.window: must be whole minutes")
     rules: tuple[model.BurnRateRule, ...]
     if spec.burn_rate_alerts == "default":
-        rules = model.DEFAULT_BURN_RATES
+        rules = default_burn_rates()
     elif spec.burn_rate_alerts == "none":
         rules = ()
     else:
@@ -211,3 +216,11 @@ def _requests(spec: RequestsSpec, problems: list[str]) -> model.RequestPolicy:
         windows=tuple(sorted(windows, key=str)),
         reach=reach,
     )
+
+
+@functools.cache
+def default_burn_rates() -> tuple[model.BurnRateRule, ...]:
+    """The SRE Workbook's burn-rate alerts for a 30-day budget, from ``windows/google-30d.yaml``."""
+    text = resources.files(__package__).joinpath("windows", "google-30d.yaml").read_text()
+    rows = TypeAdapter(list[BurnRateSpec]).validate_python(yaml.safe_load(text))
+    return tuple(model.BurnRateRule(row.long, row.short, row.factor, row.severity) for row in rows)

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from sla_stream.engine.calendar import Calendar, Exclusions
-from sla_stream.engine.time import DAY_MS, HOUR_MS, MINUTE_MS
 
 TICKET_OBJECTIVES = ("first_response", "next_reply", "resolution")
 
@@ -126,12 +125,3 @@ class RequestPolicy:
     """Every window evaluated, in minutes, or ``month`` for the calendar month (derived)."""
     reach: int = 0
     """How many minutes a one-minute bucket stays inside some window (derived)."""
-
-
-DEFAULT_BURN_RATES = (
-    BurnRateRule(HOUR_MS, 5 * MINUTE_MS, 14.4, "page"),
-    BurnRateRule(6 * HOUR_MS, 30 * MINUTE_MS, 6.0, "page"),
-    BurnRateRule(DAY_MS, 2 * HOUR_MS, 3.0, "ticket"),
-    BurnRateRule(3 * DAY_MS, 6 * HOUR_MS, 1.0, "ticket"),
-)
-"""The Google SRE Workbook's windows for a 30-day error budget (SPEC section 3)."""
