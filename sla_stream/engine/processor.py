@@ -75,6 +75,9 @@ class Engine:
         #: The earliest minute boundary a service has still to evaluate.
         self._boundary = self._next_boundary()
 
+    def contract_or_none(self, contract_id: str) -> Contract | None:
+        return self._contract(contract_id)
+
     def contract(self, contract_id: str) -> Contract:
         found = self._contract(contract_id)
         if found is None:

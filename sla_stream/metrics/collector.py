@@ -1,40 +1,119 @@
-"""A scrape-time collector over the pipeline's running counts, on an injected registry."""
+"""Prometheus metrics on an injected registry: counters and state gauges read at scrape time
+from the pipeline, and the two histograms observed as events and alerts pass."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client import Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from sla_stream.runtime.pipeline import Counts
+from sla_stream.engine import gauges
+from sla_stream.engine.alerts import Alert
+from sla_stream.metrics import conventions as m
+from sla_stream.runtime.pipeline import Pipeline
 
-EVENTS_TOTAL = "sla_events"
-ALERTS_TOTAL = "sla_alerts"
 
+class PipelineCollector(Collector):
+    """Everything read from the pipeline when scraped: running counts and engine state."""
 
-class CountsCollector(Collector):
-    """``sla_events_total`` and ``sla_alerts_total`` read from :class:`Counts` when scraped."""
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
 
-    def __init__(self, counts: Counts) -> None:
-        self._counts = counts
-
-    def collect(self) -> Iterator[CounterMetricFamily]:
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        counts = self._pipeline.counts
         events = CounterMetricFamily(
-            EVENTS_TOTAL, "Input events by topic and outcome.", labels=["topic", "outcome"]
+            m.EVENTS, "Input events by topic and outcome.", labels=[m.TOPIC, m.OUTCOME]
         )
-        for (topic, outcome), value in sorted(self._counts.events.items()):
+        for (topic, outcome), value in sorted(counts.events.items()):
             events.add_metric([topic, outcome], value)
         yield events
-        alerts = CounterMetricFamily(
-            ALERTS_TOTAL, "Alerts emitted.", labels=["contract", "objective", "kind"]
-        )
-        for labels, value in sorted(self._counts.alerts.items()):
-            alerts.add_metric(list(labels), value)
+        alerts = CounterMetricFamily(m.ALERTS, "Alerts emitted.", labels=[m.CONTRACT, m.OBJECTIVE, m.KIND])
+        for triple, value in sorted(counts.alerts.items()):
+            alerts.add_metric(list(triple), value)
         yield alerts
+        yield from state_families(gauges.read(list(self._pipeline.engines.values())))
 
 
-def registry_for(counts: Counts) -> CollectorRegistry:
+def state_families(state: gauges.Gauges) -> Iterator[GaugeMetricFamily]:
+    """The SPEC's state gauges, one family each (empty families included, so they are known)."""
+    by_objective = [m.CONTRACT, m.OBJECTIVE]
+    for name, doc, values in (
+        (m.COMPLIANCE, "Attained so far: good over total in the objective's window.", state.compliance),
+        (m.ERROR_BUDGET, "Share of the error budget left (below 0 when overspent).", state.budget),
+        (
+            m.NEXT_DEADLINE,
+            "Seconds until the nearest deadline of a running ticket clock.",
+            state.next_deadline,
+        ),
+    ):
+        family = GaugeMetricFamily(name, doc, labels=by_objective)
+        for labels, value in sorted(values.items()):
+            family.add_metric(list(labels), value)
+        yield family
+    burn = GaugeMetricFamily(
+        m.BURN_RATE, "Error-budget burn rate over a window.", labels=[*by_objective, m.WINDOW]
+    )
+    for triple, value in sorted(state.burn.items()):
+        burn.add_metric(list(triple), value)
+    yield burn
+    clocks = GaugeMetricFamily(m.OPEN_CLOCKS, "Open ticket clocks by state.", labels=[*by_objective, m.STATE])
+    for (contract, objective, clock_state), count in sorted(state.open_clocks.items()):
+        clocks.add_metric([contract, objective, clock_state], count)
+    yield clocks
+    level = GaugeMetricFamily(
+        m.CALL_SERVICE_LEVEL,
+        "Service level of the current call interval, waiting calls past answer_within counted as missed.",
+        labels=[m.CONTRACT, m.QUEUE],
+    )
+    kept: dict[str, int] = {}
+    dropped = 0
+    for (contract, queue), value in sorted(state.call_level.items()):
+        kept[contract] = kept.get(contract, 0) + 1
+        if kept[contract] > m.MAX_QUEUES_PER_CONTRACT:
+            dropped += 1
+            continue
+        level.add_metric([contract, queue], value)
+    yield level
+    yield GaugeMetricFamily(
+        m.SERIES_DROPPED, "Label sets left out of this scrape by the per-contract queue limit.", value=dropped
+    )
+
+
+class Observations:
+    """The histograms, fed by the pipeline's hooks."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.lag = Histogram(
+            m.EVENT_LAG,
+            "Processing time minus event time.",
+            labelnames=[m.TOPIC],
+            buckets=m.LAG_BUCKETS,
+            registry=registry,
+        )
+        self.delay = Histogram(
+            m.ALERT_DELAY,
+            "Emission time minus the deadline the alert reports.",
+            labelnames=[m.KIND],
+            buckets=m.DELAY_BUCKETS,
+            registry=registry,
+        )
+
+    def event(self, topic: str, event_ms: int, now_ms: int) -> None:
+        self.lag.labels(topic).observe(max(0, now_ms - event_ms) / 1000)
+
+    def alert(self, alert: Alert, now_ms: int) -> None:
+        if alert.deadline_ms is not None and alert.kind in ("near_breach", "breach"):
+            reported = alert.deadline_ms if alert.kind == "breach" else alert.observed_at_ms
+            self.delay.labels(alert.kind).observe(max(0, now_ms - reported) / 1000)
+
+
+def registry_for(pipeline: Pipeline) -> CollectorRegistry:
+    """A fresh registry with every metric of ``pipeline``, its hooks connected."""
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(CountsCollector(counts))
+    registry.register(PipelineCollector(pipeline))
+    observations = Observations(registry)
+    pipeline.on_alert = observations.alert
+    pipeline.on_event_time = observations.event
     return registry

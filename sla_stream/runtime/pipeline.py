@@ -87,6 +87,8 @@ class Pipeline:
         self.clock = clock
         self.counts = Counts()
         self.on_alert = on_alert
+        #: Called with (topic, occurred_at, now) for each event applied, for the lag histogram.
+        self.on_event_time: Callable[[str, int, int], None] | None = None
         self.engines: dict[tuple[str, int], Engine] = {}
         self.stores: dict[tuple[str, int], Store] = {}
         self.saved_clocks: dict[tuple[str, int], int | None] = {}
@@ -210,6 +212,8 @@ class Pipeline:
             log.exception("event at %s[%d]@%d could not be processed", topic, partition, offset)
             return self._reject("error", f"{type(exc).__name__}: {exc}", topic, partition, offset, key, value)
         self.counts.event(topic, applied.outcome)
+        if self.on_event_time is not None:
+            self.on_event_time(topic, event.at, self.clock())
         return self._alerts(applied.alerts, partition)
 
     def on_tick(self, partition: int, value: bytes | None, offset: int = -1) -> list[Output]:

@@ -1,0 +1,142 @@
+"""What an engine's state says right now, for live gauges: open clocks, the next deadline,
+error budgets, burn rates and call service levels. Read when metrics are scraped, never
+kept up per event."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sla_stream.engine import calls, requests
+from sla_stream.engine.clock import BREACH_FRACTION
+from sla_stream.engine.model import AVAILABILITY, CALENDAR_MONTH, SERVICE_LEVEL, Contract
+from sla_stream.engine.processor import Engine
+from sla_stream.engine.time import MINUTE_MS, format_duration
+
+
+@dataclass(slots=True)
+class Gauges:
+    """Gauge values keyed by their label values; :meth:`add` gathers several engines."""
+
+    open_clocks: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    """``(contract, objective, state)`` -> clocks; state is ``running``, ``paused``,
+    ``at_risk`` (a near-breach fired) or ``breached``."""
+    next_deadline: dict[tuple[str, str], float] = field(default_factory=dict)
+    """``(contract, objective)`` -> seconds until the nearest deadline of a running clock."""
+    compliance: dict[tuple[str, str], float] = field(default_factory=dict)
+    """``(contract, objective)`` -> attained so far: good ÷ total over the objective's window
+    (requests), calls answered in time this month (calls)."""
+    budget: dict[tuple[str, str], float] = field(default_factory=dict)
+    """``(contract, objective)`` -> share of the window's error budget left."""
+    burn: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    """``(contract, objective, window)`` -> burn rate over the window."""
+    call_level: dict[tuple[str, str], float] = field(default_factory=dict)
+    """``(contract, queue)`` -> service level of the current interval, waiting calls past
+    ``answer_within`` counted as missed."""
+    _totals: dict[tuple[str, int | str], list[int]] = field(default_factory=dict)
+    _contracts: dict[str, Contract] = field(default_factory=dict)
+
+    def add(self, engine: Engine) -> None:
+        """Add what ``engine`` holds (engines of different partitions hold different contracts)."""
+        now = engine.clock
+        if now is None:
+            return
+        self._tickets(engine, now)
+        self._calls(engine, now)
+        self._requests(engine)
+
+    def _tickets(self, engine: Engine, now: int) -> None:
+        for key in list(engine.tickets):
+            contract = engine.contract_or_none(key[0])
+            ticket = engine.tickets.get(key)
+            if contract is None or contract.tickets is None or ticket is None:
+                continue
+            policy = contract.tickets
+            for name, clock in ticket.clocks.items():
+                if clock.stopped or name not in policy.objectives:
+                    continue
+                if BREACH_FRACTION in clock.fired:
+                    state = "breached"
+                elif clock.fired:
+                    state = "at_risk"
+                else:
+                    state = clock.state
+                counted = (contract.id, name, state)
+                self.open_clocks[counted] = self.open_clocks.get(counted, 0) + 1
+                if clock.since is None or BREACH_FRACTION in clock.fired:
+                    continue
+                deadline = clock.reached(policy.objectives[name].calendar, clock.target)
+                if deadline is not None:
+                    left = (deadline - now) / 1000
+                    where = (contract.id, name)
+                    self.next_deadline[where] = min(self.next_deadline.get(where, left), left)
+
+    def _calls(self, engine: Engine, now: int) -> None:
+        for contract_id, centre in list(engine.centres.items()):
+            contract = engine.contract_or_none(contract_id)
+            if contract is None or contract.calls is None:
+                continue
+            level = contract.calls.objectives.get(SERVICE_LEVEL)
+            if level is None:
+                continue
+            start = calls.interval_start(contract, now, level.interval)
+            queues = {queue for queue, _ in centre.days} | {w.queue for w in centre.waiting.values()}
+            for queue in sorted(queues):
+                interval = centre.intervals.get((queue, level.interval, start))
+                tally = interval.tally if interval is not None else calls.Tally()
+                value = tally.value(SERVICE_LEVEL, calls.missed(centre, queue))
+                if value is not None:
+                    self.call_level[contract_id, queue] = value
+            month = calls.month_of(contract, now)
+            total = calls.Tally()
+            for (_, of), tally in centre.months.items():
+                if of == month:
+                    total.add(tally)
+            value = total.value(SERVICE_LEVEL)
+            if value is not None:
+                self.compliance[contract_id, SERVICE_LEVEL] = value
+
+    def _requests(self, engine: Engine) -> None:
+        for (contract_id, _service), service in list(engine.services.items()):
+            contract = engine.contract_or_none(contract_id)
+            if contract is None or contract.requests is None or not service.sums:
+                continue
+            # Summed over the contract's services, as penalty statements count them.
+            self._contracts[contract_id] = contract
+            for window, sums in service.sums.items():
+                totals = self._totals.setdefault((contract_id, window), [0, 0, 0, 0])
+                for index in range(4):
+                    totals[index] += sums[index]
+
+    def finish(self) -> Gauges:
+        """Turn the request counts gathered from every engine into ratios."""
+        for contract_id, contract in sorted(self._contracts.items()):
+            assert contract.requests is not None
+            policy = contract.requests
+            for objective in policy.objectives.values():
+                good_at, total_at = (
+                    (requests.GOOD, requests.TOTAL)
+                    if objective.name == AVAILABILITY
+                    else (requests.LATENCY_GOOD, requests.LATENCY_TOTAL)
+                )
+                window = "month" if objective.window == CALENDAR_MONTH else int(objective.window) // MINUTE_MS
+                sums = self._totals.get((contract_id, window), [0, 0, 0, 0])
+                where = (contract_id, objective.name)
+                if sums[total_at]:
+                    self.compliance[where] = sums[good_at] / sums[total_at]
+                    remaining = requests.budget_remaining(sums, good_at, total_at, objective.target)
+                    if remaining is not None:
+                        self.budget[where] = remaining
+                for minutes in sorted(w for w in policy.windows if isinstance(w, int)):
+                    counts = self._totals.get((contract_id, minutes), [0, 0, 0, 0])
+                    rate = requests.burn_rate(counts, good_at, total_at, 1 - objective.target)
+                    self.burn[contract_id, objective.name, format_duration(minutes * MINUTE_MS)] = rate
+        return self
+
+
+def read(engines: Iterable[Engine]) -> Gauges:
+    """The gauges of every engine together."""
+    gauges = Gauges()
+    for engine in engines:
+        gauges.add(engine)
+    return gauges.finish()

@@ -1,0 +1,45 @@
+"""Metric names and label keys (SPEC section 6), in one place."""
+
+from __future__ import annotations
+
+EVENTS = "sla_events"
+"""Counter (``_total``): input events by ``topic`` and ``outcome``."""
+ALERTS = "sla_alerts"
+"""Counter (``_total``): alerts by ``contract``, ``objective`` and ``kind``."""
+COMPLIANCE = "sla_compliance_ratio"
+"""Gauge: attained so far, by ``contract`` and ``objective``."""
+ERROR_BUDGET = "sla_error_budget_remaining_ratio"
+"""Gauge: share of the window's error budget left, by ``contract`` and ``objective``."""
+BURN_RATE = "sla_burn_rate"
+"""Gauge: burn rate by ``contract``, ``objective`` and ``window``."""
+OPEN_CLOCKS = "sla_open_clocks"
+"""Gauge: open ticket clocks by ``contract``, ``objective`` and ``state``."""
+NEXT_DEADLINE = "sla_next_deadline_seconds"
+"""Gauge: time until the nearest running deadline, by ``contract`` and ``objective``."""
+CALL_SERVICE_LEVEL = "sla_call_service_level_ratio"
+"""Gauge: the current interval's service level by ``contract`` and ``queue``."""
+EVENT_LAG = "sla_event_lag_seconds"
+"""Histogram: processing time minus event time, by ``topic``."""
+ALERT_DELAY = "sla_alert_delay_seconds"
+"""Histogram: emission time minus the deadline the alert reports, by ``kind``."""
+SERIES_DROPPED = "sla_metric_series_dropped"
+"""Gauge: label sets left out of the last scrape because a contract passed its queue limit."""
+
+CONTRACT, OBJECTIVE, KIND, STATE, WINDOW, QUEUE, TOPIC, OUTCOME = (
+    "contract",
+    "objective",
+    "kind",
+    "state",
+    "window",
+    "queue",
+    "topic",
+    "outcome",
+)
+
+MAX_QUEUES_PER_CONTRACT = 100
+"""Queue names come from producers: past this many per contract (in name order) a contract's
+further queues are left out of ``sla_call_service_level_ratio`` and counted in
+``sla_metric_series_dropped`` instead, so a producer bug cannot explode the series count."""
+
+LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, float("inf"))
+DELAY_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0, 10.0, 30.0, 60.0, float("inf"))

@@ -1,0 +1,192 @@
+"""The metrics a scrape returns, read from a fresh registry per test (SPEC section 6)."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from helpers import REPO, ms
+from prometheus_client import generate_latest
+
+from sla_stream.contracts import load_dir
+from sla_stream.metrics import conventions
+from sla_stream.metrics.collector import registry_for
+from sla_stream.runtime.pipeline import Pipeline
+from sla_stream.settings import Settings
+
+NOW = ms("2026-11-24T10:00:00Z")
+
+
+@pytest.fixture
+def pipeline() -> Pipeline:
+    return Pipeline(Settings(), load_dir(REPO / "examples" / "contracts"), table={}, clock=lambda: NOW)
+
+
+def send(pipeline: Pipeline, topic: str, offset: int, **event: object) -> list:
+    event.setdefault("event_id", f"e{topic}{offset}")
+    event.setdefault("contract_id", "demo-fast")
+    return pipeline.on_event(topic, 0, offset, b"demo-fast", orjson.dumps(event))
+
+
+def test_ticket_clocks_are_counted_by_state_and_the_next_deadline_is_read_at_scrape(pipeline):
+    registry = registry_for(pipeline)
+    send(
+        pipeline,
+        "sla.tickets",
+        0,
+        type="ticket.created",
+        occurred_at="2026-11-24T09:59:50Z",
+        ticket_id="T-1",
+        priority="P1",
+    )
+    send(
+        pipeline,
+        "sla.tickets",
+        1,
+        type="ticket.created",
+        occurred_at="2026-11-24T09:59:55Z",
+        ticket_id="T-2",
+        priority="P3",
+    )
+    send(
+        pipeline,
+        "sla.tickets",
+        2,
+        type="ticket.status_changed",
+        occurred_at="2026-11-24T09:59:56Z",
+        ticket_id="T-2",
+        status="pending",
+    )
+    value = registry.get_sample_value
+    labels = {"contract": "demo-fast", "objective": "first_response"}
+    assert value("sla_open_clocks", {**labels, "state": "running"}) == 2
+    assert (
+        value("sla_open_clocks", {"contract": "demo-fast", "objective": "resolution", "state": "paused"}) == 1
+    )
+    # The clock is the latest event time (09:59:56); T-1's 20 s first response is due at 10:00:10.
+    assert value("sla_next_deadline_seconds", labels) == 14
+    assert value("sla_events_total", {"topic": "sla.tickets", "outcome": "ok"}) == 3
+    # Lag: the wall clock (10:00:00) minus each event's time.
+    assert value("sla_event_lag_seconds_count", {"topic": "sla.tickets"}) == 3
+    assert value("sla_event_lag_seconds_sum", {"topic": "sla.tickets"}) == 10 + 5 + 4
+    # T-1 passes half its target (10 s) at 10:00:00 and is at risk from then on.
+    send(
+        pipeline,
+        "sla.tickets",
+        3,
+        type="ticket.created",
+        occurred_at="2026-11-24T10:00:01Z",
+        ticket_id="T-3",
+        priority="P3",
+    )
+    assert value("sla_open_clocks", {**labels, "state": "at_risk"}) == 1
+    assert value("sla_alerts_total", {**labels, "kind": "near_breach"}) == 1
+    assert value("sla_alert_delay_seconds_count", {"kind": "near_breach"}) == 1
+
+
+def test_request_objectives_give_compliance_budget_and_burn_rates(pipeline):
+    registry = registry_for(pipeline)
+    for minute in range(3):
+        send(
+            pipeline,
+            "sla.requests",
+            minute,
+            type="request.batch",
+            occurred_at=f"2026-11-24T09:5{minute}:30Z",
+            service="api",
+            total=1000,
+            good=990,
+            latency_good=1000,
+        )
+    value = registry.get_sample_value
+    availability = {"contract": "demo-fast", "objective": "availability"}
+    # Boundaries 09:51 and 09:52 are evaluated: the hour holds two minutes at 1% errors.
+    assert value("sla_compliance_ratio", availability) == pytest.approx(0.99)
+    assert value("sla_error_budget_remaining_ratio", availability) == pytest.approx(0.0)
+    assert value("sla_burn_rate", {**availability, "window": "10m"}) == pytest.approx(1.0)
+    assert value("sla_burn_rate", {**availability, "window": "2m"}) == pytest.approx(1.0)
+    assert value("sla_compliance_ratio", {"contract": "demo-fast", "objective": "latency"}) == 1.0
+
+
+def test_the_current_call_interval_counts_calls_still_waiting_past_answer_within(pipeline):
+    registry = registry_for(pipeline)
+    send(
+        pipeline,
+        "sla.calls",
+        0,
+        type="call.queued",
+        occurred_at="2026-11-24T09:56:00Z",
+        call_id="a",
+        queue="sales",
+    )
+    send(pipeline, "sla.calls", 1, type="call.answered", occurred_at="2026-11-24T09:56:05Z", call_id="a")
+    send(
+        pipeline,
+        "sla.calls",
+        2,
+        type="call.queued",
+        occurred_at="2026-11-24T09:56:10Z",
+        call_id="b",
+        queue="sales",
+    )
+    level = {"contract": "demo-fast", "queue": "sales"}
+    assert registry.get_sample_value("sla_call_service_level_ratio", level) == 1.0
+    # b has waited past 20 s once the clock passes 09:56:30: one of two in time.
+    send(
+        pipeline,
+        "sla.calls",
+        3,
+        type="call.queued",
+        occurred_at="2026-11-24T09:56:31Z",
+        call_id="c",
+        queue="other",
+    )
+    assert registry.get_sample_value("sla_call_service_level_ratio", level) == 0.5
+    assert (
+        registry.get_sample_value(
+            "sla_compliance_ratio", {"contract": "demo-fast", "objective": "service_level"}
+        )
+        == 1.0
+    )
+
+
+def test_queues_past_the_per_contract_limit_are_counted_not_exported(pipeline, monkeypatch):
+    monkeypatch.setattr(conventions, "MAX_QUEUES_PER_CONTRACT", 2)
+    registry = registry_for(pipeline)
+    for n, queue in enumerate(["a", "b", "c", "d"]):
+        send(
+            pipeline,
+            "sla.calls",
+            2 * n,
+            type="call.queued",
+            occurred_at="2026-11-24T09:56:00Z",
+            call_id=queue,
+            queue=queue,
+        )
+        send(
+            pipeline,
+            "sla.calls",
+            2 * n + 1,
+            type="call.answered",
+            occurred_at="2026-11-24T09:56:05Z",
+            call_id=queue,
+        )
+    text = generate_latest(registry).decode()
+    assert 'queue="a"' in text and 'queue="b"' in text and 'queue="c"' not in text
+    assert registry.get_sample_value("sla_metric_series_dropped") == 2
+
+
+def test_every_spec_metric_is_exposed_with_prometheus_names(pipeline):
+    text = generate_latest(registry_for(pipeline)).decode()
+    for name, kind in [
+        ("sla_compliance_ratio", "gauge"),
+        ("sla_error_budget_remaining_ratio", "gauge"),
+        ("sla_burn_rate", "gauge"),
+        ("sla_open_clocks", "gauge"),
+        ("sla_next_deadline_seconds", "gauge"),
+        ("sla_call_service_level_ratio", "gauge"),
+        ("sla_alerts_total", "counter"),
+        ("sla_events_total", "counter"),
+        ("sla_event_lag_seconds", "histogram"),
+        ("sla_alert_delay_seconds", "histogram"),
+    ]:
+        assert f"# TYPE {name} {kind}" in text, name
