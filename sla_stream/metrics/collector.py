@@ -34,6 +34,16 @@ class PipelineCollector(Collector):
             alerts.add_metric(list(triple), value)
         yield alerts
         yield from state_families(gauges.read(list(self._pipeline.engines.values())))
+        lag = GaugeMetricFamily(
+            m.CONSUMER_LAG, "Input messages in Kafka not yet applied.", labels=[m.TOPIC, m.PARTITION]
+        )
+        highwater = self._pipeline.highwater
+        if highwater is not None:
+            for (topic, partition), done in sorted(self._pipeline.processed.items()):
+                mark = highwater(topic, partition)
+                if mark is not None:
+                    lag.add_metric([topic, str(partition)], max(0, mark - done))
+        yield lag
 
 
 def state_families(state: gauges.Gauges) -> Iterator[GaugeMetricFamily]:

@@ -22,9 +22,12 @@ EVENT_LAG = "sla_event_lag_seconds"
 """Histogram: processing time minus event time, by ``topic``."""
 ALERT_DELAY = "sla_alert_delay_seconds"
 """Histogram: emission time minus the deadline the alert reports, by ``kind``."""
+CONSUMER_LAG = "sla_consumer_lag_messages"
+"""Gauge: input messages in Kafka not yet applied, by ``topic`` and ``partition``."""
 SERIES_DROPPED = "sla_metric_series_dropped"
 """Gauge: label sets left out of the last scrape because a contract passed its queue limit."""
 
+PARTITION = "partition"
 CONTRACT, OBJECTIVE, KIND, STATE, WINDOW, QUEUE, TOPIC, OUTCOME = (
     "contract",
     "objective",

@@ -65,6 +65,7 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> faust.A
     source = app.topic(*settings.source_topics, topics.ticks, partitions=settings.partitions, **_RAW)
     table = app.Table("state", partitions=settings.partitions, default=None, key_type=bytes, value_type=bytes)
     pipeline = Pipeline(settings, contracts, table)
+    pipeline.highwater = lambda topic, partition: app.consumer.highwater(TP(topic, partition))
     registry = registry_for(pipeline)
 
     commit_every = settings.commit_interval_ms / 1000

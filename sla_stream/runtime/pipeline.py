@@ -89,6 +89,8 @@ class Pipeline:
         self.on_alert = on_alert
         #: Called with (topic, occurred_at, now) for each event applied, for the lag histogram.
         self.on_event_time: Callable[[str, int, int], None] | None = None
+        #: The high-water mark of an input partition, for the consumer-lag gauge (set by the app).
+        self.highwater: Callable[[str, int], int | None] | None = None
         self.engines: dict[tuple[str, int], Engine] = {}
         self.stores: dict[tuple[str, int], Store] = {}
         self.saved_clocks: dict[tuple[str, int], int | None] = {}

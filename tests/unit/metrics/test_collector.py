@@ -190,3 +190,21 @@ def test_every_spec_metric_is_exposed_with_prometheus_names(pipeline):
         ("sla_alert_delay_seconds", "histogram"),
     ]:
         assert f"# TYPE {name} {kind}" in text, name
+
+
+def test_consumer_lag_is_the_highwater_less_what_the_state_has_applied(pipeline):
+    registry = registry_for(pipeline)
+    send(
+        pipeline,
+        "sla.tickets",
+        41,
+        type="ticket.created",
+        occurred_at="2026-11-24T09:59:50Z",
+        ticket_id="T-1",
+        priority="P1",
+    )
+    pipeline.highwater = lambda topic, partition: {("sla.tickets", 0): 50}.get((topic, partition))
+    assert (
+        registry.get_sample_value("sla_consumer_lag_messages", {"topic": "sla.tickets", "partition": "0"})
+        == 8
+    )
