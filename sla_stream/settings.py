@@ -52,6 +52,7 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     log_level: str = "info"
+    log_format: str = "text"
     topics: Topics = field(default_factory=Topics)
 
     @property
@@ -146,6 +147,8 @@ def _build(values: Mapping[str, Any], source: str) -> Settings:
             f"{source}: processing_guarantee: expected one of {', '.join(_GUARANTEES)},"
             f" got {result.processing_guarantee!r}"
         )
+    if result.log_format not in ("text", "json"):
+        raise SettingsError(f"{source}: log_format: expected text or json, got {result.log_format!r}")
     if result.partitions < 1:
         raise SettingsError(f"{source}: partitions: expected a positive number")
     if not result.store.startswith(("memory://", "rocksdb://")):

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sla_stream.engine import calls, requests
-from sla_stream.engine.clock import BREACH_FRACTION
+from sla_stream.engine.calendar import Calendar
+from sla_stream.engine.clock import BREACH_FRACTION, Clock
 from sla_stream.engine.model import AVAILABILITY, CALENDAR_MONTH, SERVICE_LEVEL, Contract
 from sla_stream.engine.processor import Engine
 from sla_stream.engine.time import MINUTE_MS, format_duration
@@ -24,8 +25,9 @@ class Gauges:
     next_deadline: dict[tuple[str, str], float] = field(default_factory=dict)
     """``(contract, objective)`` -> seconds until the nearest deadline of a running clock."""
     compliance: dict[tuple[str, str], float] = field(default_factory=dict)
-    """``(contract, objective)`` -> attained so far: good ÷ total over the objective's window
-    (requests), calls answered in time this month (calls)."""
+    """``(contract, objective)`` -> attained so far: ticket clocks that met their target ÷ those
+    decided this month (met when stopped in time, breached when the deadline passed), calls
+    answered in time this month, good ÷ total over the objective's window (requests)."""
     budget: dict[tuple[str, str], float] = field(default_factory=dict)
     """``(contract, objective)`` -> share of the window's error budget left."""
     burn: dict[tuple[str, str, str], float] = field(default_factory=dict)
@@ -35,6 +37,7 @@ class Gauges:
     ``answer_within`` counted as missed."""
     _totals: dict[tuple[str, int | str], list[int]] = field(default_factory=dict)
     _contracts: dict[str, Contract] = field(default_factory=dict)
+    _decided: dict[tuple[str, str], list[int]] = field(default_factory=dict)
 
     def add(self, engine: Engine) -> None:
         """Add what ``engine`` holds (engines of different partitions hold different contracts)."""
@@ -52,8 +55,16 @@ class Gauges:
             if contract is None or contract.tickets is None or ticket is None:
                 continue
             policy = contract.tickets
+            month = calls.month_of(contract, now)
             for name, clock in ticket.clocks.items():
-                if clock.stopped or name not in policy.objectives:
+                if name not in policy.objectives:
+                    continue
+                decided = _decided(clock, policy.objectives[name].calendar)
+                if decided is not None and calls.month_of(contract, decided[0]) == month:
+                    tally = self._decided.setdefault((contract.id, name), [0, 0])
+                    tally[0] += decided[1]
+                    tally[1] += 1
+                if clock.stopped:
                     continue
                 if BREACH_FRACTION in clock.fired:
                     state = "breached"
@@ -109,7 +120,9 @@ class Gauges:
                     totals[index] += sums[index]
 
     def finish(self) -> Gauges:
-        """Turn the request counts gathered from every engine into ratios."""
+        """Turn the counts gathered from every engine into ratios."""
+        for where, (met, decided) in self._decided.items():
+            self.compliance[where] = met / decided
         for contract_id, contract in sorted(self._contracts.items()):
             assert contract.requests is not None
             policy = contract.requests
@@ -140,3 +153,14 @@ def read(engines: Iterable[Engine]) -> Gauges:
     for engine in engines:
         gauges.add(engine)
     return gauges.finish()
+
+
+def _decided(clock: Clock, calendar: Calendar) -> tuple[int, int] | None:
+    """``(instant, 1 if met else 0)`` once a clock's outcome is decided: met when it stopped
+    within target, breached when its deadline passed."""
+    if BREACH_FRACTION in clock.fired or clock.elapsed > clock.target:
+        deadline = clock.reached(calendar, clock.target)
+        return None if deadline is None else (deadline, 0)
+    if clock.stopped and clock.segments:
+        return clock.segments[-1][1], 1
+    return None

@@ -61,6 +61,8 @@ class Counts:
 
 
 log = logging.getLogger("sla_stream.worker")
+#: One line per alert emitted, with contract, objective and kind as fields in JSON logs.
+alert_log = logging.getLogger("sla_stream.alerts")
 
 # How long a gap in an input partition's offsets may hold its clock back with nothing arriving.
 _STALL_MS = 2_000
@@ -280,6 +282,21 @@ class Pipeline:
             self.counts.alerts[key] = self.counts.alerts.get(key, 0) + 1
             if self.on_alert is not None:
                 self.on_alert(alert, now)
+            alert_log.info(
+                "%s %s %s %s %s",
+                alert.kind,
+                alert.contract_id,
+                alert.objective,
+                alert.subject_kind,
+                alert.subject_id,
+                extra={
+                    "contract": alert.contract_id,
+                    "objective": alert.objective,
+                    "kind": alert.kind,
+                    "subject": f"{alert.subject_kind}:{alert.subject_id}",
+                    "alert_id": alert.alert_id,
+                },
+            )
             outputs.append(Output(topic, alert.contract_id.encode(), encode_alert(alert, now), partition))
         return outputs
 

@@ -12,6 +12,7 @@ import faust
 
 from sla_stream.engine.model import Contract
 from sla_stream.runtime.app import create_app
+from sla_stream.runtime.logs import logging_config
 from sla_stream.runtime.topics import ensure_topics
 from sla_stream.settings import Settings
 
@@ -26,7 +27,13 @@ def run_worker(settings: Settings, contracts: Mapping[str, Contract]) -> int:
     created = asyncio.run(ensure_topics(settings))
     app = create_app(settings, contracts)
     discard_unclean_state(settings, Path(app.conf.tabledir))
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False)
+    worker = faust.Worker(
+        app,
+        loglevel=settings.log_level.upper(),
+        logging_config=logging_config(settings.log_format, settings.log_level),
+        quiet=True,
+        redirect_stdouts=False,
+    )
     log.info(
         "starting worker %s: %d contracts, topics created: %s",
         settings.app_id,

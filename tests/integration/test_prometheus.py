@@ -99,7 +99,9 @@ def scrape(text: str, name: str, **labels: str) -> float | None:
     return None
 
 
-def test_a_real_prometheus_scrapes_the_worker_and_every_rule_and_panel_has_data(worker, prometheus) -> None:
+def test_a_real_prometheus_scrapes_the_worker_its_logs_are_json_and_every_rule_and_panel_has_data(
+    worker, prometheus
+) -> None:
     contracts = load_dir(CONTRACTS)
     settings = Settings()
     now = int(time.time() * 1000)
@@ -111,7 +113,7 @@ def test_a_real_prometheus_scrapes_the_worker_and_every_rule_and_panel_has_data(
         events.append(event)
     per_topic = Counter(topic_for(settings, e) for e in events)
 
-    live = worker(CONTRACTS, partitions=2).start()
+    live = worker(CONTRACTS, partitions=2, log_format="json").start()
     names = {
         settings.topics.tickets: "tickets",
         settings.topics.calls: "calls",
@@ -146,6 +148,14 @@ def test_a_real_prometheus_scrapes_the_worker_and_every_rule_and_panel_has_data(
     )
     assert emitted >= len(alerts) > 0
     assert scrape(text, "sla_open_clocks", contract="demo-fast", objective="resolution") is not None
+
+    # JSON logs: every line one object; alert lines carry contract, objective and kind as fields.
+    lines = [orjson.loads(line) for line in live.log.read_bytes().splitlines() if line.strip()]
+    alert_lines = [line for line in lines if line["logger"] == "sla_stream.alerts"]
+    assert alert_lines and all(
+        {"contract", "objective", "kind", "alert_id"} <= set(line) for line in alert_lines
+    )
+    assert {line["alert_id"] for line in alert_lines} >= {a["alert_id"] for a in alerts}
 
     # Prometheus: scraped, rules evaluated; every recording rule and every series an alert rule
     # reads has data, and so does every panel of the dashboard.

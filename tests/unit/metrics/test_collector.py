@@ -208,3 +208,40 @@ def test_consumer_lag_is_the_highwater_less_what_the_state_has_applied(pipeline)
         registry.get_sample_value("sla_consumer_lag_messages", {"topic": "sla.tickets", "partition": "0"})
         == 8
     )
+
+
+def test_ticket_compliance_is_met_over_decided_this_month(pipeline):
+    registry = registry_for(pipeline)
+    created = {"type": "ticket.created", "occurred_at": "2026-11-24T09:58:00Z", "priority": "P1"}
+    send(pipeline, "sla.tickets", 0, ticket_id="T-1", **created)
+    send(pipeline, "sla.tickets", 1, ticket_id="T-2", **created)
+    send(pipeline, "sla.tickets", 2, ticket_id="T-3", **created)
+    # T-1 answered in 10 s and T-3 in 19 s (met); T-2 never: its 20 s pass at 09:58:20 (breached),
+    # which T-4's creation a minute later puts behind the clock.
+    send(
+        pipeline,
+        "sla.tickets",
+        3,
+        type="ticket.agent_replied",
+        occurred_at="2026-11-24T09:58:10Z",
+        ticket_id="T-1",
+    )
+    send(
+        pipeline,
+        "sla.tickets",
+        4,
+        type="ticket.agent_replied",
+        occurred_at="2026-11-24T09:58:19Z",
+        ticket_id="T-3",
+    )
+    send(
+        pipeline,
+        "sla.tickets",
+        5,
+        type="ticket.created",
+        occurred_at="2026-11-24T09:59:00Z",
+        ticket_id="T-4",
+        priority="P3",
+    )
+    labels = {"contract": "demo-fast", "objective": "first_response"}
+    assert registry.get_sample_value("sla_compliance_ratio", labels) == pytest.approx(2 / 3)

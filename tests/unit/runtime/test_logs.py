@@ -1,0 +1,32 @@
+"""JSON log lines: one object per line, alert fields as keys."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import orjson
+
+from sla_stream.runtime.logs import JsonFormatter, logging_config
+
+
+def test_a_json_line_carries_the_alert_fields_and_the_exception():
+    record = logging.LogRecord("sla_stream.alerts", logging.INFO, __file__, 1, "breach %s", ("acme",), None)
+    record.contract, record.objective, record.kind = "acme", "first_response", "breach"
+    line = orjson.loads(JsonFormatter().format(record))
+    assert (
+        line["message"] == "breach acme" and line["level"] == "info" and line["logger"] == "sla_stream.alerts"
+    )
+    assert (line["contract"], line["objective"], line["kind"]) == ("acme", "first_response", "breach")
+    assert line["ts"].endswith("Z")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        failed = logging.LogRecord("sla_stream", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    assert "ValueError: boom" in orjson.loads(JsonFormatter().format(failed))["exception"]
+
+
+def test_text_keeps_fausts_format_and_json_configures_the_root_logger():
+    assert logging_config("text", "info") is None
+    config = logging_config("json", "warning")
+    assert config is not None and config["root"]["level"] == "WARNING"
