@@ -12,7 +12,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -37,7 +37,7 @@ RULES = REPO / "deploy" / "prometheus" / "rules" / "sla-stream.yml"
 
 
 @pytest.fixture
-def prometheus(tmp_path: Path) -> Iterator[callable]:
+def prometheus(tmp_path: Path) -> Iterator[Callable[[str], str]]:
     """Starts ``prometheus`` scraping a target every second, with the repository's rules."""
     binary = shutil.which("prometheus")
     assert binary, "prometheus is missing: install Debian's prometheus package (apt-get install prometheus)"
