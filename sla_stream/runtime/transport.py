@@ -1,6 +1,9 @@
 """Faust's aiokafka transport with a short fetch wait, so clock ticks are not held back,
 and commits that wait for every send to be acknowledged (see :mod:`.delivery`).
 
+It also asks the broker for high-water marks instead of trusting a cache that is empty
+after a restart (see ``_highwaters``).
+
 Faust fixes the consumer's ``fetch_max_wait_ms`` at 1500. aiokafka keeps one
 fetch in flight per broker, and leaves partitions with buffered records out
 of it, so a tick that lands while an idle partition's fetch is waiting sits
@@ -10,11 +13,12 @@ tenth of a second keeps them within the SPEC's "about a second".
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as driver
-from faust.types import TransportT
+from faust.types import TP, TransportT
 from faust.types.transports import TPorTopicSet
 
 from sla_stream.runtime.delivery import Deliveries, Table
@@ -28,6 +32,16 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
         # Read by AIOKafkaConsumer.start() when it builds its fetcher.
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
         return consumer
+
+    async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
+        # Under transactions Faust reads aiokafka's cached last stable offset, which is None
+        # until a fetch of that partition has come back; Faust takes None for an empty
+        # changelog and skips the whole table recovery, so a worker restarted soon enough
+        # started from no state at all. Asking the broker gives the same offset (at the
+        # consumer's isolation level: read_committed, the last stable offset), always.
+        consumer = self._ensure_consumer()
+        offsets: Mapping[TP, int] = await consumer.end_offsets(partitions)
+        return offsets
 
 
 class _Consumer(driver.Consumer):
