@@ -13,10 +13,12 @@ tenth of a second keeps them within the SPEC's "about a second".
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import faust
+from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, TransportT
 from faust.types.transports import TPorTopicSet
@@ -37,11 +39,21 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
         # Under transactions Faust reads aiokafka's cached last stable offset, which is None
         # until a fetch of that partition has come back; Faust takes None for an empty
         # changelog and skips the whole table recovery, so a worker restarted soon enough
-        # started from no state at all. Asking the broker gives the same offset (at the
-        # consumer's isolation level: read_committed, the last stable offset), always.
-        consumer = self._ensure_consumer()
-        offsets: Mapping[TP, int] = await consumer.end_offsets(partitions)
-        return offsets
+        # started from no state at all. Where the cache is empty, the broker is asked, by a
+        # consumer of its own (the group's consumer can hang on it mid-rebalance).
+        cached: Mapping[TP, int | None] = await super()._highwaters(partitions)
+        if all(offset is not None for offset in cached.values()):
+            return cast(Mapping[TP, int], cached)
+        servers = ",".join(f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=servers, isolation_level="read_committed", enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            asked: Mapping[TP, int] = await asyncio.wait_for(consumer.end_offsets(list(partitions)), 60)
+        finally:
+            await consumer.stop()
+        return asked
 
 
 class _Consumer(driver.Consumer):
