@@ -202,14 +202,10 @@ def _requests(spec: RequestsSpec, problems: list[str]) -> model.RequestPolicy:
             problems.append(f"requests.burn_rate_alerts[{index}]: windows must be whole minutes")
         elif rule.short >= rule.long:
             problems.append(f"requests.burn_rate_alerts[{index}].short: must be shorter than long")
-    windows: set[int | str] = set()
-    for objective in objectives.values():
-        windows.add(
-            "month" if objective.window == model.CALENDAR_MONTH else int(objective.window) // MINUTE_MS
-        )
+    windows: set[int | str] = {objective.window_key for objective in objectives.values()}
     for rule in rules:
         windows.update((rule.long // MINUTE_MS, rule.short // MINUTE_MS))
-    reach = max((32 * 24 * 60 if w == "month" else int(w) for w in windows), default=0)
+    reach = max((32 * 24 * 60 if w == model.MONTH_WINDOW else int(w) for w in windows), default=0)
     return model.RequestPolicy(
         objectives=MappingProxyType(objectives),
         burn_rates=rules,

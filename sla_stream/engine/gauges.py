@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from sla_stream.engine import calls, requests
 from sla_stream.engine.calendar import Calendar
 from sla_stream.engine.clock import BREACH_FRACTION, Clock
-from sla_stream.engine.model import AVAILABILITY, CALENDAR_MONTH, SERVICE_LEVEL, Contract
+from sla_stream.engine.model import SERVICE_LEVEL, Contract
 from sla_stream.engine.processor import Engine
 from sla_stream.engine.time import MINUTE_MS, format_duration
 
@@ -127,13 +127,8 @@ class Gauges:
             assert contract.requests is not None
             policy = contract.requests
             for objective in policy.objectives.values():
-                good_at, total_at = (
-                    (requests.GOOD, requests.TOTAL)
-                    if objective.name == AVAILABILITY
-                    else (requests.LATENCY_GOOD, requests.LATENCY_TOTAL)
-                )
-                window = "month" if objective.window == CALENDAR_MONTH else int(objective.window) // MINUTE_MS
-                sums = self._totals.get((contract_id, window), [0, 0, 0, 0])
+                good_at, total_at = requests.counted(objective)
+                sums = self._totals.get((contract_id, objective.window_key), [0, 0, 0, 0])
                 where = (contract_id, objective.name)
                 if sums[total_at]:
                     self.compliance[where] = sums[good_at] / sums[total_at]

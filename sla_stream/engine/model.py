@@ -90,6 +90,8 @@ class CallPolicy:
 
 AVAILABILITY, LATENCY = "availability", "latency"
 CALENDAR_MONTH = "calendar_month"
+MONTH_WINDOW = "month"
+"""The calendar-month window among a policy's windows (the others are in minutes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,11 @@ class RequestObjective:
     """Milliseconds, or ``calendar_month`` (in the contract's zone)."""
     threshold_ms: float | None = None
     """Latency only: a request at or under this is good."""
+
+    @property
+    def window_key(self) -> int | str:
+        """The window in minutes, or :data:`MONTH_WINDOW`."""
+        return MONTH_WINDOW if self.window == CALENDAR_MONTH else int(self.window) // 60_000
 
 
 @dataclass(frozen=True, slots=True)

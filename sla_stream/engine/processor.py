@@ -131,7 +131,7 @@ class Engine:
         if service is not None and event.event_id in service.seen:
             return Applied(DUPLICATE, [])
         self._check_late(event.at)
-        requests.check(contract, service, event)
+        requests.policy_of(contract)  # rejects a contract without request objectives
         alerts = self.advance(event.at)
         service = self.services.get(key) or Service()
         requests.apply(contract, service, event)

@@ -25,6 +25,7 @@ from sla_stream.engine.events import Rejected, RequestEvent
 from sla_stream.engine.model import (
     AVAILABILITY,
     CALENDAR_MONTH,
+    MONTH_WINDOW,
     BurnRateRule,
     Contract,
     RequestObjective,
@@ -37,7 +38,7 @@ TOTAL, GOOD, LATENCY_TOTAL, LATENCY_GOOD = range(4)
 #: Burn rates and ratios are compared after rounding away float noise: a steady 1.44%
 #: error rate on a 99.9% target is a burn rate of exactly 14.4, which does not exceed 14.4.
 _DIGITS = 9
-_MONTH = "month"  # the calendar-month window among the windows of a policy
+_MONTH = MONTH_WINDOW
 
 
 def policy_of(contract: Contract) -> RequestPolicy:
@@ -97,10 +98,6 @@ def reach(contract: Contract) -> int:
     return policy_of(contract).reach
 
 
-def check(contract: Contract, service: Service | None, event: RequestEvent) -> None:
-    policy_of(contract)
-
-
 def apply(contract: Contract, service: Service, event: RequestEvent) -> None:
     """Count the requests of ``event`` in its minute (nothing inside an exclusion window)."""
     policy = policy_of(contract)
@@ -157,7 +154,7 @@ def evaluate(
     _slide(contract, service, boundary // MINUTE_MS)
     alerts: list[Alert] = []
     for objective in policy.objectives.values():
-        good_at, total_at = (GOOD, TOTAL) if objective.name == AVAILABILITY else (LATENCY_GOOD, LATENCY_TOTAL)
+        good_at, total_at = counted(objective)
         budget = 1 - objective.target
         for rule in policy.burn_rates:
             long = burn_rate(service.sums[rule.long // MINUTE_MS], good_at, total_at, budget)
@@ -176,10 +173,7 @@ def evaluate(
                         RECOVERED, contract, service_id, objective, rule, long, short, boundary, fired
                     )
                 )
-        window: int | str = (
-            _MONTH if objective.window == CALENDAR_MONTH else int(objective.window) // MINUTE_MS
-        )
-        sums = service.sums[window]
+        sums = service.sums[objective.window_key]
         if sums[total_at] == 0:
             continue
         attained = round(sums[good_at] / sums[total_at], _DIGITS)
@@ -198,6 +192,11 @@ def evaluate(
     if boundary // MINUTE_MS % 60 == 0:
         _forget(contract, service, boundary, keep_ms)
     return alerts
+
+
+def counted(objective: RequestObjective) -> tuple[int, int]:
+    """Where an objective's good and total counts are in a bucket."""
+    return (GOOD, TOTAL) if objective.name == AVAILABILITY else (LATENCY_GOOD, LATENCY_TOTAL)
 
 
 def burn_rate(sums: list[int], good_at: int, total_at: int, budget: float) -> float:
@@ -287,28 +286,17 @@ def _burn_alert(
     boundary: int,
     fired: int | None = None,
 ) -> Alert:
-    return Alert(
-        kind=kind,
-        contract_id=contract.id,
-        objective=objective.name,
-        subject_kind="service",
-        subject_id=service_id,
-        cycle=f"{format_duration(rule.long)}/{format_duration(rule.short)}@{fired or boundary}",
-        target_ms=rule.long,
-        elapsed_ms=rule.long,
-        deadline_ms=None,
-        observed_at_ms=boundary,
-        zone=contract.zone,
-        severity=rule.severity if kind == NEAR_BREACH else "",
-        details={
-            "long_window": format_duration(rule.long),
-            "short_window": format_duration(rule.short),
-            "factor": rule.factor,
-            "burn_rate_long": long,
-            "burn_rate_short": short,
-            "target": objective.target,
-        },
-    )
+    details = {
+        "long_window": format_duration(rule.long),
+        "short_window": format_duration(rule.short),
+        "factor": rule.factor,
+        "burn_rate_long": long,
+        "burn_rate_short": short,
+        "target": objective.target,
+    }
+    cycle = f"{details['long_window']}/{details['short_window']}@{fired or boundary}"
+    severity = rule.severity if kind == NEAR_BREACH else ""
+    return _alert(kind, contract, service_id, objective, cycle, rule.long, boundary, details, severity)
 
 
 def _breach_alert(
@@ -327,24 +315,41 @@ def _breach_alert(
         length, name = boundary - window, CALENDAR_MONTH
     else:
         length, name = int(objective.window), format_duration(int(objective.window))
+    details = {
+        "window": name,
+        "target": objective.target,
+        "attained": round(sums[good_at] / sums[total_at], 6),
+        "good": sums[good_at],
+        "total": sums[total_at],
+        "error_budget_remaining": budget_remaining(sums, good_at, total_at, objective.target),
+    }
+    return _alert(kind, contract, service_id, objective, fell or boundary, length, boundary, details)
+
+
+def _alert(
+    kind: str,
+    contract: Contract,
+    service_id: str,
+    objective: RequestObjective,
+    cycle: int | str,
+    window_ms: int,
+    boundary: int,
+    details: dict[str, Any],
+    severity: str = "",
+) -> Alert:
+    """A service alert: ``target_seconds`` and ``elapsed_seconds`` are the window's length."""
     return Alert(
         kind=kind,
         contract_id=contract.id,
         objective=objective.name,
         subject_kind="service",
         subject_id=service_id,
-        cycle=fell or boundary,
-        target_ms=length,
-        elapsed_ms=length,
+        cycle=cycle,
+        target_ms=window_ms,
+        elapsed_ms=window_ms,
         deadline_ms=None,
         observed_at_ms=boundary,
         zone=contract.zone,
-        details={
-            "window": name,
-            "target": objective.target,
-            "attained": round(sums[good_at] / sums[total_at], 6),
-            "good": sums[good_at],
-            "total": sums[total_at],
-            "error_budget_remaining": budget_remaining(sums, good_at, total_at, objective.target),
-        },
+        severity=severity,
+        details=details,
     )

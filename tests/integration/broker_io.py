@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from sla_stream.settings import Settings, Topics
+from sla_stream.simulate_io import topic_for
 
 
 def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
@@ -22,6 +25,15 @@ def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]
             await producer.stop()
 
     asyncio.run(run())
+
+
+def input_records(topics: Mapping[str, str], events: list[dict[str, Any]]) -> list[tuple[str, bytes, bytes]]:
+    """``(topic, key, value)`` for each event: the worker's input topic for its type (``topics`` are
+    the worker's names by role), keyed by contract id."""
+    names = Settings(
+        topics=Topics(tickets=topics["tickets"], calls=topics["calls"], requests=topics["requests"])
+    )
+    return [(topic_for(names, e), e["contract_id"].encode(), orjson.dumps(e)) for e in events]
 
 
 def produce_all(bootstrap: str, records: list[tuple[str, bytes | None, bytes]]) -> None:

@@ -10,14 +10,12 @@ from collections import Counter
 
 import orjson
 import pytest
-from broker_io import produce_all, read_topic
+from broker_io import input_records, produce_all, read_topic
 from helpers import REPO, closing_events, ms
 
 from sla_stream.contracts import load_dir
 from sla_stream.replay import encode_replay_alert, replay
-from sla_stream.settings import Settings
 from sla_stream.simulate import Traffic, generate
-from sla_stream.simulate_io import topic_for
 
 pytestmark = pytest.mark.integration
 
@@ -54,19 +52,7 @@ def test_calls_and_requests_live_give_what_replay_gives(worker) -> None:
             assert kinds[subject, kind] > 0, f"the traffic should give {subject} {kind} alerts: {kinds}"
 
     live = worker(CONTRACTS, partitions=PARTITIONS, max_future="3650d").start()
-    settings = Settings()
-    names = {
-        settings.topics.tickets: "tickets",
-        settings.topics.calls: "calls",
-        settings.topics.requests: "requests",
-    }
-    produce_all(
-        live.bootstrap,
-        [
-            (live.topics[names[topic_for(settings, e)]], e["contract_id"].encode(), orjson.dumps(e))
-            for e in events
-        ],
-    )
+    produce_all(live.bootstrap, input_records(live.topics, events))
     alerts = read_topic(
         live.bootstrap,
         live.topics["alerts"],

@@ -18,14 +18,12 @@ from pathlib import Path
 import orjson
 import pytest
 import yaml
-from broker_io import produce_all, read_topic
+from broker_io import input_records, produce_all, read_topic
 from helpers import REPO
 
 from sla_stream.contracts import load_dir
 from sla_stream.local_kafka import free_port
-from sla_stream.settings import Settings
 from sla_stream.simulate import Traffic, generate
-from sla_stream.simulate_io import topic_for
 
 sys.path.insert(0, str(REPO / "deploy" / "grafana"))
 import build_dashboard
@@ -103,7 +101,6 @@ def test_a_real_prometheus_scrapes_the_worker_its_logs_are_json_and_every_rule_a
     worker, prometheus
 ) -> None:
     contracts = load_dir(CONTRACTS)
-    settings = Settings()
     now = int(time.time() * 1000)
     traffic = Traffic(rate=0.5, call_rate=1, request_rate=5, incident_rate=0.5, seed=3)
     events = []
@@ -111,21 +108,11 @@ def test_a_real_prometheus_scrapes_the_worker_its_logs_are_json_and_every_rule_a
         if at > now:
             break
         events.append(event)
-    per_topic = Counter(topic_for(settings, e) for e in events)
 
     live = worker(CONTRACTS, partitions=2, log_format="json").start()
-    names = {
-        settings.topics.tickets: "tickets",
-        settings.topics.calls: "calls",
-        settings.topics.requests: "requests",
-    }
-    produce_all(
-        live.bootstrap,
-        [
-            (live.topics[names[topic_for(settings, e)]], e["contract_id"].encode(), orjson.dumps(e))
-            for e in events
-        ],
-    )
+    records = input_records(live.topics, events)
+    per_topic = Counter(topic for topic, _, _ in records)
+    produce_all(live.bootstrap, records)
     url = prometheus(live.web.removeprefix("http://"))
 
     # The worker's own /metrics: every event counted under its topic, every alert under its labels.
@@ -133,10 +120,7 @@ def test_a_real_prometheus_scrapes_the_worker_its_logs_are_json_and_every_rule_a
     text = ""
     while time.monotonic() < deadline:
         text = live.get("/metrics")[1].decode()
-        counted = {
-            topic: scrape(text, "sla_events_total", topic=live.topics[names[topic]], outcome="ok")
-            for topic in per_topic
-        }
+        counted = {topic: scrape(text, "sla_events_total", topic=topic, outcome="ok") for topic in per_topic}
         if all(counted[topic] == per_topic[topic] for topic in per_topic):
             break
         time.sleep(1)
