@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 from datetime import time
+from decimal import Decimal
 from importlib import resources
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
@@ -19,6 +20,7 @@ from sla_stream.contracts.spec import (
     CalendarSpec,
     CallsSpec,
     ContractSpec,
+    PenaltiesSpec,
     RequestsSpec,
     TicketsSpec,
     expand_days,
@@ -26,7 +28,7 @@ from sla_stream.contracts.spec import (
 from sla_stream.engine import model
 from sla_stream.engine.calendar import AlwaysOpen, Business, Calendar, Exclusions, Holidays
 from sla_stream.engine.model import Contract, TicketObjective, TicketPolicy
-from sla_stream.engine.time import DAY_MS, MINUTE_MS, to_ms
+from sla_stream.engine.time import DAY_MS, MINUTE_MS, parse_duration, to_ms
 
 
 def build(spec: ContractSpec, problems: list[str]) -> Contract | None:
@@ -47,6 +49,12 @@ def build(spec: ContractSpec, problems: list[str]) -> Contract | None:
     tickets = _tickets(spec.tickets, calendars, problems) if spec.tickets else None
     calls = _calls(spec.calls, problems) if spec.calls else None
     requests = _requests(spec.requests, problems) if spec.requests else None
+    objectives = {
+        *(tickets.objectives if tickets else ()),
+        *(calls.objectives if calls else ()),
+        *(requests.objectives if requests else ()),
+    }
+    penalties = _penalties(spec.penalties, objectives, problems) if spec.penalties else None
     if problems:
         return None
     return Contract(
@@ -58,6 +66,7 @@ def build(spec: ContractSpec, problems: list[str]) -> Contract | None:
         tickets=tickets,
         calls=calls,
         requests=requests,
+        penalties=penalties,
     )
 
 
@@ -212,6 +221,54 @@ def _requests(spec: RequestsSpec, problems: list[str]) -> model.RequestPolicy:
         windows=tuple(sorted(windows, key=str)),
         reach=reach,
     )
+
+
+def _penalties(spec: PenaltiesSpec, objectives: set[str], problems: list[str]) -> model.PenaltyPolicy:
+    tiers = []
+    for index, tier in enumerate(spec.tiers):
+        where = f"penalties.tiers[{index}]"
+        name = tier.objective
+        if name not in objectives:
+            known = ", ".join(sorted(objectives)) or "none"
+            problems.append(f"{where}.objective: the contract has no objective {name!r} (it has: {known})")
+            continue
+        limit = _tier_limit(name, tier.below, tier.above, f"{where}", problems)
+        if limit is not None:
+            tiers.append(model.Tier(name, limit, Decimal(str(tier.credit_percent))))
+    return model.PenaltyPolicy(
+        fee=Decimal(str(spec.monthly_fee.amount)), currency=spec.monthly_fee.currency, tiers=tuple(tiers)
+    )
+
+
+def _tier_limit(
+    name: str, below: float | None, above: float | str | None, where: str, problems: list[str]
+) -> float | None:
+    """A tier's limit in the objective's own measure; ``None`` after adding a problem."""
+    if name not in model.LOWER_IS_BETTER:
+        if below is None:
+            problems.append(f"{where}: {name} credits a shortfall, so its tiers say below, not above")
+        return below
+    if above is None:
+        problems.append(f"{where}: {name} must stay under a maximum, so its tiers say above, not below")
+        return None
+    if name == model.SPEED_OF_ANSWER:
+        seconds = _seconds(above)
+        if seconds is None:
+            problems.append(f"{where}.above: expected a duration like 45s, got {above!r}")
+        return seconds
+    if isinstance(above, str) or not 0 < above < 1:
+        problems.append(f"{where}.above: expected a ratio between 0 and 1, got {above!r}")
+        return None
+    return above
+
+
+def _seconds(value: float | str) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_duration(value) / 1000
+    except ValueError:
+        return None
 
 
 @functools.cache

@@ -7,7 +7,15 @@ from datetime import date
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from sla_stream.engine.time import parse_duration
 
@@ -157,8 +165,17 @@ class FeeSpec(_Strict):
 
 class TierSpec(_Strict):
     objective: str
-    below: Ratio
+    below: Ratio | None = None
+    above: float | str | None = None
+    """For objectives that must stay under a maximum: a ratio (abandon rate) or a duration
+    (speed of answer); checked against the objective when the contract is built."""
     credit_percent: float = Field(ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> TierSpec:
+        if (self.below is None) == (self.above is None):
+            raise ValueError("expected exactly one of below or above")
+        return self
 
 
 class PenaltiesSpec(_Strict):

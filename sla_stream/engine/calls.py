@@ -30,6 +30,7 @@ from sla_stream.engine.model import (
     CallPolicy,
     Contract,
 )
+from sla_stream.engine.penalties import CALLS, Ledger
 from sla_stream.engine.time import DAY_MS, from_ms, to_ms
 
 #: How long closed intervals are kept (late calls within the allowed lateness still land in
@@ -116,9 +117,8 @@ class CallCentre:
     waiting: dict[str, Waiting] = field(default_factory=dict)
     intervals: dict[IntervalKey, Interval] = field(default_factory=dict)
     days: dict[tuple[str, int], Tally] = field(default_factory=dict)
-    """Per queue and local day (start instant): the daily roll-up."""
-    months: dict[tuple[str, str], Tally] = field(default_factory=dict)
-    """Per queue and local month (``YYYY-MM``): the monthly roll-up."""
+    """Per queue and local day (start instant): the daily roll-up (the period ledger has the
+    contract's months)."""
     breached: dict[str, int] = field(default_factory=dict)
     """``queue|objective`` -> start of the last interval that closed outside it, until one meets it."""
     seen: dict[str, int] = field(default_factory=dict)
@@ -132,7 +132,6 @@ class CallCentre:
                 for (queue, length, start), i in self.intervals.items()
             ],
             "d": [[queue, day, t.to_state()] for (queue, day), t in self.days.items()],
-            "m": [[queue, month, t.to_state()] for (queue, month), t in self.months.items()],
             "b": self.breached,
             "s": self.seen,
         }
@@ -146,7 +145,6 @@ class CallCentre:
                 for q, length, start, tally, warned, closed in state["i"]
             },
             days={(q, day): Tally(*t) for q, day, t in state["d"]},
-            months={(q, month): Tally(*t) for q, month, t in state["m"]},
             breached=dict(state["b"]),
             seen=dict(state["s"]),
         )
@@ -169,10 +167,6 @@ def day_start(contract: Contract, at: int) -> int:
     return to_ms(datetime.combine(day, time(), contract.zone))
 
 
-def month_of(contract: Contract, at: int) -> str:
-    return from_ms(at, contract.zone).strftime("%Y-%m")
-
-
 def check(contract: Contract, centre: CallCentre | None, event: CallEvent) -> None:
     """Raises :class:`Rejected` for a call event the engine cannot book."""
     policy_of(contract)
@@ -191,8 +185,9 @@ def check(contract: Contract, centre: CallCentre | None, event: CallEvent) -> No
             )
 
 
-def apply(contract: Contract, centre: CallCentre, event: CallEvent, now: int) -> list[Alert]:
-    """Book one call event (checked by :func:`check`); near-breaches it raises."""
+def apply(contract: Contract, centre: CallCentre, event: CallEvent, now: int, ledger: Ledger) -> list[Alert]:
+    """Book one call event (checked by :func:`check`) to its interval, day and period;
+    near-breaches it raises."""
     policy = policy_of(contract)
     centre.seen[event.event_id] = event.at
     if event.type == ev.CALL_QUEUED:
@@ -213,7 +208,7 @@ def apply(contract: Contract, centre: CallCentre, event: CallEvent, now: int) ->
         booked.abandoned = 1
         booked.short = int(policy.short_abandon is not None and wait <= policy.short_abandon)
     centre.days.setdefault((queue, day_start(contract, event.at)), Tally()).add(booked)
-    centre.months.setdefault((queue, month_of(contract, event.at)), Tally()).add(booked)
+    ledger.add(ledger.period(contract.zone, event.at), CALLS, booked.to_state())
     alerts = []
     for length in sorted({objective.interval for objective in policy.objectives.values()}):
         start = interval_start(contract, event.at, length)
@@ -328,9 +323,6 @@ def _forget(centre: CallCentre, before: int, seen_before: int) -> None:
         del centre.intervals[interval]
     for day in [k for k in centre.days if k[1] + 2 * DAY_MS < before]:
         del centre.days[day]
-    months = sorted({month for _, month in centre.months})
-    for month in [k for k in centre.months if k[1] not in months[-2:]]:
-        del centre.months[month]
     centre.seen = {event_id: at for event_id, at in centre.seen.items() if at >= seen_before}
     for call in [c for c, w in centre.waiting.items() if w.since < before - FORGET_WAITING_MS]:
         del centre.waiting[call]

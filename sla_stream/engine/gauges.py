@@ -8,9 +8,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sla_stream.engine import calls, requests
-from sla_stream.engine.calendar import Calendar
-from sla_stream.engine.clock import BREACH_FRACTION, Clock
-from sla_stream.engine.model import SERVICE_LEVEL, Contract
+from sla_stream.engine.clock import BREACH_FRACTION
+from sla_stream.engine.model import SERVICE_LEVEL, TICKET_OBJECTIVES, Contract
+from sla_stream.engine.penalties import measures, period_of
 from sla_stream.engine.processor import Engine
 from sla_stream.engine.time import MINUTE_MS, format_duration
 
@@ -37,7 +37,8 @@ class Gauges:
     ``answer_within`` counted as missed."""
     _totals: dict[tuple[str, int | str], list[int]] = field(default_factory=dict)
     _contracts: dict[str, Contract] = field(default_factory=dict)
-    _decided: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    _period: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    """Contract -> what its ledgers counted this period, summed over engines."""
 
     def add(self, engine: Engine) -> None:
         """Add what ``engine`` holds (engines of different partitions hold different contracts)."""
@@ -47,6 +48,16 @@ class Gauges:
         self._tickets(engine, now)
         self._calls(engine, now)
         self._requests(engine)
+        for contract_id, ledger in list(engine.ledgers.items()):
+            contract = engine.contract_or_none(contract_id)
+            if contract is None:
+                continue
+            self._contracts[contract_id] = contract
+            counted = self._period.setdefault(contract_id, {})
+            for name, counts in ledger.periods.get(period_of(contract.zone, now), {}).items():
+                total = counted.setdefault(name, [0] * len(counts))
+                for index, n in enumerate(counts):
+                    total[index] += n
 
     def _tickets(self, engine: Engine, now: int) -> None:
         for key in list(engine.tickets):
@@ -55,16 +66,8 @@ class Gauges:
             if contract is None or contract.tickets is None or ticket is None:
                 continue
             policy = contract.tickets
-            month = calls.month_of(contract, now)
             for name, clock in ticket.clocks.items():
-                if name not in policy.objectives:
-                    continue
-                decided = _decided(clock, policy.objectives[name].calendar)
-                if decided is not None and calls.month_of(contract, decided[0]) == month:
-                    tally = self._decided.setdefault((contract.id, name), [0, 0])
-                    tally[0] += decided[1]
-                    tally[1] += 1
-                if clock.stopped:
+                if name not in policy.objectives or clock.stopped:
                     continue
                 if BREACH_FRACTION in clock.fired:
                     state = "breached"
@@ -98,14 +101,6 @@ class Gauges:
                 value = tally.value(SERVICE_LEVEL, calls.missed(centre, queue))
                 if value is not None:
                     self.call_level[contract_id, queue] = value
-            month = calls.month_of(contract, now)
-            total = calls.Tally()
-            for (_, of), tally in centre.months.items():
-                if of == month:
-                    total.add(tally)
-            value = total.value(SERVICE_LEVEL)
-            if value is not None:
-                self.compliance[contract_id, SERVICE_LEVEL] = value
 
     def _requests(self, engine: Engine) -> None:
         for (contract_id, _service), service in list(engine.services.items()):
@@ -113,7 +108,6 @@ class Gauges:
             if contract is None or contract.requests is None or not service.sums:
                 continue
             # Summed over the contract's services, as penalty statements count them.
-            self._contracts[contract_id] = contract
             for window, sums in service.sums.items():
                 totals = self._totals.setdefault((contract_id, window), [0, 0, 0, 0])
                 for index in range(4):
@@ -121,10 +115,14 @@ class Gauges:
 
     def finish(self) -> Gauges:
         """Turn the counts gathered from every engine into ratios."""
-        for where, (met, decided) in self._decided.items():
-            self.compliance[where] = met / decided
+        for contract_id, counted in self._period.items():
+            # Tickets and the call service level: this period so far, as its statement counts them.
+            for name, measure, _, _ in measures(self._contracts[contract_id], counted):
+                if name in TICKET_OBJECTIVES or name == SERVICE_LEVEL:
+                    self.compliance[contract_id, name] = float(measure)
         for contract_id, contract in sorted(self._contracts.items()):
-            assert contract.requests is not None
+            if contract.requests is None:
+                continue
             policy = contract.requests
             for objective in policy.objectives.values():
                 good_at, total_at = requests.counted(objective)
@@ -148,14 +146,3 @@ def read(engines: Iterable[Engine]) -> Gauges:
     for engine in engines:
         gauges.add(engine)
     return gauges.finish()
-
-
-def _decided(clock: Clock, calendar: Calendar) -> tuple[int, int] | None:
-    """``(instant, 1 if met else 0)`` once a clock's outcome is decided: met when it stopped
-    within target, breached when its deadline passed."""
-    if BREACH_FRACTION in clock.fired or clock.elapsed > clock.target:
-        deadline = clock.reached(calendar, clock.target)
-        return None if deadline is None else (deadline, 0)
-    if clock.stopped and clock.segments:
-        return clock.segments[-1][1], 1
-    return None

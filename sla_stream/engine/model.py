@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from sla_stream.engine.calendar import Calendar, Exclusions
@@ -59,6 +60,14 @@ class Contract:
     """Call-centre objectives, when the contract has any."""
     requests: RequestPolicy | None = None
     """Request objectives, when the contract has any."""
+    penalties: PenaltyPolicy | None = None
+    """Service credits per period, when the contract sets any."""
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The kinds of input the contract measures: ``ticket``, ``call``, ``request``."""
+        found = (("ticket", self.tickets), ("call", self.calls), ("request", self.requests))
+        return tuple(kind for kind, policy in found if policy is not None)
 
 
 SERVICE_LEVEL, ABANDON_RATE, SPEED_OF_ANSWER = "service_level", "abandon_rate", "speed_of_answer"
@@ -132,3 +141,27 @@ class RequestPolicy:
     """Every window evaluated, in minutes, or ``month`` for the calendar month (derived)."""
     reach: int = 0
     """How many minutes a one-minute bucket stays inside some window (derived)."""
+
+
+LOWER_IS_BETTER = frozenset({ABANDON_RATE, SPEED_OF_ANSWER})
+"""Objectives whose measure must stay under a maximum (their tiers say ``above``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    """A service credit earned when an objective's measure for a period is past ``limit``."""
+
+    objective: str
+    limit: float
+    """``below`` (the measure must not fall under it), or for :data:`LOWER_IS_BETTER`
+    objectives ``above`` (speed of answer in seconds)."""
+    credit_percent: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class PenaltyPolicy:
+    """The ``penalties`` section: per calendar month in the contract's zone."""
+
+    fee: Decimal
+    currency: str
+    tiers: tuple[Tier, ...] = ()

@@ -17,6 +17,7 @@ from sla_stream.engine.alerts import Alert
 from sla_stream.engine.calls import CallCentre
 from sla_stream.engine.events import CallEvent, Event, Rejected, RequestEvent
 from sla_stream.engine.model import Contract
+from sla_stream.engine.penalties import Ledger
 from sla_stream.engine.requests import Service
 from sla_stream.engine.tickets import Ticket
 from sla_stream.engine.time import seconds
@@ -42,7 +43,8 @@ class Engine:
     """Decides alerts for the contracts of one partition (or of a whole replay).
 
     ``store`` maps ticket keys to tickets, ``centres`` contract ids to their
-    calls, ``services`` ``(contract_id, service)`` to request counts; the live
+    calls, ``services`` ``(contract_id, service)`` to request counts,
+    ``ledgers`` contract ids to what each period counted; the live
     worker passes mappings backed by a changelog table, and the engine writes
     everything it changes back to them. ``clock`` is the latest event time
     seen; events more than ``allowed_lateness`` behind it are rejected as ``late``.
@@ -56,11 +58,15 @@ class Engine:
         allowed_lateness: int | None = None,
         centres: MutableMapping[str, CallCentre] | None = None,
         services: MutableMapping[ServiceKey, Service] | None = None,
+        ledgers: MutableMapping[str, Ledger] | None = None,
     ) -> None:
         self._contract = contracts.get if isinstance(contracts, Mapping) else contracts
         self.tickets: MutableMapping[TicketKey, Ticket] = {} if store is None else store
         self.centres: MutableMapping[str, CallCentre] = {} if centres is None else centres
         self.services: MutableMapping[ServiceKey, Service] = {} if services is None else services
+        self.ledgers: MutableMapping[str, Ledger] = {} if ledgers is None else ledgers
+        #: How many times a ledger got a period it did not have (the closer watches it).
+        self.opened = 0
         self.clock = clock
         self.allowed_lateness = allowed_lateness
         self._due: list[tuple[int, float, str, str, str]] = []
@@ -108,6 +114,7 @@ class Engine:
         else:
             more = tickets.apply(contract, ticket, event)
         self.tickets[key] = ticket
+        self._book(contract, ticket)
         self._schedule(key, ticket, contract)
         alerts.extend(more)
         return Applied(OK, alerts)
@@ -120,7 +127,11 @@ class Engine:
         calls.check(contract, centre, event)
         alerts = self.advance(event.at)
         centre = self.centres.get(event.contract_id) or CallCentre()
-        alerts += calls.apply(contract, centre, event, self.clock if self.clock is not None else event.at)
+        ledger = self._ledger(contract.id)
+        periods = len(ledger.periods)
+        now = self.clock if self.clock is not None else event.at
+        alerts += calls.apply(contract, centre, event, now, ledger)
+        self._keep(contract.id, ledger, periods)
         self.centres[event.contract_id] = centre
         self._schedule_calls(event.contract_id, centre)
         return Applied(OK, alerts)
@@ -134,7 +145,10 @@ class Engine:
         requests.policy_of(contract)  # rejects a contract without request objectives
         alerts = self.advance(event.at)
         service = self.services.get(key) or Service()
-        requests.apply(contract, service, event)
+        ledger = self._ledger(contract.id)
+        periods = len(ledger.periods)
+        if requests.apply(contract, service, event, ledger):
+            self._keep(contract.id, ledger, periods)
         self.services[key] = service
         following = requests.next_boundary(contract, service)
         if following is not None and following < self._boundary:
@@ -198,7 +212,35 @@ class Engine:
             return  # stale entry: the clock moved on since it was scheduled
         fired.append(alert)
         self.tickets[key] = ticket
+        self._book(contract, ticket)
         self._schedule(key, ticket, contract)
+
+    def _ledger(self, contract_id: str) -> Ledger:
+        return self.ledgers.get(contract_id) or Ledger()
+
+    def _keep(self, contract_id: str, ledger: Ledger, periods: int) -> None:
+        """Store a ledger just counted in, which had ``periods`` periods before."""
+        self.ledgers[contract_id] = ledger
+        if len(ledger.periods) != periods:
+            self.opened += 1
+
+    def _book(self, contract: Contract, ticket: Ticket) -> None:
+        """Move the outcomes a ticket decided or took back to the period ledger."""
+        if not ticket.booked:
+            return
+        ledger = self._ledger(contract.id)
+        periods = len(ledger.periods)
+        net: dict[tuple[str, str], list[int]] = {}
+        for name, met, at, sign in ticket.booked:
+            counts = net.setdefault((ledger.period(contract.zone, at), name), [0, 0])
+            counts[0] += sign * met
+            counts[1] += sign
+        ticket.booked.clear()
+        changed = [(where, counts) for where, counts in net.items() if counts != [0, 0]]
+        for (period, name), counts in changed:
+            ledger.add(period, name, counts)
+        if changed:
+            self._keep(contract.id, ledger, periods)
 
     def _next_boundary(self) -> int:
         """The earliest minute boundary some service has still to evaluate."""

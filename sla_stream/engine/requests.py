@@ -31,6 +31,7 @@ from sla_stream.engine.model import (
     RequestObjective,
     RequestPolicy,
 )
+from sla_stream.engine.penalties import REQUESTS, Ledger
 from sla_stream.engine.time import DAY_MS, MINUTE_MS, format_duration, from_ms, to_ms
 
 # Bucket fields: requests, good for availability, counted for latency, good for latency.
@@ -98,13 +99,14 @@ def reach(contract: Contract) -> int:
     return policy_of(contract).reach
 
 
-def apply(contract: Contract, service: Service, event: RequestEvent) -> None:
-    """Count the requests of ``event`` in its minute (nothing inside an exclusion window)."""
+def apply(contract: Contract, service: Service, event: RequestEvent, ledger: Ledger) -> bool:
+    """Count the requests of ``event`` in its minute and its period; false inside an exclusion
+    window, where nothing counts."""
     policy = policy_of(contract)
     if event.type != "request":
         service.seen[event.event_id] = event.at
     if contract.exclusions.overlap(event.at, event.at + 1):
-        return
+        return False
     latency = policy.objectives.get("latency")
     delta = [event.total, event.good, 0, 0]
     if latency is not None:
@@ -125,6 +127,7 @@ def apply(contract: Contract, service: Service, event: RequestEvent) -> None:
     for index, count in enumerate(delta):
         bucket[index] += count
     service.dirty.add(minute)
+    ledger.add(ledger.period(contract.zone, event.at), REQUESTS, delta)
     if service.as_of is not None and minute < service.as_of:
         # A late event for a minute already inside the windows: keep their sums right.
         for window, sums in service.sums.items():
@@ -132,6 +135,7 @@ def apply(contract: Contract, service: Service, event: RequestEvent) -> None:
             if minute >= first:
                 for index, count in enumerate(delta):
                     sums[index] += count
+    return True
 
 
 def next_boundary(contract: Contract, service: Service) -> int | None:

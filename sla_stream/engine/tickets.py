@@ -11,6 +11,7 @@ from sla_stream.engine.alerts import BREACH, NEAR_BREACH, RETRACTED, Alert, aler
 from sla_stream.engine.clock import BREACH_FRACTION, Clock
 from sla_stream.engine.events import Rejected, TicketEvent
 from sla_stream.engine.model import Contract, TicketObjective, TicketPolicy
+from sla_stream.engine.penalties import period_of
 
 DONE_STATUSES = frozenset({"solved", "closed"})
 FIRST_RESPONSE, NEXT_REPLY, RESOLUTION = "first_response", "next_reply", "resolution"
@@ -30,6 +31,12 @@ class Ticket:
     next_reply_cycles: int = 0
     revisions: dict[str, int] = field(default_factory=dict)
     """Retractions per ``objective|cycle|fraction``: an alert that comes back gets a new id."""
+    outcomes: dict[str, list[list[int]]] = field(default_factory=dict)
+    """Per ``objective|cycle``, its outcomes as ``[met, decided at]``: one per period at most,
+    a new one only when the outcome changed (met, then breached after a reopen)."""
+    booked: list[tuple[str, int, int, int]] = field(default_factory=list)
+    """``(objective, met, decided at, +1 or -1)`` of outcomes added or taken back since the
+    engine last moved them to the period ledger (in memory only)."""
 
     @property
     def seen(self) -> set[str]:
@@ -51,6 +58,7 @@ class Ticket:
             "h": [list(event) for event in self.history],
             "n": self.next_reply_cycles,
             "r": self.revisions,
+            "o": self.outcomes,
         }
 
     @classmethod
@@ -63,6 +71,7 @@ class Ticket:
             [TicketEvent(*event) for event in state["h"]],
             state["n"],
             dict(state["r"]),
+            state.get("o", {}),
         )
 
 
@@ -117,7 +126,7 @@ def create(contract: Contract, event: TicketEvent) -> Ticket:
             ticket.clocks[name] = _start(objective, priority, ticket.status, event.at, cycle=0)
     if ticket.status in DONE_STATUSES:
         for name, clock in ticket.clocks.items():
-            clock.stop(policy.objectives[name].calendar, event.at)
+            _stop(contract, ticket, name, clock, event.at)
     return ticket
 
 
@@ -130,7 +139,7 @@ def apply(contract: Contract, ticket: Ticket, event: TicketEvent) -> list[Alert]
         for name in (FIRST_RESPONSE, NEXT_REPLY):
             clock = ticket.clocks.get(name)
             if clock is not None and not clock.stopped:
-                clock.stop(policy.objectives[name].calendar, at)
+                _stop(contract, ticket, name, clock, at)
         return []
     if event.type == ev.TICKET_CUSTOMER_REPLIED:
         first = ticket.clocks.get(FIRST_RESPONSE)
@@ -174,7 +183,7 @@ def _change_status(
     if new in DONE_STATUSES:
         for name, clock in ticket.clocks.items():
             if not clock.stopped:
-                clock.stop(policy.objectives[name].calendar, at)
+                _stop(contract, ticket, name, clock, at)
         return []
     alerts: list[Alert] = []
     resolution = ticket.clocks.get(RESOLUTION)
@@ -210,6 +219,7 @@ def _retarget(
     clock.fired.update((f, at) for f, _ in passed)
     if passed[-1][0] == BREACH_FRACTION:
         passed = passed[-1:]  # a breach replaces the near-breaches it passed
+        _book(contract, ticket, name, clock.cycle, False, at)
     deadline = clock.reached(objective.calendar, clock.target)
     return [_alert(contract, ticket, name, clock, fraction, elapsed, deadline, at) for fraction, _ in passed]
 
@@ -238,8 +248,28 @@ def fire(contract: Contract, ticket: Ticket, name: str, observed_at: int, fracti
     if found is None or found[0] != observed_at or found[1] != fraction:
         return None
     clock.fired[fraction] = observed_at
+    if fraction == BREACH_FRACTION:
+        _book(contract, ticket, name, clock.cycle, False, observed_at)
     deadline = clock.reached(objective.calendar, clock.target)
     return _alert(contract, ticket, name, clock, fraction, found[2], deadline, observed_at)
+
+
+def _stop(contract: Contract, ticket: Ticket, name: str, clock: Clock, at: int) -> None:
+    met = clock.stop(policy_of(contract).objectives[name].calendar, at)
+    _book(contract, ticket, name, clock.cycle, met, at)
+
+
+def _book(contract: Contract, ticket: Ticket, name: str, cycle: int, met: bool, at: int) -> None:
+    """Record a clock's outcome, decided at ``at``: in the period of ``at``, replacing an
+    earlier different outcome of the same period (met, reopened, then breached)."""
+    outcomes = ticket.outcomes.setdefault(f"{name}|{cycle}", [])
+    if outcomes and outcomes[-1][0] == met:
+        return
+    if outcomes and period_of(contract.zone, outcomes[-1][1]) == period_of(contract.zone, at):
+        was, decided = outcomes.pop()
+        ticket.booked.append((name, was, decided, -1))
+    outcomes.append([int(met), at])
+    ticket.booked.append((name, int(met), at, 1))
 
 
 def needs_rebuild(ticket: Ticket, at: int) -> bool:
@@ -270,6 +300,15 @@ def rebuild(contract: Contract, old: Ticket, late: TicketEvent, now: int) -> tup
         for fraction in clock.fired
     }
     out = [alert for alert in decided if sent.pop(alert.alert_id, None) is None]
+    # The ledger takes back every outcome the old history decided and books the new ones.
+    ticket.booked = [
+        *((name_cycle.split("|")[0], met, at, -1) for name_cycle, o in old.outcomes.items() for met, at in o),
+        *(
+            (name_cycle.split("|")[0], met, at, 1)
+            for name_cycle, o in ticket.outcomes.items()
+            for met, at in o
+        ),
+    ]
     for original, (name, clock, fraction) in sent.items():
         key = f"{name}|{clock.cycle}|{fraction!r}"
         ticket.revisions[key] = ticket.revisions.get(key, 0) + 1
