@@ -75,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="one clock per partition, as a worker with this many partitions has (default: one clock)",
     )
+    rep.add_argument(
+        "--penalties",
+        help="write the penalty statement of every period closed by the end here, as JSON lines",
+    )
     rep.add_argument("--stats", action="store_true", help="print events per second to stderr at the end")
     rep.add_argument(
         "events", nargs="+", type=Path, help="JSON-lines event files, applied in the order given"
@@ -184,7 +188,9 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from sla_stream.engine.penalties import Statement
     from sla_stream.replay import ReplayStats, encode_replay_alert, read_lines, replay
+    from sla_stream.wire.statements import encode_statement
 
     contracts = _contracts(args.contracts)
     until = _instant(args.until, "--until") if args.until else None
@@ -197,9 +203,24 @@ def _replay(args: argparse.Namespace) -> int:
     stats = ReplayStats()
     out = sys.stdout.buffer
     started = time.perf_counter()
-    with open(args.deadletter, "wb") if args.deadletter else _Null() as rejected:
+    with (
+        open(args.deadletter, "wb") if args.deadletter else _Null() as rejected,
+        open(args.penalties, "wb") if args.penalties else _Null() as penalties,
+    ):
+
+        def settle(statement: Statement) -> None:
+            assert penalties is not None  # passed only with --penalties
+            penalties.write(encode_statement(statement) + b"\n")
+
         for alert in replay(
-            contracts, read_lines(args.events), until, lateness, rejected, stats, args.partitions
+            contracts,
+            read_lines(args.events),
+            until,
+            lateness,
+            rejected,
+            stats,
+            args.partitions,
+            settle if penalties is not None else None,
         ):
             out.write(encode_replay_alert(alert) + b"\n")
     out.flush()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -13,6 +13,7 @@ from aiokafka.partitioner import murmur2
 from sla_stream.engine.alerts import Alert
 from sla_stream.engine.events import Rejected
 from sla_stream.engine.model import Contract
+from sla_stream.engine.penalties import Closer, Statement
 from sla_stream.engine.processor import Engine
 from sla_stream.wire.alerts import alert_record
 from sla_stream.wire.deadletter import deadletter_record
@@ -37,6 +38,7 @@ def replay(
     rejected: BinaryIO | None = None,
     stats: ReplayStats | None = None,
     partitions: int | None = None,
+    on_statement: Callable[[Statement], None] | None = None,
 ) -> Iterator[Alert]:
     """Alerts, in engine order, for ``(source, line number, bytes)`` event lines.
 
@@ -51,8 +53,14 @@ def replay(
     The two differ only when events arrive late: for tickets only in alerts that
     are later retracted; for calls and requests also in what a late event
     could still change before the clock moved on.
+
+    ``on_statement`` gets each penalty statement as its period closes, and at the
+    end those of every period closed by then.
     """
     engines: dict[tuple[str, int], Engine] = {}
+    # Per partition: its engines by source, and the closer settling their periods.
+    sources: dict[int, dict[str, Engine]] = {}
+    closers: dict[int, Closer] = {}
     stats = stats if stats is not None else ReplayStats()
     last: int | None = None
     for source, number, line in lines:
@@ -66,6 +74,9 @@ def replay(
             engine = engines.get(where)
             if engine is None:
                 engine = engines[where] = Engine(contracts, allowed_lateness=allowed_lateness)
+                kinds = _SOURCES if partitions is None else (where[0],)
+                sources.setdefault(where[1], {}).update(dict.fromkeys(kinds, engine))
+                closers.setdefault(where[1], Closer(contracts.get, allowed_lateness, {}))
             applied = engine.apply(event)
         except Rejected as exc:
             stats.rejected += 1
@@ -78,12 +89,22 @@ def replay(
         last = event.at if last is None else max(last, event.at)
         stats.alerts += len(applied.alerts)
         yield from applied.alerts
+        if on_statement is not None:
+            for statement in closers[where[1]].close(sources[where[1]]):
+                on_statement(statement)
     end = until if until is not None else last
     if end is not None:
         for _, engine in sorted(engines.items()):
             final = engine.advance(end)
             stats.alerts += len(final)
             yield from final
+        if on_statement is not None:
+            for number, closer in sorted(closers.items()):
+                for statement in closer.close(sources[number], final=end):
+                    on_statement(statement)
+
+
+_SOURCES = ("ticket", "call", "request")
 
 
 def partition_for(key: bytes, partitions: int) -> int:

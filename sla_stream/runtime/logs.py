@@ -9,7 +9,18 @@ from typing import Any
 import orjson
 
 #: ``extra`` fields carried into JSON lines when a log call gives them.
-FIELDS = ("contract", "objective", "kind", "subject", "alert_id", "topic", "partition", "offset", "reason")
+FIELDS = (
+    "contract",
+    "objective",
+    "kind",
+    "subject",
+    "alert_id",
+    "statement_id",
+    "topic",
+    "partition",
+    "offset",
+    "reason",
+)
 
 
 class JsonFormatter(logging.Formatter):

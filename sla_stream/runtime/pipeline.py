@@ -16,11 +16,14 @@ import orjson
 from sla_stream.engine.alerts import Alert
 from sla_stream.engine.events import Rejected
 from sla_stream.engine.model import Contract
+from sla_stream.engine.penalties import Closer
 from sla_stream.engine.processor import Engine
 from sla_stream.engine.time import seconds
 from sla_stream.runtime.store import (
     Store,
     TableCentres,
+    TableLedgers,
+    TableMarks,
     TableServices,
     TableTickets,
     load_clock,
@@ -32,6 +35,7 @@ from sla_stream.settings import Settings
 from sla_stream.wire.alerts import encode_alert
 from sla_stream.wire.deadletter import deadletter_record, encode_deadletter
 from sla_stream.wire.events import decode_event
+from sla_stream.wire.statements import encode_statement
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,8 @@ class Counts:
 
     events: dict[tuple[str, str], int] = field(default_factory=dict)
     alerts: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    statements: dict[str, int] = field(default_factory=dict)
+    """Penalty statements sent, per contract."""
 
     def event(self, topic: str, outcome: str) -> None:
         self.events[topic, outcome] = self.events.get((topic, outcome), 0) + 1
@@ -63,6 +69,8 @@ class Counts:
 log = logging.getLogger("sla_stream.worker")
 #: One line per alert emitted, with contract, objective and kind as fields in JSON logs.
 alert_log = logging.getLogger("sla_stream.alerts")
+#: One line per penalty statement sent.
+statement_log = logging.getLogger("sla_stream.statements")
 
 # How long a gap in an input partition's offsets may hold its clock back with nothing arriving.
 _STALL_MS = 2_000
@@ -95,6 +103,10 @@ class Pipeline:
         self.highwater: Callable[[str, int], int | None] | None = None
         self.engines: dict[tuple[str, int], Engine] = {}
         self.stores: dict[tuple[str, int], Store] = {}
+        self.ledgers: dict[tuple[str, int], TableLedgers] = {}
+        #: Per partition: the closer settling its periods, with its engines by source.
+        self.closers: dict[int, tuple[Closer, dict[str, Engine]]] = {}
+        self.marks: dict[int, TableMarks] = {}
         self.saved_clocks: dict[tuple[str, int], int | None] = {}
         # Next input offset per (topic, partition): applied to the state before it, not from it.
         self.processed: dict[tuple[str, int], int] = {}
@@ -103,6 +115,7 @@ class Pipeline:
         self.ticked: set[int] = set()
         topics = settings.topics
         self.kinds = {topics.tickets: "ticket.", topics.calls: "call.", topics.requests: "request"}
+        self.sources = {topics.tickets: "ticket", topics.calls: "call", topics.requests: "request"}
 
     def engine(self, topic: str, partition: int) -> Engine:
         """The engine of one input topic's partition.
@@ -116,15 +129,16 @@ class Pipeline:
         if engine is None:
             clock = self.saved_clocks[topic, partition] = load_clock(self.table, topic, partition)
             store: Store
+            ledgers = self.ledgers[topic, partition] = TableLedgers(self.table, topic, partition)
             if self.kinds.get(topic) == "call.":
                 store = TableCentres(self.table, partition)
-                engine = Engine(self.contracts, clock=clock, centres=store)
+                engine = Engine(self.contracts, clock=clock, centres=store, ledgers=ledgers)
             elif self.kinds.get(topic) == "request":
                 store = TableServices(self.table, partition)
-                engine = Engine(self.contracts, clock=clock, services=store)
+                engine = Engine(self.contracts, clock=clock, services=store, ledgers=ledgers)
             else:
                 store = TableTickets(self.table, partition)
-                engine = Engine(self.contracts, store, clock=clock)
+                engine = Engine(self.contracts, store, clock=clock, ledgers=ledgers)
             engine.allowed_lateness = self.settings.allowed_lateness_ms
             self.engines[topic, partition] = engine
             self.stores[topic, partition] = store
@@ -148,9 +162,12 @@ class Pipeline:
             if number != partition:
                 continue
             self.stores[topic, number].write()
+            self.ledgers[topic, number].write()
             if engine.clock is not None and engine.clock != self.saved_clocks.get((topic, number)):
                 save_clock(self.table, topic, number, engine.clock)
                 self.saved_clocks[topic, number] = engine.clock
+        if partition in self.marks:
+            self.marks[partition].write()
         for topic, moved in [key for key in self.moved if key[1] == partition]:
             save_position(self.table, topic, moved, self.processed[topic, moved])
             self.moved.discard((topic, moved))
@@ -161,7 +178,10 @@ class Pipeline:
             for key in [k for k in self.engines if k[1] == partition]:
                 del self.engines[key]
                 self.stores.pop(key, None)
+                self.ledgers.pop(key, None)
                 self.saved_clocks.pop(key, None)
+            self.closers.pop(partition, None)
+            self.marks.pop(partition, None)
             self.ticked.discard(partition)
             for key in [k for k in self.processed if k[1] == partition]:
                 del self.processed[key]
@@ -218,7 +238,7 @@ class Pipeline:
         self.counts.event(topic, applied.outcome)
         if self.on_event_time is not None:
             self.on_event_time(topic, event.at, self.clock())
-        return self._alerts(applied.alerts, partition)
+        return self._alerts(applied.alerts, partition) + self._settle(partition)
 
     def on_tick(self, partition: int, value: bytes | None, offset: int = -1) -> list[Output]:
         """A clock tick for one partition: thresholds that came due fire."""
@@ -235,13 +255,36 @@ class Pipeline:
             alerts = []
             for source in self.settings.source_topics:
                 alerts += self.engine(source, partition).advance(at)
+            statements = self._settle(partition)
         except Exception as exc:
             log.exception("tick for partition %d could not be processed", partition)
             return self._reject(
                 "error", f"{type(exc).__name__}: {exc}", topic, partition, offset, None, value
             )
         self.ticked.add(partition)
-        return self._alerts(alerts, partition)
+        return self._alerts(alerts, partition) + statements
+
+    def _settle(self, partition: int) -> list[Output]:
+        """Penalty statements of the periods the partition's clocks have closed."""
+        found = self.closers.get(partition)
+        if found is None:
+            marks = self.marks[partition] = TableMarks(self.table, partition)
+            closer = Closer(self.contracts.get, self.settings.allowed_lateness_ms, marks)
+            engines = {self.sources[t]: self.engine(t, partition) for t in self.settings.source_topics}
+            found = self.closers[partition] = (closer, engines)
+        closer, engines = found
+        outputs = []
+        for statement in closer.close(engines):
+            contract_id = statement.contract.id
+            self.counts.statements[contract_id] = self.counts.statements.get(contract_id, 0) + 1
+            statement_log.info(
+                "statement %s: credit %s%% = %s %s",
+                *(statement.statement_id, statement.credit_percent, statement.credit, statement.currency),
+                extra={"contract": contract_id, "statement_id": statement.statement_id},
+            )
+            value = encode_statement(statement)
+            outputs.append(Output(self.settings.topics.penalties, contract_id.encode(), value, partition))
+        return outputs
 
     def _caught_up(self, partition: int, marks: Mapping[str, int]) -> bool:
         """Events already in Kafka when the tick was made come first: the clock waits for them.

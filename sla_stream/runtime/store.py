@@ -1,5 +1,6 @@
 """Engine state kept in a changelog-backed table: one entry per ticket, call centre, service
-header and request minute, plus each partition's clock and input positions.
+header, request minute and period ledger, plus each partition's clock, input positions and
+the next period it settles per contract.
 
 Keys carry the partition number first, so the state of one partition can be
 found again without decoding anything after a restart or a rebalance.
@@ -7,12 +8,13 @@ found again without decoding anything after a restart or a rebalance.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import TypeVar
 
 import orjson
 
 from sla_stream.engine.calls import CallCentre
+from sla_stream.engine.penalties import Ledger
 from sla_stream.engine.processor import TicketKey
 from sla_stream.engine.requests import Service
 from sla_stream.engine.tickets import Ticket
@@ -91,9 +93,8 @@ class _Loaded(MutableMapping[K, V]):
     """One partition's call centres or services: few and small, so all of them are decoded when
     the partition is assigned, and changes reach the table on :meth:`write`."""
 
-    def __init__(self, table: MutableMapping[bytes, bytes], partition: int) -> None:
+    def __init__(self, table: MutableMapping[bytes, bytes]) -> None:
         self._table = table
-        self._partition = partition
         self._values: dict[K, V] = {}
         self._changed: set[K] = set()
         self._removed: set[K] = set()
@@ -139,20 +140,35 @@ class _Loaded(MutableMapping[K, V]):
         raise NotImplementedError
 
 
-class TableCentres(_Loaded[str, CallCentre]):
-    """The call centres of one partition (one per contract), one JSON entry each."""
+class _PerContract(_Loaded[str, V]):
+    """One entry per contract id under a key prefix."""
 
-    def __init__(self, table: MutableMapping[bytes, bytes], partition: int) -> None:
-        super().__init__(table, partition)
-        self._prefix = b"k%d" % partition + _SEP
-        for raw, (contract_id,) in self._keys_with(self._prefix):
-            self._values[contract_id.decode()] = CallCentre.from_state(orjson.loads(table[raw]))
+    def __init__(
+        self,
+        table: MutableMapping[bytes, bytes],
+        prefix: bytes,
+        decode: Callable[[bytes], V],
+        encode: Callable[[V], bytes],
+    ) -> None:
+        super().__init__(table)
+        self._prefix = prefix
+        self._encode = encode
+        for raw, (contract_id,) in self._keys_with(prefix):
+            self._values[contract_id.decode()] = decode(table[raw])
 
-    def _put(self, key: str, value: CallCentre) -> None:
-        self._table[self._prefix + key.encode()] = orjson.dumps(value.to_state())
+    def _put(self, key: str, value: V) -> None:
+        self._table[self._prefix + key.encode()] = self._encode(value)
 
     def _drop(self, key: str) -> None:
         self._table.pop(self._prefix + key.encode(), None)
+
+
+class TableCentres(_PerContract[CallCentre]):
+    """The call centres of one partition (one per contract), one JSON entry each."""
+
+    def __init__(self, table: MutableMapping[bytes, bytes], partition: int) -> None:
+        prefix = b"k%d" % partition + _SEP
+        super().__init__(table, prefix, lambda raw: CallCentre.from_state(orjson.loads(raw)), _state)
 
 
 class TableServices(_Loaded[tuple[str, str], Service]):
@@ -160,7 +176,7 @@ class TableServices(_Loaded[tuple[str, str], Service]):
     bucket, so a write carries only the minutes that changed."""
 
     def __init__(self, table: MutableMapping[bytes, bytes], partition: int) -> None:
-        super().__init__(table, partition)
+        super().__init__(table)
         self._header = b"s%d" % partition + _SEP
         self._bucket = b"m%d" % partition + _SEP
         buckets: dict[tuple[str, str], dict[int, list[int]]] = {}
@@ -188,6 +204,25 @@ class TableServices(_Loaded[tuple[str, str], Service]):
         self._table.pop(self._header + name, None)
         for raw, _ in self._keys_with(self._bucket + name + _SEP):
             self._table.pop(raw, None)
+
+
+class TableLedgers(_PerContract[Ledger]):
+    """What one input topic's partition counted per contract and period, one JSON entry each."""
+
+    def __init__(self, table: MutableMapping[bytes, bytes], topic: str, partition: int) -> None:
+        prefix = b"l%d" % partition + _SEP + topic.encode() + _SEP
+        super().__init__(table, prefix, lambda raw: Ledger.from_state(orjson.loads(raw)), _state)
+
+
+class TableMarks(_PerContract[str]):
+    """Per contract, the next period a partition has to settle (``YYYY-MM``)."""
+
+    def __init__(self, table: MutableMapping[bytes, bytes], partition: int) -> None:
+        super().__init__(table, b"p%d" % partition + _SEP, bytes.decode, str.encode)
+
+
+def _state(value: CallCentre | Ledger) -> bytes:
+    return orjson.dumps(value.to_state())
 
 
 Store = TableTickets | TableCentres | TableServices

@@ -217,3 +217,59 @@ def test_each_input_topic_has_its_own_engine_and_rejects_the_others_events(pipel
     assert pipeline.table[b"k0\x1fdemo-fast"] and pipeline.table[b"c0\x1fsla.calls"] == b"%d" % ms(
         "2026-11-24T09:00:00Z"
     )
+
+
+@pytest.fixture
+def at_month_end(pipeline) -> Pipeline:
+    """A worker whose wall clock reads 1 December 2026, 00:10 UTC."""
+    return Pipeline(pipeline.settings, pipeline.contracts, table={}, clock=lambda: ms("2026-12-01T00:10:00Z"))
+
+
+def test_a_statement_goes_out_once_per_period_and_a_restarted_worker_neither_repeats_nor_skips_one(
+    at_month_end,
+):
+    pipeline = at_month_end
+    # demo-fast (Europe/London, GMT in winter) has penalties; the default lateness is 5 minutes.
+    created = event(1, "ticket.created", "2026-11-30T23:00:00Z", priority="P1")
+    replied = event(2, "ticket.agent_replied", "2026-11-30T23:00:10Z")
+    assert pipeline.on_event(TOPIC, 2, 0, b"demo-fast", created) == []
+    assert pipeline.on_event(TOPIC, 2, 1, b"demo-fast", replied) == []
+    # Clocks of the sources demo-fast measures (tickets, calls, requests) pass 1 December 00:05.
+    close = tick_record(ms("2026-12-01T00:05:00Z"), {})
+    outputs = [o for o in pipeline.on_tick(2, close) if o.topic == "sla.penalties"]
+    assert len(outputs) == 1 and outputs[0].key == b"demo-fast" and outputs[0].partition == 2
+    statement = orjson.loads(outputs[0].value)
+    assert statement["statement_id"] == "demo-fast/2026-11"
+    assert statement["objectives"][0] == {
+        "objective": "first_response",
+        "attained": 1.0,
+        "met": 1,
+        "total": 1,
+        "credit_percent": 0,
+    }
+    assert pipeline.counts.statements == {"demo-fast": 1}
+    assert pipeline.on_tick(2, tick_record(ms("2026-12-01T00:06:00Z"), {})) == []
+    pipeline.write(2)
+
+    # A new worker on the same state: November is not sent again; December goes out at its close.
+    restarted = Pipeline(pipeline.settings, pipeline.contracts, pipeline.table, clock=pipeline.clock)
+    assert restarted.on_tick(2, tick_record(ms("2026-12-01T00:07:00Z"), {})) == []
+    outputs = restarted.on_tick(2, tick_record(ms("2027-01-01T00:05:00Z"), {}))
+    assert [orjson.loads(o.value)["statement_id"] for o in outputs if o.topic == "sla.penalties"] == [
+        "demo-fast/2026-12"
+    ]
+    assert orjson.loads(outputs[-1].value)["objectives"] == []
+
+
+def test_a_statement_not_written_to_the_state_is_sent_again_after_a_crash(at_month_end):
+    pipeline = at_month_end
+    pipeline.on_event(
+        TOPIC, 1, 0, b"demo-fast", event(1, "ticket.created", "2026-11-30T23:00:00Z", priority="P1")
+    )
+    pipeline.write(1)
+    close = tick_record(ms("2026-12-01T00:05:00Z"), {})
+    first = [o.value for o in pipeline.on_tick(1, close) if o.topic == "sla.penalties"]
+    # Crash before write(): the state (with its mark) never reached the changelog.
+    restarted = Pipeline(pipeline.settings, pipeline.contracts, pipeline.table, clock=pipeline.clock)
+    again = [o.value for o in restarted.on_tick(1, close) if o.topic == "sla.penalties"]
+    assert len(first) == 1 and again == first
