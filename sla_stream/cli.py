@@ -1,14 +1,16 @@
-"""The ``sla-stream`` command line: worker, replay, simulate, contracts validate, tail, demo."""
+"""The ``sla-stream`` command line: worker, replay, report, simulate, contracts validate, tail, demo."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sla_stream.contracts import ContractError, load_dir
 from sla_stream.engine.model import Contract
@@ -84,6 +86,28 @@ def _parser() -> argparse.ArgumentParser:
         "events", nargs="+", type=Path, help="JSON-lines event files, applied in the order given"
     )
     rep.set_defaults(run=_replay)
+
+    report = commands.add_parser(
+        "report",
+        help="attainment and credits per contract and period: from a replay, statement files or the topic",
+    )
+    source = report.add_mutually_exclusive_group(required=True)
+    source.add_argument("--events", nargs="+", type=Path, help="replay these event files (needs --contracts)")
+    source.add_argument(
+        "--statements", nargs="+", type=Path, help="statement files, as replay --penalties writes them"
+    )
+    source.add_argument(
+        "--from-topic", action="store_true", help="read the statements topic (settings' broker and name)"
+    )
+    report.add_argument("--contracts", help="directory of contract files (with --events)")
+    report.add_argument("--until", help="with --events: move the clock to this RFC 3339 time at the end")
+    report.add_argument("--allowed-lateness", default="5m", help="with --events (default 5m)")
+    report.add_argument("--config", help="YAML settings file, for --from-topic (also $SLA_STREAM_CONFIG)")
+    report.add_argument("--bootstrap-servers", help="Kafka bootstrap servers, for --from-topic")
+    report.add_argument("--period", help="only this period, YYYY-MM")
+    report.add_argument("--contract", help="only this contract id")
+    report.add_argument("--json", action="store_true", help="print the statements as a JSON array")
+    report.set_defaults(run=_report)
 
     sim = commands.add_parser(
         "simulate", help="produce realistic ticket traffic to Kafka, or write it to a file"
@@ -238,6 +262,51 @@ def _replay(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from sla_stream import report
+
+    if args.period is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.period):
+        raise UserError(f"--period: expected a month like 2026-11, got {args.period!r}")
+    try:
+        if args.events:
+            found = _replayed_statements(args)
+        elif args.statements:
+            found = report.from_files(args.statements)
+        else:
+            overrides = {"bootstrap_servers": args.bootstrap_servers} if args.bootstrap_servers else None
+            settings = load_settings(args.config, overrides=overrides)
+            found = asyncio.run(report.from_topic(settings, settings.topics.penalties))
+    except report.ReportError as exc:
+        raise UserError(str(exc)) from None
+    chosen = report.select(found, args.period, args.contract)
+    sys.stdout.buffer.write(report.as_json(chosen) if args.json else report.table(chosen).encode())
+    return 0
+
+
+def _replayed_statements(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from sla_stream.replay import read_lines, replay
+    from sla_stream.wire.statements import statement_record
+
+    if not args.contracts:
+        raise UserError("--events: needs --contracts DIR to replay them against")
+    for path in args.events:
+        if not path.is_file():
+            raise UserError(f"{path}: no such event file")
+    contracts = _contracts(args.contracts)
+    until = _instant(args.until, "--until") if args.until else None
+    lateness = _duration(args.allowed_lateness, "--allowed-lateness")
+    found: list[dict[str, Any]] = []
+    for _ in replay(
+        contracts,
+        read_lines(args.events),
+        until,
+        lateness,
+        on_statement=lambda statement: found.append(statement_record(statement)),
+    ):
+        pass
+    return found
 
 
 class _Null:

@@ -1,0 +1,100 @@
+"""``replay --penalties`` and ``sla-stream report`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from helpers import REPO
+from jsonschema import Draft202012Validator
+
+CONTRACTS = REPO / "examples" / "contracts"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "sla_stream.cli", *args], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory) -> Path:
+    """100 minutes of simulated traffic across the end of November (London and Berlin) and
+    before it in Jakarta, where December has begun."""
+    path = tmp_path_factory.mktemp("traffic") / "events.jsonl"
+    made = cli(
+        *("simulate", "--contracts", str(CONTRACTS), "--output", str(path), "--seed", "7"),
+        *("--start", "2026-11-30T22:40:00+00:00", "--duration", "100m", "--request-rate", "1"),
+    )
+    assert made.returncode == 0, made.stderr
+    return path
+
+
+def test_replay_writes_one_valid_statement_per_closed_period(tmp_path, events):
+    penalties = tmp_path / "penalties.jsonl"
+    result = cli("replay", "--contracts", str(CONTRACTS), "--penalties", str(penalties), str(events))
+    assert result.returncode == 0, result.stderr
+    statements = [orjson.loads(line) for line in penalties.read_bytes().splitlines()]
+    # November closed in London and Berlin (five minutes after its end); Jakarta's was over
+    # before the traffic started, so its first counted period, December, is still open.
+    assert sorted(s["statement_id"] for s in statements) == ["demo-fast/2026-11", "globex-silver/2026-11"]
+    validator = Draft202012Validator(
+        json.loads((REPO / "schemas" / "penalty-statement.schema.json").read_text())
+    )
+    for statement in statements:
+        validator.validate(statement)
+        assert statement["credit"]["amount"] == round(
+            {"GBP": 1000, "EUR": 4800}[statement["credit"]["currency"]] * statement["credit_percent"] / 100, 2
+        )
+
+
+def test_report_reads_statement_files_and_replays_events_alike(tmp_path, events):
+    penalties = tmp_path / "penalties.jsonl"
+    cli("replay", "--contracts", str(CONTRACTS), "--penalties", str(penalties), str(events))
+    as_json = cli("report", "--statements", str(penalties), "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    written = sorted(
+        (orjson.loads(line) for line in penalties.read_bytes().splitlines()), key=lambda s: s["contract_id"]
+    )
+    assert orjson.loads(as_json.stdout) == written
+    replayed = cli("report", "--events", str(events), "--contracts", str(CONTRACTS), "--json")
+    assert orjson.loads(replayed.stdout) == written
+
+    shown = cli("report", "--statements", str(penalties), "--contract", "demo-fast", "--period", "2026-11")
+    lines = shown.stdout.decode().splitlines()
+    assert lines[0].split() == [
+        "contract",
+        "period",
+        "objective",
+        "attained",
+        "target",
+        "counted",
+        "tier",
+        "credit",
+    ]
+    demo = next(s for s in written if s["contract_id"] == "demo-fast")
+    for row, objective in zip(lines[1:], demo["objectives"], strict=False):
+        assert row.split()[:3] == ["demo-fast", "2026-11", objective["objective"]]
+        assert row.split()[-1] == f"{objective['credit_percent']}%"
+    credit = demo["credit"]
+    assert lines[-1].endswith(f"{demo['credit_percent']}% = {credit['amount']:,.2f} {credit['currency']}")
+    assert "globex" not in shown.stdout.decode()
+    assert cli("report", "--statements", str(penalties), "--period", "2026-10").stdout == b"no statements\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--statements", "missing.jsonl"), "missing.jsonl: No such file or directory"),
+        (("--events", "x.jsonl"), "--events: needs --contracts DIR"),
+        (("--statements", str(CONTRACTS / "acme-gold.yaml")), "acme-gold.yaml:1: not JSON"),
+        (("--statements", "x", "--period", "2026-13"), "--period: expected a month like 2026-11"),
+    ],
+)
+def test_report_mistakes_are_one_line(args, message):
+    result = cli("report", *args)
+    assert result.returncode == 2
+    [line] = result.stderr.decode().splitlines()
+    assert line.startswith("sla-stream: error: ") and message in line
