@@ -172,6 +172,16 @@ PANELS = [
         [('sum(up{job="sla-stream"})', "up")],
         (0, 41, 4, 4),
     ),
+    panel(
+        13,
+        "stat",
+        "Service credit if the month closed now",
+        "Share of the monthly fee this month's penalty statement would credit with what it has counted"
+        " so far (tiers of the contract's penalties).",
+        [(f"max by (contract) (sla_penalty_credit_ratio{C})", "{{contract}}")],
+        (4, 41, 12, 4),
+        "percentunit",
+    ),
 ]
 
 DASHBOARD = {

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from sla_stream.engine import calls, requests
 from sla_stream.engine.clock import BREACH_FRACTION
 from sla_stream.engine.model import SERVICE_LEVEL, TICKET_OBJECTIVES, Contract
-from sla_stream.engine.penalties import measures, period_of
+from sla_stream.engine.penalties import Ledger, measures, period_of, statement
 from sla_stream.engine.processor import Engine
 from sla_stream.engine.time import MINUTE_MS, format_duration
 
@@ -32,6 +32,8 @@ class Gauges:
     """``(contract, objective)`` -> share of the window's error budget left."""
     burn: dict[tuple[str, str, str], float] = field(default_factory=dict)
     """``(contract, objective, window)`` -> burn rate over the window."""
+    credit: dict[str, float] = field(default_factory=dict)
+    """Contract -> share of the monthly fee this period would credit if it closed now."""
     call_level: dict[tuple[str, str], float] = field(default_factory=dict)
     """``(contract, queue)`` -> service level of the current interval, waiting calls past
     ``answer_within`` counted as missed."""
@@ -39,6 +41,8 @@ class Gauges:
     _contracts: dict[str, Contract] = field(default_factory=dict)
     _period: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     """Contract -> what its ledgers counted this period, summed over engines."""
+    _month: dict[str, str] = field(default_factory=dict)
+    """Contract -> the period ``_period`` is of."""
 
     def add(self, engine: Engine) -> None:
         """Add what ``engine`` holds (engines of different partitions hold different contracts)."""
@@ -53,8 +57,9 @@ class Gauges:
             if contract is None:
                 continue
             self._contracts[contract_id] = contract
+            period = self._month.setdefault(contract_id, period_of(contract.zone, now))
             counted = self._period.setdefault(contract_id, {})
-            for name, counts in ledger.periods.get(period_of(contract.zone, now), {}).items():
+            for name, counts in ledger.periods.get(period, {}).items():
                 total = counted.setdefault(name, [0] * len(counts))
                 for index, n in enumerate(counts):
                     total[index] += n
@@ -116,10 +121,15 @@ class Gauges:
     def finish(self) -> Gauges:
         """Turn the counts gathered from every engine into ratios."""
         for contract_id, counted in self._period.items():
+            contract = self._contracts[contract_id]
             # Tickets and the call service level: this period so far, as its statement counts them.
-            for name, measure, _, _ in measures(self._contracts[contract_id], counted):
+            for name, measure, _, _ in measures(contract, counted):
                 if name in TICKET_OBJECTIVES or name == SERVICE_LEVEL:
                     self.compliance[contract_id, name] = float(measure)
+            if contract.penalties is not None:
+                month = self._month[contract_id]
+                so_far = statement(contract, month, [Ledger({month: counted})])
+                self.credit[contract_id] = float(so_far.credit_percent) / 100
         for contract_id, contract in sorted(self._contracts.items()):
             if contract.requests is None:
                 continue

@@ -33,6 +33,10 @@ class PipelineCollector(Collector):
         for triple, value in sorted(counts.alerts.items()):
             alerts.add_metric(list(triple), value)
         yield alerts
+        statements = CounterMetricFamily(m.STATEMENTS, "Penalty statements sent.", labels=[m.CONTRACT])
+        for contract, value in sorted(counts.statements.items()):
+            statements.add_metric([contract], value)
+        yield statements
         yield from state_families(gauges.read(list(self._pipeline.engines.values())))
         lag = GaugeMetricFamily(
             m.CONSUMER_LAG, "Input messages in Kafka not yet applied.", labels=[m.TOPIC, m.PARTITION]
@@ -62,6 +66,14 @@ def state_families(state: gauges.Gauges) -> Iterator[GaugeMetricFamily]:
         for labels, value in sorted(values.items()):
             family.add_metric(list(labels), value)
         yield family
+    credit = GaugeMetricFamily(
+        m.PENALTY_CREDIT,
+        "Share of the monthly fee the current month would credit if it closed now.",
+        labels=[m.CONTRACT],
+    )
+    for contract, value in sorted(state.credit.items()):
+        credit.add_metric([contract], value)
+    yield credit
     burn = GaugeMetricFamily(
         m.BURN_RATE, "Error-budget burn rate over a window.", labels=[*by_objective, m.WINDOW]
     )

@@ -10,7 +10,7 @@ from prometheus_client import generate_latest
 from sla_stream.contracts import load_dir
 from sla_stream.metrics import conventions
 from sla_stream.metrics.collector import registry_for
-from sla_stream.runtime.pipeline import Pipeline
+from sla_stream.runtime.pipeline import Pipeline, tick_record
 from sla_stream.settings import Settings
 
 NOW = ms("2026-11-24T10:00:00Z")
@@ -105,6 +105,8 @@ def test_request_objectives_give_compliance_budget_and_burn_rates(pipeline):
     assert value("sla_burn_rate", {**availability, "window": "10m"}) == pytest.approx(1.0)
     assert value("sla_burn_rate", {**availability, "window": "2m"}) == pytest.approx(1.0)
     assert value("sla_compliance_ratio", {"contract": "demo-fast", "objective": "latency"}) == 1.0
+    # This month so far is exactly at the 0.99 tier's limit: no credit yet.
+    assert value("sla_penalty_credit_ratio", {"contract": "demo-fast"}) == 0.0
 
 
 def test_the_current_call_interval_counts_calls_still_waiting_past_answer_within(pipeline):
@@ -245,3 +247,10 @@ def test_ticket_compliance_is_met_over_decided_this_month(pipeline):
     )
     labels = {"contract": "demo-fast", "objective": "first_response"}
     assert registry.get_sample_value("sla_compliance_ratio", labels) == pytest.approx(2 / 3)
+    # Under the 0.9 first-response tier: the month would credit 10% if it closed now.
+    assert registry.get_sample_value("sla_penalty_credit_ratio", {"contract": "demo-fast"}) == 0.1
+    assert registry.get_sample_value("sla_penalty_statements_total", {"contract": "demo-fast"}) is None
+    pipeline.on_tick(0, tick_record(ms("2026-12-01T00:05:00Z"), {}))  # November closes
+    assert registry.get_sample_value("sla_penalty_statements_total", {"contract": "demo-fast"}) == 1
+    # December has counted nothing yet: no projection until it does.
+    assert registry.get_sample_value("sla_penalty_credit_ratio", {"contract": "demo-fast"}) is None
