@@ -14,7 +14,10 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
+from sla_stream.runtime.topics import quiet_kafka
 from sla_stream.settings import Settings
 
 
@@ -38,17 +41,27 @@ def from_files(paths: Iterable[Path]) -> list[dict[str, Any]]:
 
 async def from_topic(settings: Settings, topic: str, timeout_s: float = 30.0) -> list[dict[str, Any]]:
     """Every committed statement on ``topic``, read from the beginning to the end as of now."""
+    timeout_ms = int(timeout_s * 1000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=timeout_ms)
+    try:
+        with quiet_kafka():
+            await admin.start()
+        described = await admin.describe_topics([topic])
+    except KafkaError as exc:
+        raise ReportError(f"cannot read topic {topic!r} on {settings.bootstrap_servers}: {exc}") from None
+    finally:
+        await admin.close()
+    numbers = [p["partition"] for p in described[0]["partitions"]] if not described[0]["error_code"] else []
+    if not numbers:
+        raise ReportError(f"topic {topic!r} does not exist on {settings.bootstrap_servers}")
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
         enable_auto_commit=False,
         isolation_level="read_committed",
-        request_timeout_ms=int(timeout_s * 1000),
+        request_timeout_ms=timeout_ms,
     )
     await consumer.start()
     try:
-        numbers = consumer.partitions_for_topic(topic) if topic in await consumer.topics() else None
-        if not numbers:
-            raise ReportError(f"topic {topic!r} does not exist on {settings.bootstrap_servers}")
         assigned = [TopicPartition(topic, n) for n in sorted(numbers)]
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
@@ -30,19 +32,27 @@ def wanted_topics(settings: Settings) -> dict[str, int]:
     return {name: settings.partitions for name in names}
 
 
+@contextlib.contextmanager
+def quiet_kafka() -> Iterator[None]:
+    """aiokafka's own log lines off, for a call whose failure the caller reports in one line."""
+    logger = logging.getLogger("aiokafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create missing topics; raise :class:`TopicError` on a partition-count mismatch."""
     wanted = wanted_topics(settings)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=30_000)
-    quiet = logging.getLogger("aiokafka")
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)  # the one-line error below says it all
     try:
-        await admin.start()
+        with quiet_kafka():  # the one-line error below says it all
+            await admin.start()
     except KafkaError as exc:
         raise TopicError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from None
-    finally:
-        quiet.setLevel(level)
     try:
         existing = set(await admin.list_topics())
         present = [name for name in wanted if name in existing]

@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 import os
 import random
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -134,3 +136,13 @@ def test_a_worker_killed_at_period_close_sends_each_statement_once(worker, tmp_p
         assert statement == expected[statement["statement_id"]], f"seed {seed}"
     # Keyed by contract, on the contract's partition number.
     assert all(s["_key"] == s["contract_id"].encode() for s in found)
+
+    # What billing would look at: the report reads the topic and shows each statement once.
+    shown = subprocess.run(
+        [sys.executable, "-m", "sla_stream.cli", "report", "--from-topic", "--json"],
+        env=live.env,
+        capture_output=True,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert orjson.loads(shown.stdout) == [expected[i] for i in sorted(expected)]

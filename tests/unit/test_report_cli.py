@@ -91,6 +91,10 @@ def test_report_reads_statement_files_and_replays_events_alike(tmp_path, events)
         (("--events", "x.jsonl"), "--events: needs --contracts DIR"),
         (("--statements", str(CONTRACTS / "acme-gold.yaml")), "acme-gold.yaml:1: not JSON"),
         (("--statements", "x", "--period", "2026-13"), "--period: expected a month like 2026-11"),
+        (
+            ("--from-topic", "--bootstrap-servers", "127.0.0.1:1"),
+            "cannot read topic 'sla.penalties' on 127.0.0.1:1",
+        ),
     ],
 )
 def test_report_mistakes_are_one_line(args, message):
