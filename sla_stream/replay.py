@@ -12,7 +12,7 @@ from aiokafka.partitioner import murmur2
 
 from sla_stream.engine.alerts import Alert
 from sla_stream.engine.events import Rejected
-from sla_stream.engine.model import Contract
+from sla_stream.engine.model import SOURCES, Contract
 from sla_stream.engine.penalties import Closer, Statement
 from sla_stream.engine.processor import Engine
 from sla_stream.wire.alerts import alert_record
@@ -74,9 +74,10 @@ def replay(
             engine = engines.get(where)
             if engine is None:
                 engine = engines[where] = Engine(contracts, allowed_lateness=allowed_lateness)
-                kinds = _SOURCES if partitions is None else (where[0],)
+                kinds = SOURCES if partitions is None else (where[0],)
                 sources.setdefault(where[1], {}).update(dict.fromkeys(kinds, engine))
-                closers.setdefault(where[1], Closer(contracts.get, allowed_lateness, {}))
+                if where[1] not in closers:
+                    closers[where[1]] = Closer(contracts.get, allowed_lateness, {})
             applied = engine.apply(event)
         except Rejected as exc:
             stats.rejected += 1
@@ -102,9 +103,6 @@ def replay(
             for number, closer in sorted(closers.items()):
                 for statement in closer.close(sources[number], final=end):
                     on_statement(statement)
-
-
-_SOURCES = ("ticket", "call", "request")
 
 
 def partition_for(key: bytes, partitions: int) -> int:

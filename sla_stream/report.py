@@ -103,7 +103,7 @@ def table(statements: list[dict[str, Any]]) -> str:
         period = s["statement_id"].rsplit("/", 1)[1]
         for o in s["objectives"]:
             tier = o.get("tier") or {}
-            limit = next((f"{side} {tier[side]}" for side in ("below", "above") if side in tier), "")
+            limit = next((f"{side} {_number(tier[side])}" for side in ("below", "above") if side in tier), "")
             rows.append(
                 [
                     s["contract_id"],
@@ -157,7 +157,8 @@ def _counted(objective: dict[str, Any]) -> str:
 
 
 def _number(value: float) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    """A figure as the statement has it, to at most six places (30.000001 stays 30.000001)."""
+    return f"{value:.6f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
 
 
 def _statement(raw: bytes, where: str) -> dict[str, Any]:

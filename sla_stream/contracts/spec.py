@@ -160,7 +160,7 @@ class RequestsSpec(_Strict):
 
 class FeeSpec(_Strict):
     amount: float = Field(ge=0)
-    currency: str = Field(min_length=3, max_length=3)
+    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, like USD")
 
 
 class TierSpec(_Strict):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from sla_stream.engine import calls, requests
 from sla_stream.engine.clock import BREACH_FRACTION
 from sla_stream.engine.model import SERVICE_LEVEL, TICKET_OBJECTIVES, Contract
-from sla_stream.engine.penalties import Ledger, measures, period_of, statement
+from sla_stream.engine.penalties import Ledger, measures, period_of, statement, tally
 from sla_stream.engine.processor import Engine
 from sla_stream.engine.time import MINUTE_MS, format_duration
 
@@ -39,10 +39,10 @@ class Gauges:
     ``answer_within`` counted as missed."""
     _totals: dict[tuple[str, int | str], list[int]] = field(default_factory=dict)
     _contracts: dict[str, Contract] = field(default_factory=dict)
-    _period: dict[str, dict[str, list[int]]] = field(default_factory=dict)
-    """Contract -> what its ledgers counted this period, summed over engines."""
+    _ledgers: dict[str, list[Ledger]] = field(default_factory=dict)
+    """Contract -> its ledgers in every engine."""
     _month: dict[str, str] = field(default_factory=dict)
-    """Contract -> the period ``_period`` is of."""
+    """Contract -> the period it is in (by the first engine's clock that holds it)."""
 
     def add(self, engine: Engine) -> None:
         """Add what ``engine`` holds (engines of different partitions hold different contracts)."""
@@ -57,12 +57,8 @@ class Gauges:
             if contract is None:
                 continue
             self._contracts[contract_id] = contract
-            period = self._month.setdefault(contract_id, period_of(contract.zone, now))
-            counted = self._period.setdefault(contract_id, {})
-            for name, counts in ledger.periods.get(period, {}).items():
-                total = counted.setdefault(name, [0] * len(counts))
-                for index, n in enumerate(counts):
-                    total[index] += n
+            self._month.setdefault(contract_id, period_of(contract.zone, now))
+            self._ledgers.setdefault(contract_id, []).append(ledger)
 
     def _tickets(self, engine: Engine, now: int) -> None:
         for key in list(engine.tickets):
@@ -113,6 +109,7 @@ class Gauges:
             if contract is None or contract.requests is None or not service.sums:
                 continue
             # Summed over the contract's services, as penalty statements count them.
+            self._contracts[contract_id] = contract
             for window, sums in service.sums.items():
                 totals = self._totals.setdefault((contract_id, window), [0, 0, 0, 0])
                 for index in range(4):
@@ -120,15 +117,14 @@ class Gauges:
 
     def finish(self) -> Gauges:
         """Turn the counts gathered from every engine into ratios."""
-        for contract_id, counted in self._period.items():
-            contract = self._contracts[contract_id]
+        for contract_id, ledgers in self._ledgers.items():
+            contract, month = self._contracts[contract_id], self._month[contract_id]
             # Tickets and the call service level: this period so far, as its statement counts them.
-            for name, measure, _, _ in measures(contract, counted):
+            for name, measure, _, _ in measures(contract, tally(ledgers, month)):
                 if name in TICKET_OBJECTIVES or name == SERVICE_LEVEL:
                     self.compliance[contract_id, name] = float(measure)
             if contract.penalties is not None:
-                month = self._month[contract_id]
-                so_far = statement(contract, month, [Ledger({month: counted})])
+                so_far = statement(contract, month, ledgers)
                 self.credit[contract_id] = float(so_far.credit_percent) / 100
         for contract_id, contract in sorted(self._contracts.items()):
             if contract.requests is None:

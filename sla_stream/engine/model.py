@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 from sla_stream.engine.calendar import Calendar, Exclusions
 
 TICKET_OBJECTIVES = ("first_response", "next_reply", "resolution")
+SOURCES = ("ticket", "call", "request")
+"""The kinds of input, in the order of the input topics: the part of an event ``type`` before the dot."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +67,9 @@ class Contract:
 
     @property
     def sources(self) -> tuple[str, ...]:
-        """The kinds of input the contract measures: ``ticket``, ``call``, ``request``."""
-        found = (("ticket", self.tickets), ("call", self.calls), ("request", self.requests))
-        return tuple(kind for kind, policy in found if policy is not None)
+        """The kinds of input the contract measures, among :data:`SOURCES`."""
+        policies = (self.tickets, self.calls, self.requests)
+        return tuple(kind for kind, policy in zip(SOURCES, policies, strict=True) if policy is not None)
 
 
 SERVICE_LEVEL, ABANDON_RATE, SPEED_OF_ANSWER = "service_level", "abandon_rate", "speed_of_answer"

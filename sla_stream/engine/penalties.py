@@ -28,8 +28,9 @@ rounded half up to the cent.
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Callable, Collection, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -48,6 +49,8 @@ from sla_stream.engine.time import from_ms, to_ms
 
 if TYPE_CHECKING:
     from sla_stream.engine.processor import Engine
+
+log = logging.getLogger("sla_stream.statements")
 
 CALLS, REQUESTS = "calls", "requests"
 """Ledger names of the call tally (answered, within, abandoned, short, wait ms) and of the
@@ -92,19 +95,17 @@ class Ledger:
             self._span = (*bounds(zone, period), period)
         return period
 
-    def add(self, period: str, name: str, counts: Sequence[int], sign: int = 1) -> bool:
-        """Add (``sign`` 1) or take back (-1) counts; true when the period is new to the ledger."""
+    def add(self, period: str, name: str, counts: Sequence[int]) -> None:
+        """Add counts (negative ones take back) under ``name`` in ``period``."""
         counted = self.periods.get(period)
-        opened = counted is None
         if counted is None:
             counted = self.periods[period] = {}
         total = counted.get(name)
         if total is None:
-            counted[name] = [sign * n for n in counts]
+            counted[name] = list(counts)
         else:
             for index, n in enumerate(counts):
-                total[index] += sign * n
-        return opened
+                total[index] += n
 
     def to_state(self) -> dict[str, dict[str, list[int]]]:
         return self.periods
@@ -164,12 +165,7 @@ def statement(contract: Contract, period: str, ledgers: Collection[Ledger]) -> S
     """The statement of ``period`` from what every engine counted for ``contract``."""
     policy = contract.penalties
     assert policy is not None, "only contracts with penalties get statements"
-    counted: dict[str, list[int]] = {}
-    for ledger in ledgers:
-        for name, numbers in ledger.periods.get(period, {}).items():
-            total = counted.setdefault(name, [0] * len(numbers))
-            for index, n in enumerate(numbers):
-                total[index] += n
+    counted = tally(ledgers, period)
     attained = []
     for objective, measure, target, counts in measures(contract, counted):
         tiers = [t for t in policy.tiers if t.objective == objective and _holds(t, measure)]
@@ -189,6 +185,17 @@ def statement(contract: Contract, period: str, ledgers: Collection[Ledger]) -> S
         currency=policy.currency,
         excluded_ms=contract.exclusions.overlap(start, end),
     )
+
+
+def tally(ledgers: Iterable[Ledger], period: str) -> dict[str, list[int]]:
+    """What several engines' ledgers counted in ``period``, added up per name."""
+    counted: dict[str, list[int]] = {}
+    for ledger in ledgers:
+        for name, numbers in ledger.periods.get(period, {}).items():
+            total = counted.setdefault(name, [0] * len(numbers))
+            for index, n in enumerate(numbers):
+                total[index] += n
+    return counted
 
 
 def measures(
@@ -236,7 +243,8 @@ class Closer:
 
     ``marks`` holds, per contract, the next period to settle; it is part of the
     partition's state. A contract's periods are settled from the first one in
-    which any of its events was counted.
+    which any of its events was counted. Without an allowed lateness any late
+    event is accepted, so nothing is final before the end: only ``final`` settles.
     """
 
     def __init__(
@@ -246,11 +254,12 @@ class Closer:
         marks: MutableMapping[str, str],
     ) -> None:
         self._contract = contracts
-        self.lateness = allowed_lateness or 0
+        self.lateness = allowed_lateness
         self.marks = marks
         self._next = -1
         """The earliest instant some contract's period may close (-1: not worked out yet)."""
         self._opened = -1
+        self._failed: set[str] = set()
 
     def close(self, engines: Mapping[str, Engine], final: int | None = None) -> list[Statement]:
         """Statements of every period whose end plus the allowed lateness the clocks reached.
@@ -263,6 +272,8 @@ class Closer:
         opened = sum(engine.opened for engine in distinct)
         clocks = [engine.clock for engine in distinct if engine.clock is not None]
         latest = final if final is not None else max(clocks, default=None)
+        if final is None and self.lateness is None:
+            return []
         if latest is None or (opened == self._opened and latest < self._next):
             return []
         self._opened = opened
@@ -273,10 +284,16 @@ class Closer:
         settled: list[Statement] = []
         for contract_id in sorted(contracts):
             contract = self._contract(contract_id)
-            if contract is not None:
-                settled += self._settle(
-                    contract, distinct, final if final is not None else _clock(engines, contract)
-                )
+            if contract is None:
+                continue
+            now = final if final is not None else _clock(engines, contract)
+            try:
+                settled += self._settle(contract, distinct, now)
+            except Exception:  # a defect must not cost other contracts their statements
+                if contract_id not in self._failed:
+                    log.exception("periods of contract %s could not be settled; trying again", contract_id)
+                self._failed.add(contract_id)
+                self._next = -1
         return settled
 
     def _settle(self, contract: Contract, engines: list[Engine], now: int | None) -> list[Statement]:
@@ -289,12 +306,13 @@ class Closer:
             if mark is None:
                 return []
         period, settled = mark, []
-        end = bounds(contract.zone, period)[1] + self.lateness
+        lateness = self.lateness or 0
+        end = bounds(contract.zone, period)[1] + lateness
         while now is not None and end <= now:
             if contract.penalties is not None:
                 settled.append(statement(contract, period, ledgers))
             period = next_period(period)
-            end = bounds(contract.zone, period)[1] + self.lateness
+            end = bounds(contract.zone, period)[1] + lateness
         for engine, ledger in zip(holders, ledgers, strict=True):
             # Settled periods go; so would any a late event could not have counted in anyway.
             done = [p for p in ledger.periods if p < period]

@@ -15,7 +15,7 @@ from typing import NamedTuple
 from sla_stream.engine import calls, requests, tickets
 from sla_stream.engine.alerts import Alert
 from sla_stream.engine.calls import CallCentre
-from sla_stream.engine.events import CallEvent, Event, Rejected, RequestEvent
+from sla_stream.engine.events import CALL_QUEUED, CallEvent, Event, Rejected, RequestEvent
 from sla_stream.engine.model import Contract
 from sla_stream.engine.penalties import Ledger
 from sla_stream.engine.requests import Service
@@ -131,7 +131,8 @@ class Engine:
         periods = len(ledger.periods)
         now = self.clock if self.clock is not None else event.at
         alerts += calls.apply(contract, centre, event, now, ledger)
-        self._keep(contract.id, ledger, periods)
+        if event.type != CALL_QUEUED:  # a queued call is counted once answered or abandoned
+            self._keep(contract.id, ledger, periods)
         self.centres[event.contract_id] = centre
         self._schedule_calls(event.contract_id, centre)
         return Applied(OK, alerts)

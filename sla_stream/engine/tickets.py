@@ -255,8 +255,9 @@ def fire(contract: Contract, ticket: Ticket, name: str, observed_at: int, fracti
 
 
 def _stop(contract: Contract, ticket: Ticket, name: str, clock: Clock, at: int) -> None:
-    met = clock.stop(policy_of(contract).objectives[name].calendar, at)
-    _book(contract, ticket, name, clock.cycle, met, at)
+    within = clock.stop(policy_of(contract).objectives[name].calendar, at)
+    # A breach already sent stands, even if a lower priority's target has since been met.
+    _book(contract, ticket, name, clock.cycle, within and BREACH_FRACTION not in clock.fired, at)
 
 
 def _book(contract: Contract, ticket: Ticket, name: str, cycle: int, met: bool, at: int) -> None:

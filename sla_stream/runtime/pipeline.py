@@ -15,7 +15,7 @@ import orjson
 
 from sla_stream.engine.alerts import Alert
 from sla_stream.engine.events import Rejected
-from sla_stream.engine.model import Contract
+from sla_stream.engine.model import SOURCES, Contract
 from sla_stream.engine.penalties import Closer
 from sla_stream.engine.processor import Engine
 from sla_stream.engine.time import seconds
@@ -113,9 +113,8 @@ class Pipeline:
         self.progress: dict[tuple[str, int], int] = {}
         self.moved: set[tuple[str, int]] = set()
         self.ticked: set[int] = set()
-        topics = settings.topics
-        self.kinds = {topics.tickets: "ticket.", topics.calls: "call.", topics.requests: "request"}
-        self.sources = {topics.tickets: "ticket", topics.calls: "call", topics.requests: "request"}
+        #: The kind of event each input topic carries (the part of ``type`` before the dot).
+        self.sources = dict(zip(settings.source_topics, SOURCES, strict=True))
 
     def engine(self, topic: str, partition: int) -> Engine:
         """The engine of one input topic's partition.
@@ -130,10 +129,10 @@ class Pipeline:
             clock = self.saved_clocks[topic, partition] = load_clock(self.table, topic, partition)
             store: Store
             ledgers = self.ledgers[topic, partition] = TableLedgers(self.table, topic, partition)
-            if self.kinds.get(topic) == "call.":
+            if self.sources.get(topic) == "call":
                 store = TableCentres(self.table, partition)
                 engine = Engine(self.contracts, clock=clock, centres=store, ledgers=ledgers)
-            elif self.kinds.get(topic) == "request":
+            elif self.sources.get(topic) == "request":
                 store = TableServices(self.table, partition)
                 engine = Engine(self.contracts, clock=clock, services=store, ledgers=ledgers)
             else:
@@ -162,12 +161,16 @@ class Pipeline:
             if number != partition:
                 continue
             self.stores[topic, number].write()
-            self.ledgers[topic, number].write()
             if engine.clock is not None and engine.clock != self.saved_clocks.get((topic, number)):
                 save_clock(self.table, topic, number, engine.clock)
                 self.saved_clocks[topic, number] = engine.clock
+        # Marks before ledgers: a ledger without a settled period is only right with the mark
+        # that says it was settled (the closer drops periods before a mark).
         if partition in self.marks:
             self.marks[partition].write()
+        for key, ledgers in self.ledgers.items():
+            if key[1] == partition:
+                ledgers.write()
         for topic, moved in [key for key in self.moved if key[1] == partition]:
             save_position(self.table, topic, moved, self.processed[topic, moved])
             self.moved.discard((topic, moved))
@@ -219,8 +222,8 @@ class Pipeline:
         self.moved.add((topic, partition))
         try:
             event = decode_event(value)
-            kind = self.kinds.get(topic)
-            if kind is not None and not event.type.startswith(kind):
+            source = self.sources.get(topic)
+            if source is not None and event.type.split(".", 1)[0] != source:
                 raise Rejected("invalid", f"a {event.type} event does not belong on {topic}")
             too_far = event.at - self.clock() - self.settings.max_future_ms
             if too_far > 0:
@@ -266,6 +269,13 @@ class Pipeline:
 
     def _settle(self, partition: int) -> list[Output]:
         """Penalty statements of the periods the partition's clocks have closed."""
+        try:
+            return self._statements(partition)
+        except Exception:  # the event or tick is applied; statements are settled on a later one
+            log.exception("penalty statements of partition %d could not be settled", partition)
+            return []
+
+    def _statements(self, partition: int) -> list[Output]:
         found = self.closers.get(partition)
         if found is None:
             marks = self.marks[partition] = TableMarks(self.table, partition)

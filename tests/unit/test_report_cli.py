@@ -102,3 +102,40 @@ def test_report_mistakes_are_one_line(args, message):
     assert result.returncode == 2
     [line] = result.stderr.decode().splitlines()
     assert line.startswith("sla-stream: error: ") and message in line
+
+
+def test_the_table_shows_figures_to_six_places_as_the_statement_has_them():
+    from sla_stream.report import table
+
+    statement = {
+        "statement_id": "acme/2026-11",
+        "contract_id": "acme",
+        "objectives": [
+            {
+                "objective": "speed_of_answer",
+                "attained": 30.000001,
+                "target": 30.0,
+                "total": 7,
+                "wait_seconds": 210.000007,
+                "credit_percent": 1,
+                "tier": {"above": 30.0, "credit_percent": 1},
+            },
+        ],
+        "credit_percent": 1,
+        "credit": {"amount": 12.5, "currency": "USD"},
+        "excluded_seconds": 5400,
+    }
+    row, total = table([statement]).splitlines()[1:]
+    assert row.split() == [
+        "acme",
+        "2026-11",
+        "speed_of_answer",
+        "30.000001",
+        "30",
+        "7",
+        "answered",
+        "above",
+        "30",
+        "1%",
+    ]
+    assert total.split()[-4:] == ["1%", "=", "12.50", "USD"] and "excluded 1.5h" in total

@@ -379,6 +379,11 @@ def test_period_of_uses_local_months():
         ),
         ("{objective: availability, credit_percent: 5}", "expected exactly one of below or above"),
         ("{objective: availability, below: 0.9, credit_percent: 120}", "credit_percent"),
+        (
+            "{objective: availability, below: 0.9, credit_percent: 5}\n"
+            "  monthly_fee: {amount: 1, currency: usd}",
+            "currency",
+        ),
     ],
 )
 def test_bad_tiers_are_reported_with_their_path(tmp_path, tier, problem):
@@ -398,3 +403,42 @@ def _call(at: str):
     from sla_stream.wire.events import decode_event
 
     return decode_event(orjson.dumps(answered(f"k{next(_ids)}", at, 5)))
+
+
+def test_without_an_allowed_lateness_nothing_settles_before_the_end(tmp_path):
+    # Any late event is accepted then, so a month is final only when the replay ends.
+    events = [batch("2026-11-10T10:00:00Z", 10, 10), batch("2026-12-10T10:00:00Z", 10, 10)]
+    events.append(batch("2026-11-20T10:00:00Z", 10, 0))  # three weeks late
+    lines = [("events", n, orjson.dumps(e)) for n, e in enumerate(events, 1)]
+    found: list = []
+    for _ in replay(contract(tmp_path), lines, None, None, on_statement=found.append):
+        pass
+    [november] = found
+    assert [(a.objective, a.counts) for a in november.objectives] == [
+        ("availability", {"good": 10, "total": 20})
+    ]
+
+
+def test_a_breach_already_sent_stands_when_a_lower_priority_is_then_met(tmp_path):
+    text = CONTRACT.format(zone="UTC", fee="100").replace("priorities: [P1]", "priorities: [P1, P2]")
+    text = text.replace("{P1: 1h}", "{P1: 1h, P2: 8h}").replace("{P1: 4h}", "{P1: 4h, P2: 1d}")
+    events = [
+        event("ticket.created", "2026-11-10T08:00:00Z", ticket_id="T1", priority="P1"),
+        batch("2026-11-10T09:30:00Z", 1, 1),  # the clock passes the P1 deadline: breach sent
+        event("ticket.priority_changed", "2026-11-10T09:40:00Z", ticket_id="T1", priority="P2"),
+        event("ticket.agent_replied", "2026-11-10T09:50:00Z", ticket_id="T1"),  # within P2's 8h
+    ]
+    first = objective(
+        only(statements(contracts_from(tmp_path, acme=text), events, until=AFTER), "2026-11"),
+        "first_response",
+    )
+    assert (first["met"], first["total"]) == (0, 1)
+
+
+def test_a_queued_call_counts_nothing_until_it_is_answered_or_abandoned(tmp_path):
+    engine = Engine(contract(tmp_path))
+    queued = event("call.queued", "2026-11-10T10:00:00Z", call_id="k1", queue="sales")
+    from sla_stream.wire.events import decode_event
+
+    engine.apply(decode_event(orjson.dumps(queued)))
+    assert "acme" not in engine.ledgers

@@ -175,6 +175,10 @@ class WriteOrder(dict):
         self.order.append(key)
         super().__setitem__(key, value)
 
+    def pop(self, key: bytes, *default: bytes | None) -> bytes | None:
+        self.order.append(key)
+        return super().pop(key, *default)
+
 
 def test_a_position_reaches_the_changelog_after_the_state_it_covers():
     # One producer keeps a changelog partition's order, so a position written last is on
@@ -273,3 +277,36 @@ def test_a_statement_not_written_to_the_state_is_sent_again_after_a_crash(at_mon
     restarted = Pipeline(pipeline.settings, pipeline.contracts, pipeline.table, clock=pipeline.clock)
     again = [o.value for o in restarted.on_tick(1, close) if o.topic == "sla.penalties"]
     assert len(first) == 1 and again == first
+
+
+class _Recording(dict):
+    """A table that remembers the order keys were written in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[bytes] = []
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.order.append(key)
+        super().__setitem__(key, value)
+
+    def pop(self, key: bytes, *default: bytes | None) -> bytes | None:
+        self.order.append(key)
+        return super().pop(key, *default)
+
+
+def test_a_settled_periods_mark_reaches_the_changelog_before_the_ledger_without_it(at_month_end):
+    # With at-least-once a stop can cut a partition's writes short: a ledger without November
+    # and no mark would settle November again, from nothing.
+    table = _Recording()
+    pipeline = Pipeline(at_month_end.settings, at_month_end.contracts, table, clock=at_month_end.clock)
+    pipeline.on_event(
+        TOPIC, 2, 0, b"demo-fast", event(1, "ticket.created", "2026-11-30T23:00:00Z", priority="P1")
+    )
+    pipeline.write(2)
+    table.order.clear()
+    assert pipeline.on_tick(2, tick_record(ms("2026-12-01T00:06:00Z"), {}))  # November settles
+    pipeline.write(2)
+    written = [key.split(b"\x1f")[0] for key in table.order]
+    assert b"p2" in written and b"l2" in written  # a mark, then the trimmed ledger
+    assert written.index(b"p2") < written.index(b"l2")
