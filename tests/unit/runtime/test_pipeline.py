@@ -279,26 +279,10 @@ def test_a_statement_not_written_to_the_state_is_sent_again_after_a_crash(at_mon
     assert len(first) == 1 and again == first
 
 
-class _Recording(dict):
-    """A table that remembers the order keys were written in."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.order: list[bytes] = []
-
-    def __setitem__(self, key: bytes, value: bytes) -> None:
-        self.order.append(key)
-        super().__setitem__(key, value)
-
-    def pop(self, key: bytes, *default: bytes | None) -> bytes | None:
-        self.order.append(key)
-        return super().pop(key, *default)
-
-
 def test_a_settled_periods_mark_reaches_the_changelog_before_the_ledger_without_it(at_month_end):
     # With at-least-once a stop can cut a partition's writes short: a ledger without November
     # and no mark would settle November again, from nothing.
-    table = _Recording()
+    table = WriteOrder()
     pipeline = Pipeline(at_month_end.settings, at_month_end.contracts, table, clock=at_month_end.clock)
     pipeline.on_event(
         TOPIC, 2, 0, b"demo-fast", event(1, "ticket.created", "2026-11-30T23:00:00Z", priority="P1")
