@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sla_stream.engine.model import (
@@ -84,6 +84,12 @@ class Ledger:
     """What one engine counted for one contract, per period and name."""
 
     periods: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    counted: dict[str, int] = field(default_factory=dict)
+    """Per input topic, the offset after the last message counted here: a message processed
+    again after a crash (at-least-once) is not counted twice."""
+    fired: tuple[int, str, str] | None = None
+    """``(observed_at, ticket, objective)`` of the last breach counted here that fell due by
+    time: breaches fall due in that order, so one at or before it is counted already."""
     _span: tuple[int, int, str] = (0, 0, "")
     """The period last looked up, with its bounds (in memory only)."""
 
@@ -107,12 +113,17 @@ class Ledger:
             for index, n in enumerate(counts):
                 total[index] += n
 
-    def to_state(self) -> dict[str, dict[str, list[int]]]:
-        return self.periods
+    def to_state(self) -> dict[str, Any]:
+        return {"p": self.periods, "c": self.counted, "f": self.fired}
 
     @classmethod
-    def from_state(cls, state: dict[str, dict[str, list[int]]]) -> Ledger:
-        return cls({period: {name: list(c) for name, c in names.items()} for period, names in state.items()})
+    def from_state(cls, state: dict[str, Any]) -> Ledger:
+        periods, fired = state["p"], state["f"]
+        return cls(
+            {period: {name: list(c) for name, c in names.items()} for period, names in periods.items()},
+            dict(state["c"]),
+            None if fired is None else (fired[0], fired[1], fired[2]),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,10 @@ class Engine:
         self.ledgers: MutableMapping[str, Ledger] = {} if ledgers is None else ledgers
         #: How many times a ledger got a period it did not have (the closer watches it).
         self.opened = 0
+        #: Count each booking once however often messages are processed again (the worker under
+        #: at-least-once; see ``_counting``); ``source`` is the input message being applied.
+        self.once = False
+        self.source: tuple[str, int] = ("", -1)
         self.clock = clock
         self.allowed_lateness = allowed_lateness
         self._due: list[tuple[int, float, str, str, str]] = []
@@ -130,8 +134,10 @@ class Engine:
         ledger = self._ledger(contract.id)
         periods = len(ledger.periods)
         now = self.clock if self.clock is not None else event.at
-        alerts += calls.apply(contract, centre, event, now, ledger)
-        if event.type != CALL_QUEUED:  # a queued call is counted once answered or abandoned
+        # A queued call is counted once answered or abandoned.
+        counting = event.type != CALL_QUEUED and self._counting(ledger)
+        alerts += calls.apply(contract, centre, event, now, ledger if counting else Ledger())
+        if counting:
             self._keep(contract.id, ledger, periods)
         self.centres[event.contract_id] = centre
         self._schedule_calls(event.contract_id, centre)
@@ -148,7 +154,8 @@ class Engine:
         service = self.services.get(key) or Service()
         ledger = self._ledger(contract.id)
         periods = len(ledger.periods)
-        if requests.apply(contract, service, event, ledger):
+        counting = self._counting(ledger)
+        if requests.apply(contract, service, event, ledger if counting else Ledger()) and counting:
             self._keep(contract.id, ledger, periods)
         self.services[key] = service
         following = requests.next_boundary(contract, service)
@@ -213,11 +220,32 @@ class Engine:
             return  # stale entry: the clock moved on since it was scheduled
         fired.append(alert)
         self.tickets[key] = ticket
-        self._book(contract, ticket)
+        self._book(contract, ticket, (observed_at, ticket_id, objective))
         self._schedule(key, ticket, contract)
 
     def _ledger(self, contract_id: str) -> Ledger:
         return self.ledgers.get(contract_id) or Ledger()
+
+    def _counting(self, ledger: Ledger, due: tuple[int, str, str] | None = None) -> bool:
+        """Whether what is being booked is still to be counted in ``ledger`` (and note that it is).
+
+        Under at-least-once a worker stopped after writing a ledger but before the tickets,
+        calls or services it counted processes messages again. What a message books itself
+        is recognised by the message's offset; a breach that fell due (``due``: when, ticket,
+        objective) by that order, in which breaches fall due whichever message moved the clock.
+        """
+        if not self.once:
+            return True
+        if due is not None:
+            if ledger.fired is not None and due <= ledger.fired:
+                return False
+            ledger.fired = due
+            return True
+        topic, offset = self.source
+        if ledger.counted.get(topic, -1) > offset:
+            return False
+        ledger.counted[topic] = offset + 1
+        return True
 
     def _keep(self, contract_id: str, ledger: Ledger, periods: int) -> None:
         """Store a ledger just counted in, which had ``periods`` periods before."""
@@ -225,11 +253,15 @@ class Engine:
         if len(ledger.periods) != periods:
             self.opened += 1
 
-    def _book(self, contract: Contract, ticket: Ticket) -> None:
-        """Move the outcomes a ticket decided or took back to the period ledger."""
+    def _book(self, contract: Contract, ticket: Ticket, due: tuple[int, str, str] | None = None) -> None:
+        """Move the outcomes a ticket decided or took back to the period ledger; ``due`` when a
+        breach fell due, rather than a message deciding them."""
         if not ticket.booked:
             return
         ledger = self._ledger(contract.id)
+        if not self._counting(ledger, due):
+            ticket.booked.clear()
+            return
         periods = len(ledger.periods)
         net: dict[tuple[str, str], list[int]] = {}
         for name, met, at, sign in ticket.booked:

@@ -139,6 +139,7 @@ class Pipeline:
                 store = TableTickets(self.table, partition)
                 engine = Engine(self.contracts, store, clock=clock, ledgers=ledgers)
             engine.allowed_lateness = self.settings.allowed_lateness_ms
+            engine.once = True
             self.engines[topic, partition] = engine
             self.stores[topic, partition] = store
         return engine
@@ -150,13 +151,26 @@ class Pipeline:
         at-least-once): the state that says an alert went out is never on Kafka
         before the alert.
 
-        Input positions go last. Every write of a partition goes to the same
-        changelog partition through one producer, which keeps their order, so a
-        position on Kafka means the state it covers is there too. With
-        at-least-once nothing else ties them: a worker stopped while its
-        producer buffer still held tickets, with the position sent ahead of them,
-        left a state that counted those events as applied without them.
+        Order matters with at-least-once, where nothing ties the records together
+        and a stop can cut them short. Every write of a partition goes to the same
+        changelog partition through one producer, which keeps their order, so what
+        reaches Kafka is always a prefix of it:
+
+        - period marks, then ledgers: a ledger without a settled period is only right
+          with the mark that says it was settled;
+        - ledgers before the tickets, call centres and services whose changes they
+          count: a ledger ahead of them says which messages it has counted (see
+          ``Engine._counting``), so processing those again does not count them twice,
+          while a ledger behind them would miss what a message already applied counted;
+        - input positions last: a position on Kafka means the state it covers is there
+          too (a worker stopped while its producer buffer held tickets sent after the
+          position left a state that counted those events as applied without them).
         """
+        if partition in self.marks:
+            self.marks[partition].write()
+        for key, ledgers in self.ledgers.items():
+            if key[1] == partition:
+                ledgers.write()
         for (topic, number), engine in self.engines.items():
             if number != partition:
                 continue
@@ -164,13 +178,6 @@ class Pipeline:
             if engine.clock is not None and engine.clock != self.saved_clocks.get((topic, number)):
                 save_clock(self.table, topic, number, engine.clock)
                 self.saved_clocks[topic, number] = engine.clock
-        # Marks before ledgers: a ledger without a settled period is only right with the mark
-        # that says it was settled (the closer drops periods before a mark).
-        if partition in self.marks:
-            self.marks[partition].write()
-        for key, ledgers in self.ledgers.items():
-            if key[1] == partition:
-                ledgers.write()
         for topic, moved in [key for key in self.moved if key[1] == partition]:
             save_position(self.table, topic, moved, self.processed[topic, moved])
             self.moved.discard((topic, moved))
@@ -232,7 +239,9 @@ class Pipeline:
                     f"occurred_at is {seconds(too_far + self.settings.max_future_ms)}s ahead of this"
                     f" worker's clock; at most {seconds(self.settings.max_future_ms)}s is accepted",
                 )
-            applied = self.engine(topic, partition).apply(event)
+            engine = self.engine(topic, partition)
+            engine.source = (topic, offset)
+            applied = engine.apply(event)
         except Rejected as rejected:
             return self._reject(rejected.reason, rejected.detail, topic, partition, offset, key, value)
         except Exception as exc:  # a defect must not stop the partition: keep the input, say why

@@ -294,3 +294,60 @@ def test_a_settled_periods_mark_reaches_the_changelog_before_the_ledger_without_
     written = [key.split(b"\x1f")[0] for key in table.order]
     assert b"p2" in written and b"l2" in written  # a mark, then the trimmed ledger
     assert written.index(b"p2") < written.index(b"l2")
+
+
+def _cut_after_ledgers(pipeline: Pipeline, partition: int, persisted: dict) -> None:
+    """``write`` as a stop cuts it short: only its records up to the last ledger reach ``persisted``."""
+    recorded = WriteOrder()
+    pipeline.table, before = recorded, pipeline.table
+    for store in [*pipeline.stores.values(), *pipeline.ledgers.values(), *pipeline.marks.values()]:
+        store._table = recorded
+    pipeline.write(partition)
+    last = max(i for i, key in enumerate(recorded.order) if key.startswith(b"l%d" % partition))
+    for key in recorded.order[: last + 1]:
+        if key in recorded:
+            persisted[key] = recorded[key]
+        else:
+            persisted.pop(key, None)
+    pipeline.table = before
+
+
+def test_a_stop_that_cuts_the_writes_short_neither_loses_nor_doubles_a_booking(at_month_end):
+    # At-least-once: the ledger is written before the tickets it counts, and what it counted
+    # is recognised when the messages are processed again.
+    settings, contracts, clock = at_month_end.settings, at_month_end.contracts, at_month_end.clock
+    persisted: dict = {}
+    first = Pipeline(settings, contracts, persisted, clock=clock)
+    first.on_event(
+        TOPIC, 0, 0, b"demo-fast", event(1, "ticket.created", "2026-11-30T23:00:00Z", priority="P1")
+    )
+    first.on_event(
+        TOPIC,
+        0,
+        1,
+        b"demo-fast",
+        event(2, "ticket.created", "2026-11-30T23:00:00Z", priority="P1").replace(b"T-1", b"T-2"),
+    )
+    first.write(0)
+    # A tick past T-1's deadline breaches it, and T-2 is answered in time: both booked, and the
+    # stop cuts each write after the ledgers.
+    breach_tick = tick_record(ms("2026-11-30T23:00:30Z"), {})
+    first.on_tick(0, breach_tick, 7)
+    _cut_after_ledgers(first, 0, persisted)
+    reply = event(3, "ticket.agent_replied", "2026-11-30T23:00:15Z").replace(b"T-1", b"T-2")
+    first.on_event(TOPIC, 0, 2, b"demo-fast", reply)
+    _cut_after_ledgers(first, 0, persisted)
+
+    # Restarted on what reached Kafka: the reply is processed again (its position never got
+    # there), and a later tick fires T-1's breach again, not the same tick.
+    second = Pipeline(settings, contracts, persisted, clock=clock)
+    assert second.position(TOPIC, 0) == 2
+    second.on_event(TOPIC, 0, 2, b"demo-fast", reply)
+    outputs = second.on_tick(0, tick_record(ms("2026-12-01T00:05:00Z"), {}), 9)
+    [statement] = [orjson.loads(o.value) for o in outputs if o.topic == "sla.penalties"]
+    first_response = statement["objectives"][0]
+    assert (first_response["objective"], first_response["met"], first_response["total"]) == (
+        "first_response",
+        1,
+        2,
+    )
