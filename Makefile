@@ -32,6 +32,9 @@ test: install kafka ## every test: lint and types, engine unit tests, integratio
 crash-test: install kafka ## just the kill -9 loop, with its seed printed (SLA_STREAM_CRASH_SEED=N repeats a run)
 	$(BIN)/python -m pytest -q -s tests/integration/test_crash_recovery.py
 
+bench: install kafka ## the benchmark: plain consumer vs worker vs replay, latency, memory; report in bench/results/
+	$(BIN)/python bench/run.py
+
 bench-requests: install ## replay speed on 10,000,000 request events; report in bench/results/
 	$(BIN)/python bench/replay_requests.py
 
@@ -51,4 +54,4 @@ broker-stop: ## stop that broker
 clean: ## remove local state (broker data, worker state); keeps .venv and the jar cache
 	rm -rf var
 
-.PHONY: help install kafka run test crash-test unit lint broker broker-stop clean
+.PHONY: help install kafka run test crash-test bench bench-requests unit lint broker broker-stop clean
