@@ -47,6 +47,12 @@ class Settings:
     tick_interval_ms: int = 250
     session_timeout_ms: int = 10_000
     commit_interval_ms: int = 100
+    batch_size: int = 500
+    """At most this many messages are handled together (their state written once)."""
+    batch_wait_ms: int = 10
+    """How long a batch waits to fill before it is handled with what it has."""
+    ticket_cache: int = 4096
+    """Tickets kept decoded per partition (the busiest); the rest are only JSON in the table."""
     group_instance_id: str = ""
     tick_grace_ms: int = 250
     web_host: str = "127.0.0.1"
@@ -68,6 +74,7 @@ _DURATIONS = {
     "session_timeout": "session_timeout_ms",
     "commit_interval": "commit_interval_ms",
     "tick_grace": "tick_grace_ms",
+    "batch_wait": "batch_wait_ms",
 }
 _GUARANTEES = ("at_least_once", "exactly_once")
 
@@ -151,6 +158,10 @@ def _build(values: Mapping[str, Any], source: str) -> Settings:
         raise SettingsError(f"{source}: log_format: expected text or json, got {result.log_format!r}")
     if result.partitions < 1:
         raise SettingsError(f"{source}: partitions: expected a positive number")
+    if result.batch_size < 1:
+        raise SettingsError(f"{source}: batch_size: expected a positive number")
+    if result.ticket_cache < 0:
+        raise SettingsError(f"{source}: ticket_cache: expected a number of tickets, 0 or more")
     if not result.store.startswith(("memory://", "rocksdb://")):
         raise SettingsError(f"{source}: store: expected memory:// or rocksdb://, got {result.store!r}")
     return result

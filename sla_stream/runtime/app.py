@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Mapping
-from typing import Any
+import weakref
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from typing import Any, cast
 
 import faust
+import faust.streams as faust_streams
 import mode
 from aiokafka import AIOKafkaProducer
 from faust.types import TP
@@ -76,41 +79,59 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> faust.A
     exactly_once = settings.processing_guarantee == "exactly_once"
     alerts_first = not exactly_once
 
-    async def handle(event: faust.EventT[bytes]) -> None:
-        """One message, whole: outputs sent, state written, offset acknowledged."""
+    async def apply(event: faust.EventT[bytes]) -> None:
+        """One message: the engine's outputs handed to the producer, state left for ``write``."""
         message = event.message
         topic, partition, offset = message.topic, message.partition, message.offset
+        await done_before(TP(topic, partition), offset)
+        if topic == topics.ticks:
+            await _seed_positions(app, pipeline, settings, partition)
+            sends = pipeline.on_tick(partition, message.value, offset)
+        else:
+            records = await _to_apply(pipeline, gaps, message)
+            # None: applied before (a redelivery after a restart or a rebalance), already in
+            # the state, its outputs already sent.
+            sends = []
+            for number, key, value in records:
+                sends += pipeline.on_event(topic, partition, number, key, value)
+        transaction = _transaction(app, topic, partition) if exactly_once else None
+        for out in sends:
+            deliveries.add(await _send(app, out, transaction))
+
+    async def handle(batch: Sequence[faust.EventT[bytes]]) -> None:
+        """Messages taken together, whole: every output sent, then each partition's state
+        written once (a ticket changed by ten messages is one changelog record, not ten).
+
+        Partitions are independent (an engine per input topic partition), so the order that
+        matters is within a partition, and it is kept.
+        """
+        last: dict[int, faust.EventT[bytes]] = {}
         async with deliveries.handling:
-            await done_before(TP(topic, partition), offset)
-            if topic == topics.ticks:
-                await _seed_positions(app, pipeline, settings, partition)
-                sends = pipeline.on_tick(partition, message.value, offset)
-            else:
-                records = await _to_apply(pipeline, gaps, message)
-                if not records:
-                    # Applied before (a redelivery after a restart or a rebalance): already
-                    # in the state, and its outputs already sent.
-                    event.ack()
-                    return
-                sends = []
-                for number, key, value in records:
-                    sends += pipeline.on_event(topic, partition, number, key, value)
-            transaction = _transaction(app, topic, partition) if exactly_once else None
-            for out in sends:
-                deliveries.add(await _send(app, out, transaction))
-            if alerts_first and sends:
-                await deliveries.acknowledged()
-            pipeline.write(partition)
-            # Acknowledged now, so the next commit covers this message with its writes.
-            event.ack()
+            try:
+                for event in batch:
+                    await apply(event)
+                    last[event.message.partition] = event
+                if alerts_first:
+                    await deliveries.acknowledged()
+                for partition, event in last.items():
+                    # Faust's stores file a write under the partition of the "current event".
+                    with _current(event):
+                        pipeline.write(partition)
+            except BaseException as exc:
+                # Faust acknowledges a taken batch however its handling ended; nothing of it
+                # may be committed, so every later commit fails and the worker restarts.
+                deliveries.fail(exc)
+                raise
+        # Faust acknowledges the batch now, so the next commit covers it with its writes.
 
     @app.agent(source, name="process")
     async def process(stream: faust.StreamT[bytes]) -> None:
         committed = time.monotonic()
-        async for event in stream.events():
-            # Shielded: a worker told to stop finishes the message it is on, so a commit
-            # never takes part of a message (its alerts without its state).
-            await asyncio.shield(handle(event))
+        batches = cast(faust.Stream[bytes], stream).take_events  # declared on Stream, not StreamT
+        async for batch in batches(settings.batch_size, within=settings.batch_wait_ms / 1000):
+            # Shielded: a worker told to stop finishes the batch it is on, so a commit never
+            # takes part of one (its alerts without its state).
+            await asyncio.shield(handle(batch))
             if time.monotonic() - committed >= commit_every:
                 # Waits for every send to be acknowledged (transport.py), then commits the
                 # offsets together with them: one transaction under exactly-once.
@@ -167,6 +188,16 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> faust.A
     app.add_dependency(gaps)
     app.pipeline = pipeline  # type: ignore[attr-defined]
     return app
+
+
+@contextlib.contextmanager
+def _current(event: faust.EventT[bytes]) -> Iterator[None]:
+    """Make ``event`` Faust's current event (a context variable Faust's tables and stores read)."""
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
 
 
 async def _to_apply(

@@ -29,14 +29,22 @@ class Deliveries:
 
     def __init__(self) -> None:
         self._waiting: list[Awaitable[Any]] = []
-        #: Held while a message is handled; commits wait for it.
+        #: Held while messages are handled; commits wait for it.
         self.handling = asyncio.Lock()
+        self._failed: BaseException | None = None
 
     def add(self, delivery: Awaitable[Any]) -> None:
         self._waiting.append(delivery)
 
+    def fail(self, reason: BaseException) -> None:
+        """Handling failed part-way: nothing may be committed any more (the worker restarts)."""
+        self._failed = reason
+
     async def acknowledged(self) -> None:
-        """Wait for every send so far; raises if one failed (nothing may then be committed)."""
+        """Wait for every send so far; raises if one failed, or handling did (nothing may then
+        be committed)."""
+        if self._failed is not None:
+            raise RuntimeError("a batch of messages failed part-way; not committing") from self._failed
         waiting, self._waiting = self._waiting, []
         if waiting:
             await asyncio.gather(*waiting)

@@ -136,7 +136,7 @@ class Pipeline:
                 store = TableServices(self.table, partition)
                 engine = Engine(self.contracts, clock=clock, services=store, ledgers=ledgers)
             else:
-                store = TableTickets(self.table, partition)
+                store = TableTickets(self.table, partition, self.settings.ticket_cache)
                 engine = Engine(self.contracts, store, clock=clock, ledgers=ledgers)
             engine.allowed_lateness = self.settings.allowed_lateness_ms
             engine.once = True

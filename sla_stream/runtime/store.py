@@ -27,16 +27,20 @@ V = TypeVar("V")
 class TableTickets(MutableMapping[TicketKey, Ticket]):
     """The tickets of one partition, stored as JSON in a bytes-to-bytes table.
 
-    Decoded tickets are kept while the partition is owned, so the engine works on
-    one object per ticket (as it does on a plain dict in replay). Changes reach the
-    table, whose changelog is what survives a restart, only on :meth:`write`: the
-    worker calls it once a message's alerts are on their way, so state never says
-    an alert was sent before the alert is.
+    Changes reach the table, whose changelog is what survives a restart, only on
+    :meth:`write`: the worker calls it once a message's alerts are on their way, so
+    state never says an alert was sent before the alert is. Until then the changed
+    tickets are held here, as objects.
+
+    The tickets read or changed last (up to ``cache`` of them) are also kept decoded,
+    so a busy ticket is not decoded again for each event; the others exist only as
+    JSON in the table. An open ticket costs its JSON, not its objects.
     """
 
-    def __init__(self, table: MutableMapping[bytes, bytes], partition: int) -> None:
+    def __init__(self, table: MutableMapping[bytes, bytes], partition: int, cache: int = 4096) -> None:
         self._table = table
         self._prefix = b"t%d" % partition + _SEP
+        self._cache = cache
         self._decoded: dict[TicketKey, Ticket] = {}
         # Changed since the last write; None marks a deletion.
         self._changed: dict[TicketKey, Ticket | None] = {}
@@ -45,24 +49,37 @@ class TableTickets(MutableMapping[TicketKey, Ticket]):
         return self._prefix + key[0].encode() + _SEP + key[1].encode()
 
     def __getitem__(self, key: TicketKey) -> Ticket:
+        changed = self._changed
+        if key in changed:
+            ticket = changed[key]
+            if ticket is None:
+                raise KeyError(key)
+            return ticket
         ticket = self._decoded.get(key)
         if ticket is None:
-            if key in self._changed:
-                raise KeyError(key)
             raw = self._table.get(self._key(key))
             if raw is None:
                 raise KeyError(key)
-            ticket = self._decoded[key] = Ticket.from_state(orjson.loads(raw))
+            ticket = Ticket.from_state(orjson.loads(raw))
+            self._remember(key, ticket)
         return ticket
 
     def __setitem__(self, key: TicketKey, ticket: Ticket) -> None:
-        self._decoded[key] = ticket
         self._changed[key] = ticket
+        self._remember(key, ticket)
 
     def __delitem__(self, key: TicketKey) -> None:
         self[key]  # KeyError if absent
         self._decoded.pop(key, None)
         self._changed[key] = None
+
+    def _remember(self, key: TicketKey, ticket: Ticket) -> None:
+        """Keep ``ticket`` decoded, as the newest; forget the oldest beyond the cache size."""
+        decoded = self._decoded
+        decoded.pop(key, None)
+        decoded[key] = ticket
+        if len(decoded) > self._cache:
+            del decoded[next(iter(decoded))]
 
     def __iter__(self) -> Iterator[TicketKey]:
         stored = []
@@ -80,7 +97,7 @@ class TableTickets(MutableMapping[TicketKey, Ticket]):
         for key, ticket in changed.items():
             raw_key = self._key(key)
             if ticket is not None:
-                self._table[raw_key] = orjson.dumps(ticket.to_state())
+                self._table[raw_key] = _dumps(ticket.to_state())
             elif raw_key in self._table:
                 del self._table[raw_key]
         return len(changed)
@@ -189,7 +206,7 @@ class TableServices(_Loaded[tuple[str, str], Service]):
 
     def _put(self, key: tuple[str, str], value: Service) -> None:
         name = key[0].encode() + _SEP + key[1].encode()
-        self._table[self._header + name] = orjson.dumps(value.header())
+        self._table[self._header + name] = _dumps(value.header())
         for minute in sorted(value.dirty):
             counts = value.buckets.get(minute)
             raw = self._bucket + name + _SEP + b"%d" % minute
@@ -222,7 +239,13 @@ class TableMarks(_PerContract[str]):
 
 
 def _state(value: CallCentre | Ledger) -> bytes:
-    return orjson.dumps(value.to_state())
+    return _dumps(value.to_state())
+
+
+def _dumps(value: object) -> bytes:
+    """``value`` as JSON, right-sized for keeping: orjson hands out bytes whose buffer is
+    over-allocated (4 KiB at least since 3.12), which the table would hold for good."""
+    return bytes(memoryview(orjson.dumps(value)))
 
 
 Store = TableTickets | TableCentres | TableServices

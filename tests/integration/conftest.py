@@ -32,6 +32,10 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
         kafka.stop()
 
 
+#: Written to a worker's log before each start.
+START_MARK = b"----- worker process starting -----\n"
+
+
 @dataclass
 class Worker:
     """An ``sla-stream worker`` process and the names it uses."""
@@ -51,6 +55,8 @@ class Worker:
 
     def start(self, timeout: float = 120, wait: bool = True) -> Worker:
         with self.log.open("ab") as out:
+            out.write(START_MARK)
+            out.flush()
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "sla_stream.cli", "worker"],
                 env=self.env,
@@ -92,6 +98,11 @@ class Worker:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(30)
+
+    def this_run(self) -> str:
+        """What the latest process wrote."""
+        text = self.log.read_bytes().decode(errors="replace") if self.log.exists() else ""
+        return text.rpartition(START_MARK.decode())[2]
 
     def tail(self, lines: int = 60) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""

@@ -39,7 +39,10 @@ class Reencoded(MutableMapping[TicketKey, Ticket]):
         return len(self.raw)
 
 
-def alerts_with(store: MutableMapping[TicketKey, Ticket] | None, seed: int) -> list[str]:
+def alerts_with(
+    store: MutableMapping[TicketKey, Ticket] | None, seed: int, write: TableTickets | None = None
+) -> list[str]:
+    """The alerts of simulated traffic; ``write``: a table store written after every 7th event."""
     contracts = load_dir(REPO / "examples" / "contracts")
     engine = Engine(contracts, store)
     out = []
@@ -50,6 +53,8 @@ def alerts_with(store: MutableMapping[TicketKey, Ticket] | None, seed: int) -> l
             break
         assert isinstance(event, dict)
         out += [a.alert_id + a.kind for a in engine.apply(decode_event(orjson.dumps(event))).alerts]
+        if write is not None and n % 7 == 0:
+            write.write()
     return out + [a.alert_id + a.kind for a in engine.advance(ms("2026-12-31T00:00:00Z"))]
 
 
@@ -59,6 +64,15 @@ def test_state_read_back_from_its_encoding_decides_the_same_alerts(seed: int) ->
     assert in_memory, "the traffic should breach something"
     assert alerts_with(Reencoded(), seed) == in_memory
     assert alerts_with(TableTickets({}, 0), seed) == in_memory
+
+
+@pytest.mark.parametrize("cache", [0, 16])
+def test_tickets_kept_only_as_json_beyond_the_cache_decide_the_same_alerts(cache: int) -> None:
+    """Most tickets live only as JSON in the table once written (memory per open ticket);
+    decoding them again on each use changes nothing."""
+    in_memory = alerts_with(None, 5)
+    store = TableTickets({}, 0, cache=cache)
+    assert alerts_with(store, 5, write=store) == in_memory
 
 
 def test_changes_reach_the_table_only_when_written_and_read_back_the_same() -> None:
