@@ -5,6 +5,8 @@ requests of 40 contracts):
 
 1. **baseline**: a plain aiokafka consumer (``getmany``) reading every event of the input
    topics and ``orjson.loads``-ing it, nothing else: the limit of the stack;
+   **Faust floor**: a Faust agent that only reads and decodes (``faust_floor.py``), timed like
+   the worker: what the framework's per-message path costs before sla-stream does anything;
 2. **worker**: ``sla-stream worker`` draining the same topics (state, deadlines, alerts,
    statements, metrics), timed by its committed offsets;
 3. **replay**: ``sla-stream replay`` over the same events from a file (the engine alone, one
@@ -72,6 +74,7 @@ class Results:
     parameters: dict[str, Any] = field(default_factory=dict)
     machine: dict[str, Any] = field(default_factory=dict)
     baseline: dict[str, float] = field(default_factory=dict)
+    faust_floor: dict[str, float] = field(default_factory=dict)
     worker: dict[str, float] = field(default_factory=dict)
     replay: dict[str, float] = field(default_factory=dict)
     latency: dict[str, Any] = field(default_factory=dict)
@@ -125,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
             say(f"preloaded {produced:,} events")
             results.baseline = asyncio.run(measure_baseline(bootstrap, topics, produced))
             say(f"baseline: {results.baseline['events_per_second']:,.0f} events/s")
+            results.faust_floor = measure_faust_floor(
+                bootstrap, topics, work, args.partitions, produced, f"{run}-floor"
+            )
+            say(f"faust floor: {results.faust_floor['events_per_second']:,.0f} events/s")
             results.worker = measure_worker(
                 bootstrap, topics, work, args.partitions, produced, f"{run}-drain"
             )
@@ -253,13 +260,33 @@ def measure_worker(
     bootstrap: str, topics: dict[str, str], work: Path, partitions: int, expected: int, app: str
 ) -> dict[str, float]:
     """The worker draining the preloaded topics, timed by its committed input offsets."""
-    log = (work / "drain-worker.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sla_stream.cli", "worker"],
-        env=worker_env(bootstrap, topics, work, partitions, app),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    command = [sys.executable, "-m", "sla_stream.cli", "worker"]
+    env = worker_env(bootstrap, topics, work, partitions, app)
+    return measure_drain(command, env, bootstrap, topics, work, partitions, expected, app)
+
+
+def measure_faust_floor(
+    bootstrap: str, topics: dict[str, str], work: Path, partitions: int, expected: int, app: str
+) -> dict[str, float]:
+    """A Faust agent that only reads and decodes (``faust_floor.py``), timed like the worker."""
+    inputs = [topics[r] for r in ("tickets", "calls", "requests")]
+    command = [sys.executable, str(Path(__file__).with_name("faust_floor.py")), bootstrap, app, *inputs]
+    return measure_drain(command, dict(os.environ), bootstrap, topics, work, partitions, expected, app)
+
+
+def measure_drain(
+    command: list[str],
+    env: dict[str, str],
+    bootstrap: str,
+    topics: dict[str, str],
+    work: Path,
+    partitions: int,
+    expected: int,
+    app: str,
+) -> dict[str, float]:
+    """``command`` (consumer group ``app``) draining the preloaded topics, timed by its commits."""
+    log = (work / f"{app}.log").open("wb")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     try:
         first, done, base = asyncio.run(_watch_commits(bootstrap, app, topics, partitions, expected, process))
         peak = _peak_rss(process.pid)
@@ -627,11 +654,19 @@ def write_report(results: Results, out: Path, quick: bool) -> None:
         row("1. baseline: aiokafka `getmany` + `orjson.loads`", f"{base:,}", "1.00", ""),
     ]
     for label, measured in (
+        ("1b. Faust floor: an agent that only reads and decodes", r.faust_floor),
         ("2. worker: full path (state, deadlines, alerts, statements, metrics)", r.worker),
         ("3. replay: the engine alone, one core", r.replay),
     ):
         rate = measured["events_per_second"]
         lines.append(row(label, f"{rate:,}", f"{rate / base:.2f}", f"{measured['peak_rss_mib']} MiB"))
+    if r.faust_floor:
+        lines += [
+            "",
+            f"The Faust floor runs at {r.faust_floor['events_per_second'] / base:.2f} of the baseline's"
+            " rate (Faust's own per-message path); the worker at"
+            f" {r.worker['events_per_second'] / r.faust_floor['events_per_second']:.2f} of the floor's.",
+        ]
     lines += [
         "",
         f"Latency at {lat['offered_events_per_second']:,} events/s offered (80% of the worker's rate:"

@@ -87,9 +87,11 @@ class Ledger:
     counted: dict[str, int] = field(default_factory=dict)
     """Per input topic, the offset after the last message counted here: a message processed
     again after a crash (at-least-once) is not counted twice."""
-    fired: tuple[int, str, str] | None = None
-    """``(observed_at, ticket, objective)`` of the last breach counted here that fell due by
-    time: breaches fall due in that order, so one at or before it is counted already."""
+    since: int = -1
+    """The engine's ``epoch`` when ``recent`` began."""
+    recent: set[tuple[int, str, str]] = field(default_factory=set)
+    """``(observed_at, ticket, objective)`` of the breaches counted here that fell due by time
+    since the state was last written in full: only those can fall due again after a crash."""
     _span: tuple[int, int, str] = (0, 0, "")
     """The period last looked up, with its bounds (in memory only)."""
 
@@ -114,15 +116,19 @@ class Ledger:
                 total[index] += n
 
     def to_state(self) -> dict[str, Any]:
-        return {"p": self.periods, "c": self.counted, "f": self.fired}
+        state: dict[str, Any] = {"p": self.periods, "c": self.counted}
+        if self.recent:
+            state["s"], state["r"] = self.since, sorted(self.recent)
+        return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Ledger:
-        periods, fired = state["p"], state["f"]
+        periods = state["p"]
         return cls(
             {period: {name: list(c) for name, c in names.items()} for period, names in periods.items()},
             dict(state["c"]),
-            None if fired is None else (fired[0], fired[1], fired[2]),
+            state.get("s", -1),
+            {(at, ticket, objective) for at, ticket, objective in state.get("r", ())},
         )
 
 

@@ -71,6 +71,9 @@ class Engine:
         #: at-least-once; see ``_counting``); ``source`` is the input message being applied.
         self.once = False
         self.source: tuple[str, int] = ("", -1)
+        #: With ``once``: how far the stored state is (the input position it was last written
+        #: at in full); set by the worker after each write.
+        self.epoch = -1
         self.clock = clock
         self.allowed_lateness = allowed_lateness
         self._due: list[tuple[int, float, str, str, str]] = []
@@ -231,15 +234,19 @@ class Engine:
 
         Under at-least-once a worker stopped after writing a ledger but before the tickets,
         calls or services it counted processes messages again. What a message books itself
-        is recognised by the message's offset; a breach that fell due (``due``: when, ticket,
-        objective) by that order, in which breaches fall due whichever message moved the clock.
+        is recognised by the message's offset. A breach that fell due (``due``: when, ticket,
+        objective) can fall due again only if it fell due since the state was last written in
+        full (``epoch``), so the ledger keeps those. Not a watermark: a late event can make a
+        breach fall due at a time before one already counted.
         """
         if not self.once:
             return True
         if due is not None:
-            if ledger.fired is not None and due <= ledger.fired:
+            if ledger.since != self.epoch:
+                ledger.since, ledger.recent = self.epoch, set()
+            if due in ledger.recent:
                 return False
-            ledger.fired = due
+            ledger.recent.add(due)
             return True
         topic, offset = self.source
         if ledger.counted.get(topic, -1) > offset:

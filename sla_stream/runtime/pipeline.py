@@ -140,6 +140,7 @@ class Pipeline:
                 engine = Engine(self.contracts, store, clock=clock, ledgers=ledgers)
             engine.allowed_lateness = self.settings.allowed_lateness_ms
             engine.once = True
+            engine.epoch = _or_unknown(load_position(self.table, topic, partition))
             self.engines[topic, partition] = engine
             self.stores[topic, partition] = store
         return engine
@@ -181,6 +182,10 @@ class Pipeline:
         for topic, moved in [key for key in self.moved if key[1] == partition]:
             save_position(self.table, topic, moved, self.processed[topic, moved])
             self.moved.discard((topic, moved))
+        for (topic, number), engine in self.engines.items():
+            if number == partition:
+                # As a restarted worker would find it: what it may see again is counted from here.
+                engine.epoch = _or_unknown(load_position(self.table, topic, number))
 
     def forget(self, partitions: set[int]) -> None:
         """Drop in-memory schedules of partitions this worker no longer owns."""
@@ -366,3 +371,7 @@ class Pipeline:
 def tick_record(at: int, highwaters: Mapping[str, int]) -> bytes:
     """A tick: move partition clocks to ``at`` once these input offsets are processed."""
     return orjson.dumps({"at": at, "hw": dict(highwaters)})
+
+
+def _or_unknown(position: int | None) -> int:
+    return -1 if position is None else position

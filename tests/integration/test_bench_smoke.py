@@ -30,7 +30,7 @@ def test_the_benchmark_harness_measures_everything_it_reports(broker, tmp_path):
     )
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     measured = json.loads((tmp_path / "bench-quick.json").read_text())
-    for part in ("baseline", "worker", "replay"):
+    for part in ("baseline", "faust_floor", "worker", "replay"):
         assert measured[part]["events_per_second"] > 0, part
     latency = measured["latency"]
     assert latency["event_to_alert_ms"]["samples"] > 0 and latency["deadline_to_alert_ms"]["samples"] > 0

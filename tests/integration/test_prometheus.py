@@ -134,7 +134,7 @@ def test_a_real_prometheus_scrapes_the_worker_its_logs_are_json_and_every_rule_a
     assert scrape(text, "sla_open_clocks", contract="demo-fast", objective="resolution") is not None
 
     # JSON logs: every line one object; alert lines carry contract, objective and kind as fields.
-    lines = [orjson.loads(line) for line in live.log.read_bytes().splitlines() if line.strip()]
+    lines = [orjson.loads(line) for line in live.this_run().splitlines() if line.strip()]
     alert_lines = [line for line in lines if line["logger"] == "sla_stream.alerts"]
     assert alert_lines and all(
         {"contract", "objective", "kind", "alert_id"} <= set(line) for line in alert_lines

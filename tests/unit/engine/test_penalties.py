@@ -442,3 +442,52 @@ def test_a_queued_call_counts_nothing_until_it_is_answered_or_abandoned(tmp_path
 
     engine.apply(decode_event(orjson.dumps(queued)))
     assert "acme" not in engine.ledgers
+
+
+RETARGETED = """
+version: 1
+id: acme
+timezone: UTC
+tickets:
+  priorities: [P1, P2]
+  objectives:
+    resolution: {targets: {P1: 10m, P2: 1h}}
+  compliance_target: 0.9
+penalties:
+  monthly_fee: {amount: 100, currency: USD}
+  tiers:
+    - {objective: resolution, below: 0.9, credit_percent: 5}
+"""
+
+
+@pytest.mark.parametrize("writes", ["never", "after every event"])
+def test_a_breach_a_late_event_makes_due_before_one_already_counted_is_counted(tmp_path, writes):
+    """T1 breaches at 10:10 and is counted. A late priority change then makes T2 due at 10:05,
+    before it. The worker (counting each breach once across crashes) counts both, as replay does.
+    Counted at first only by a watermark on the time breaches fall due, T2's was lost."""
+    from sla_stream.wire.events import decode_event
+
+    contracts = contracts_from(tmp_path, acme=RETARGETED)
+    events = [
+        event("ticket.created", "2026-11-10T10:00:00Z", ticket_id="T1", priority="P1"),
+        event("ticket.created", "2026-11-10T09:55:00Z", ticket_id="T2", priority="P2"),
+        event("ticket.created", "2026-11-10T10:15:00Z", ticket_id="T3", priority="P2"),
+        event("ticket.priority_changed", "2026-11-10T09:58:00Z", ticket_id="T2", priority="P1"),
+        event("ticket.status_changed", "2026-11-10T10:20:00Z", ticket_id="T3", status="solved"),
+    ]
+    engines = [Engine(contracts, allowed_lateness=30 * 60_000) for _ in range(2)]
+    worker = engines[1]
+    worker.once = True
+    breaches = []
+    for offset, raw in enumerate(map(orjson.dumps, events)):
+        worker.source = ("sla.tickets", offset)
+        for engine in engines:
+            alerts = engine.apply(decode_event(raw)).alerts
+            breaches += [
+                (a.subject_id, a.observed_at_ms) for a in alerts if a.kind == "breach" and engine is worker
+            ]
+        if writes != "never":
+            worker.epoch = offset + 1
+    assert breaches == [("T1", ms("2026-11-10T10:10:00Z")), ("T2", ms("2026-11-10T10:05:00Z"))]
+    counted = [engine.ledgers["acme"].periods["2026-11"]["resolution"] for engine in engines]
+    assert counted == [[1, 3], [1, 3]]
