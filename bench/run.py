@@ -11,7 +11,8 @@ requests of 40 contracts):
    statements, metrics), timed by its committed offsets;
 3. **replay**: ``sla-stream replay`` over the same events from a file (the engine alone, one
    core);
-4. **latency** at a fixed offered rate (80% of the worker's measured rate): the same traffic
+4. **latency** at a fixed offered rate (80% of the live rate the worker sustains, found by
+   offering the drain rate and 20% less each time until it keeps up): the same traffic
    re-sent as it happens, plus probe tickets; event-to-alert latency (a priority change that
    breaches at once, until the alert is read off the alert topic) and deadline-to-alert delay
    (a ticket nobody answers, from its deadline until its breach is read);
@@ -77,6 +78,8 @@ class Results:
     faust_floor: dict[str, float] = field(default_factory=dict)
     worker: dict[str, float] = field(default_factory=dict)
     replay: dict[str, float] = field(default_factory=dict)
+    sustainable: list[dict[str, float]] = field(default_factory=list)
+    """Live rates tried, from the drain rate down, until the worker kept up."""
     latency: dict[str, Any] = field(default_factory=dict)
     memory: dict[str, float] = field(default_factory=dict)
     targets: list[dict[str, Any]] = field(default_factory=list)
@@ -136,9 +139,25 @@ def main(argv: list[str] | None = None) -> int:
                 bootstrap, topics, work, args.partitions, produced, f"{run}-drain"
             )
             say(f"worker: {results.worker['events_per_second']:,.0f} events/s")
-            rate = 0.8 * results.worker["events_per_second"]
+            sustainable, results.sustainable = find_sustainable(
+                bootstrap,
+                work,
+                events_file,
+                args.partitions,
+                results.worker["events_per_second"],
+                args.latency_seconds / 3,
+                f"{run}-live",
+                attempts=2 if args.quick else 8,
+            )
+            say(f"sustainable live: {sustainable:,.0f} events/s")
             results.latency = measure_latency(
-                bootstrap, work, events_file, args.partitions, rate, args.latency_seconds, f"{run}-latency"
+                bootstrap,
+                work,
+                events_file,
+                args.partitions,
+                0.8 * sustainable,
+                args.latency_seconds,
+                f"{run}-latency",
             )
             say(f"latency: {results.latency}")
     results.targets = judge(results)
@@ -450,6 +469,34 @@ def measure_latency(
     }
 
 
+def find_sustainable(
+    bootstrap: str,
+    work: Path,
+    events_file: Path,
+    partitions: int,
+    drain: float,
+    seconds: float,
+    app: str,
+    attempts: int = 8,
+) -> tuple[float, list[dict[str, float]]]:
+    """The highest live rate the worker keeps up with, and the trials that found it.
+
+    Draining a backlog fills every batch; live traffic does not, so the worker sustains less
+    live than it drains. From the drain rate down in steps of 20%, each rate is offered for
+    ``seconds``: kept up with if event-to-alert p99 stayed under a second (a worker falling
+    behind builds a queue, and the delay grows with it)."""
+    rate, trials = drain, []
+    for attempt in range(attempts):
+        measured = measure_latency(bootstrap, work, events_file, partitions, rate, seconds, f"{app}{attempt}")
+        p99 = measured["event_to_alert_ms"].get("p99") or float("inf")
+        trials.append({"offered": measured["offered_events_per_second"], "event_to_alert_p99_ms": p99})
+        say(f"live at {rate:,.0f} events/s: event-to-alert p99 {p99:,.0f} ms")
+        if p99 < 1000:
+            return rate, trials
+        rate *= 0.8
+    return rate, trials
+
+
 def _wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
     import urllib.request
 
@@ -610,7 +657,7 @@ def judge(results: Results) -> list[dict[str, Any]]:
     rows = [
         ("worker_vs_baseline", ratio, ">=", "worker throughput ÷ plain consumer"),
         ("replay_events_per_second", results.replay["events_per_second"], ">=", "replay, one core"),
-        ("deadline_delay_p99_seconds", p99, "<", "deadline-to-alert p99 at 80% of the worker's rate"),
+        ("deadline_delay_p99_seconds", p99, "<", "deadline-to-alert p99 at 80% of the sustainable live rate"),
         ("bytes_per_open_ticket", results.memory["bytes_per_open_ticket"], "<", "in-memory store"),
     ]
     judged = []
@@ -669,8 +716,16 @@ def write_report(results: Results, out: Path, quick: bool) -> None:
         ]
     lines += [
         "",
-        f"Latency at {lat['offered_events_per_second']:,} events/s offered (80% of the worker's rate:"
-        f" {lat['target_rate']:,}), read off the alert topic as a consumer sees it, in milliseconds:",
+        "Live traffic fills batches less than a backlog does, so the worker sustains less live than"
+        " it drains. Rates tried from the drain rate down, 20% at a time, until event-to-alert p99"
+        " stayed under a second: "
+        + ", ".join(
+            f"{t['offered']:,.0f}/s (p99 {t['event_to_alert_p99_ms']:,.0f} ms)" for t in r.sustainable
+        )
+        + ".",
+        "",
+        f"Latency at {lat['offered_events_per_second']:,} events/s offered (80% of the sustainable"
+        " rate), read off the alert topic as a consumer sees it, in milliseconds:",
         "",
         row("", "p50", "p99", "p99.9", "max", "samples"),
         row("---", "---:", "---:", "---:", "---:", "---:"),

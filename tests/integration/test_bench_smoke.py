@@ -32,6 +32,7 @@ def test_the_benchmark_harness_measures_everything_it_reports(broker, tmp_path):
     measured = json.loads((tmp_path / "bench-quick.json").read_text())
     for part in ("baseline", "faust_floor", "worker", "replay"):
         assert measured[part]["events_per_second"] > 0, part
+    assert measured["sustainable"], "live rates tried to find the sustainable one"
     latency = measured["latency"]
     assert latency["event_to_alert_ms"]["samples"] > 0 and latency["deadline_to_alert_ms"]["samples"] > 0
     assert measured["memory"]["bytes_per_open_ticket"] > 0
