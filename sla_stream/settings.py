@@ -49,7 +49,7 @@ class Settings:
     commit_interval_ms: int = 100
     batch_size: int = 500
     """At most this many messages are handled together (their state written once)."""
-    batch_wait_ms: int = 10
+    batch_wait_ms: int = 50
     """How long a batch waits to fill before it is handled with what it has."""
     ticket_cache: int = 4096
     """Tickets kept decoded per partition (the busiest); the rest are only JSON in the table."""
