@@ -1,7 +1,7 @@
 """The floor of the framework the worker is built on: a Faust agent that reads every event of the
 input topics and ``orjson.loads`` it, nothing else (no tables, no outputs, no transactions).
 
-``python bench/faust_floor.py BOOTSTRAP APP_ID TOPIC...``: run by ``run.py`` like the worker, on
+``python bench/faust_floor.py BOOTSTRAP APP_ID DATADIR TOPIC...``: run by ``run.py`` like the worker, on
 the same preloaded topics, and timed the same way (by its committed offsets). Its rate against
 the plain consumer's shows what Faust's per-message path costs before sla-stream does anything.
 """
@@ -17,10 +17,11 @@ _RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_
 
 
 def main(argv: list[str]) -> None:
-    bootstrap, app_id, *topics = argv
+    bootstrap, app_id, datadir, *topics = argv
     app = faust.App(
         app_id,
         broker=f"kafka://{bootstrap}",
+        datadir=datadir,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=0.1,  # the worker's commit interval, so both are timed alike
         topic_disable_leader=True,

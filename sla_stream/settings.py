@@ -160,6 +160,10 @@ def _build(values: Mapping[str, Any], source: str) -> Settings:
         raise SettingsError(f"{source}: partitions: expected a positive number")
     if result.batch_size < 1:
         raise SettingsError(f"{source}: batch_size: expected a positive number")
+    if result.batch_wait_ms <= 0:
+        raise SettingsError(
+            f"{source}: batch_wait: expected a positive duration (0 would wait for full batches)"
+        )
     if result.ticket_cache < 0:
         raise SettingsError(f"{source}: ticket_cache: expected a number of tickets, 0 or more")
     if not result.store.startswith(("memory://", "rocksdb://")):

@@ -61,9 +61,11 @@ class Gauges:
             self._ledgers.setdefault(contract_id, []).append(ledger)
 
     def _tickets(self, engine: Engine, now: int) -> None:
+        # A store may read without keeping what it read (a scrape must not evict busy tickets).
+        peek = getattr(engine.tickets, "peek", engine.tickets.get)
         for key in list(engine.tickets):
             contract = engine.contract_or_none(key[0])
-            ticket = engine.tickets.get(key)
+            ticket = peek(key)
             if contract is None or contract.tickets is None or ticket is None:
                 continue
             policy = contract.tickets

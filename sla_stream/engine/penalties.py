@@ -87,7 +87,7 @@ class Ledger:
     counted: dict[str, int] = field(default_factory=dict)
     """Per input topic, the offset after the last message counted here: a message processed
     again after a crash (at-least-once) is not counted twice."""
-    since: int = -1
+    since: tuple[int, int] = (-1, -1)
     """The engine's ``epoch`` when ``recent`` began."""
     recent: set[tuple[int, str, str]] = field(default_factory=set)
     """``(observed_at, ticket, objective)`` of the breaches counted here that fell due by time
@@ -118,7 +118,7 @@ class Ledger:
     def to_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {"p": self.periods, "c": self.counted}
         if self.recent:
-            state["s"], state["r"] = self.since, sorted(self.recent)
+            state["s"], state["r"] = list(self.since), sorted(self.recent)
         return state
 
     @classmethod
@@ -127,7 +127,7 @@ class Ledger:
         return cls(
             {period: {name: list(c) for name, c in names.items()} for period, names in periods.items()},
             dict(state["c"]),
-            state.get("s", -1),
+            (state["s"][0], state["s"][1]) if "s" in state else (-1, -1),
             {(at, ticket, objective) for at, ticket, objective in state.get("r", ())},
         )
 

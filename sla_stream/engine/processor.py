@@ -71,9 +71,9 @@ class Engine:
         #: at-least-once; see ``_counting``); ``source`` is the input message being applied.
         self.once = False
         self.source: tuple[str, int] = ("", -1)
-        #: With ``once``: how far the stored state is (the input position it was last written
-        #: at in full); set by the worker after each write.
-        self.epoch = -1
+        #: With ``once``: how far the stored state is (the input position and clock it was last
+        #: written at in full); set by the worker after each write.
+        self.epoch: tuple[int, int] = (-1, -1)
         self.clock = clock
         self.allowed_lateness = allowed_lateness
         self._due: list[tuple[int, float, str, str, str]] = []
@@ -82,6 +82,8 @@ class Engine:
             contract = self._contract(key[0])
             ticket = None if contract is None else self._load(key, contract)
             if ticket is not None:
+                for running in ticket.clocks.values():
+                    running.scheduled = None  # nothing is scheduled yet
                 self._schedule(key, ticket, contract)
         for contract_id, centre in list(self.centres.items()):
             self._schedule_calls(contract_id, centre)
@@ -241,9 +243,9 @@ class Engine:
         """
         if not self.once:
             return True
+        if ledger.since != self.epoch:
+            ledger.since, ledger.recent = self.epoch, set()
         if due is not None:
-            if ledger.since != self.epoch:
-                ledger.since, ledger.recent = self.epoch, set()
             if due in ledger.recent:
                 return False
             ledger.recent.add(due)
@@ -295,7 +297,14 @@ class Engine:
 
     def _load(self, key: TicketKey, contract: Contract) -> Ticket | None:
         ticket = self.tickets.get(key)
-        return None if ticket is None or contract.tickets is None else tickets.adapt(contract, ticket)
+        if ticket is None or contract.tickets is None:
+            return None
+        ticket = tickets.adapt(contract, ticket)
+        if ticket.decoded:
+            # Decoded again (a store that keeps only some tickets as objects): its thresholds
+            # are in the schedule since it last changed.
+            tickets.scheduled_before(contract, ticket)
+        return ticket
 
     def _schedule(self, key: TicketKey, ticket: Ticket, contract: Contract | None = None) -> None:
         contract = contract or self._contract(key[0])

@@ -37,6 +37,9 @@ class Ticket:
     booked: list[tuple[str, int, int, int]] = field(default_factory=list)
     """``(objective, met, decided at, +1 or -1)`` of outcomes added or taken back since the
     engine last moved them to the period ledger (in memory only)."""
+    decoded: bool = field(default=False, compare=False)
+    """Read back from its state: what its clocks last handed to the scheduler is not known
+    (in memory only)."""
 
     @property
     def seen(self) -> set[str]:
@@ -72,6 +75,7 @@ class Ticket:
             state["n"],
             dict(state["r"]),
             state.get("o", {}),
+            decoded=True,
         )
 
 
@@ -235,6 +239,16 @@ def due(contract: Contract, ticket: Ticket) -> Iterator[tuple[int, float, str]]:
         elif clock.scheduled != found[:2]:
             clock.scheduled = found[0], found[1]
             yield found[0], found[1], name
+
+
+def scheduled_before(contract: Contract, ticket: Ticket) -> None:
+    """A ticket read back from its state had its next thresholds handed out when it was last
+    changed: note them, so :func:`due` does not hand them out again."""
+    policy = policy_of(contract)
+    for name, clock in ticket.clocks.items():
+        found = clock.next_due(policy.objectives[name].calendar, policy.near_breach)
+        clock.scheduled = None if found is None else (found[0], found[1])
+    ticket.decoded = False
 
 
 def fire(contract: Contract, ticket: Ticket, name: str, observed_at: int, fraction: float) -> Alert | None:

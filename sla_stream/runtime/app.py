@@ -36,7 +36,7 @@ _RAW: dict[str, Any] = {
 }
 
 
-def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> faust.App:
+def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> App:
     """A Faust app running the engine for ``contracts`` with ``settings``."""
     app = App(
         settings.app_id,
@@ -89,7 +89,7 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> faust.A
             sends = pipeline.on_tick(partition, message.value, offset)
         else:
             records = await _to_apply(pipeline, gaps, message)
-            # None: applied before (a redelivery after a restart or a rebalance), already in
+            # Nothing: applied before (a redelivery after a restart or a rebalance), already in
             # the state, its outputs already sent.
             sends = []
             for number, key, value in records:
@@ -119,10 +119,16 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> faust.A
                         pipeline.write(partition)
             except BaseException as exc:
                 # Faust acknowledges a taken batch however its handling ended; nothing of it
-                # may be committed, so every later commit fails and the worker restarts.
+                # may be committed, so every later commit fails. Nor may the worker carry on
+                # (Faust's supervisor would restart the agent on the same stream): the process
+                # stops, with a failure status, and its local state counts as unclean.
                 deliveries.fail(exc)
+                if not isinstance(exc, asyncio.CancelledError):
+                    log.critical("a batch of messages failed part-way; stopping: %r", exc)
+                    app.failed = exc
+                    app.add_future(app.crash(exc))
                 raise
-        # Faust acknowledges the batch now, so the next commit covers it with its writes.
+        # Faust acknowledges the batch when the next one is taken (after the commit below).
 
     @app.agent(source, name="process")
     async def process(stream: faust.StreamT[bytes]) -> None:

@@ -140,7 +140,7 @@ class Pipeline:
                 engine = Engine(self.contracts, store, clock=clock, ledgers=ledgers)
             engine.allowed_lateness = self.settings.allowed_lateness_ms
             engine.once = True
-            engine.epoch = _or_unknown(load_position(self.table, topic, partition))
+            engine.epoch = self._epoch(topic, partition)
             self.engines[topic, partition] = engine
             self.stores[topic, partition] = store
         return engine
@@ -185,7 +185,16 @@ class Pipeline:
         for (topic, number), engine in self.engines.items():
             if number == partition:
                 # As a restarted worker would find it: what it may see again is counted from here.
-                engine.epoch = _or_unknown(load_position(self.table, topic, number))
+                engine.epoch = self._epoch(topic, number)
+
+    def _epoch(self, topic: str, partition: int) -> tuple[int, int]:
+        """How far the stored state of ``topic``'s ``partition`` is, as a restarted worker would
+        find it: its input position and its clock (ticks move the clock alone)."""
+        position, clock = (
+            load_position(self.table, topic, partition),
+            load_clock(self.table, topic, partition),
+        )
+        return (-1 if position is None else position, -1 if clock is None else clock)
 
     def forget(self, partitions: set[int]) -> None:
         """Drop in-memory schedules of partitions this worker no longer owns."""
@@ -371,7 +380,3 @@ class Pipeline:
 def tick_record(at: int, highwaters: Mapping[str, int]) -> bytes:
     """A tick: move partition clocks to ``at`` once these input offsets are processed."""
     return orjson.dumps({"at": at, "hw": dict(highwaters)})
-
-
-def _or_unknown(position: int | None) -> int:
-    return -1 if position is None else position

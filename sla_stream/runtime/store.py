@@ -48,6 +48,17 @@ class TableTickets(MutableMapping[TicketKey, Ticket]):
     def _key(self, key: TicketKey) -> bytes:
         return self._prefix + key[0].encode() + _SEP + key[1].encode()
 
+    def peek(self, key: TicketKey) -> Ticket | None:
+        """The ticket (``None`` if absent), read without keeping it decoded: for looking at
+        every ticket (metrics) without pushing the busy ones out of the cache."""
+        if key in self._changed:
+            return self._changed[key]
+        ticket = self._decoded.get(key)
+        if ticket is None:
+            raw = self._table.get(self._key(key))
+            return None if raw is None else Ticket.from_state(orjson.loads(raw))
+        return ticket
+
     def __getitem__(self, key: TicketKey) -> Ticket:
         changed = self._changed
         if key in changed:

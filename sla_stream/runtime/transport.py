@@ -82,6 +82,8 @@ class App(faust.App):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, Table=Table, **kwargs)
         self.deliveries = Deliveries()
+        #: Why the agent stopped the worker, if it did (its local state is then unclean).
+        self.failed: BaseException | None = None
 
     def _new_transport(self) -> TransportT:
         return Transport(self.conf.broker_consumer, self)

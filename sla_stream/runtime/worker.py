@@ -46,9 +46,13 @@ def run_worker(settings: Settings, contracts: Mapping[str, Contract]) -> int:
     try:
         worker.execute_from_commandline()
     except SystemExit as stop:
+        if app.failed is not None:
+            raise SystemExit(1) from app.failed
         if not stop.code:
             _mark_clean(settings)
         raise
+    if app.failed is not None:
+        return 1
     _mark_clean(settings)
     return 0
 

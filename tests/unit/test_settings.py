@@ -32,6 +32,8 @@ def test_the_environment_wins_over_the_file_which_wins_over_defaults(tmp_path):
         ({"SLA_STREAM_PROCESSING_GUARANTEE": "maybe"}, "processing_guarantee: expected one of at_least_once"),
         ({"SLA_STREAM_ALLOWED_LATENESS": "soon"}, "allowed_lateness: not a duration"),
         ({"SLA_STREAM_STORE": "redis://"}, "store: expected memory:// or rocksdb://"),
+        ({"SLA_STREAM_BATCH_WAIT": "0s"}, "batch_wait: expected a positive duration"),
+        ({"SLA_STREAM_TICKET_CACHE": "-1"}, "ticket_cache: expected a number of tickets"),
         (
             {"SLA_STREAM_CONFIG": "/nonexistent/worker.yaml"},
             "config file /nonexistent/worker.yaml: cannot be read",

@@ -98,3 +98,38 @@ def test_changes_reach_the_table_only_when_written_and_read_back_the_same() -> N
     assert some not in store and some in reread
     store.write()
     assert some not in TableTickets(table, 2) and len(table) == written - 1
+
+
+def test_tickets_decoded_again_are_not_scheduled_again() -> None:
+    """A ticket read back from JSON has its thresholds in the schedule already: scheduling
+    them again on every event would grow the schedule with the event rate, not the tickets."""
+    contracts = load_dir(REPO / "examples" / "contracts")
+    sizes = []
+    for store in (None, TableTickets({}, 0, cache=0)):
+        engine = Engine(contracts, store)
+        for n in range(50):
+            created = {
+                "event_id": f"c{n}",
+                "type": "ticket.created",
+                "contract_id": "acme-gold",
+                "occurred_at": "2026-11-02T09:00:00Z",
+                "ticket_id": f"T{n}",
+                "priority": "P3",
+            }
+            engine.apply(decode_event(orjson.dumps(created)))
+        if store is not None:
+            store.write()
+        for n in range(1000):
+            touched = {
+                "event_id": f"s{n}",
+                "type": "ticket.status_changed",
+                "contract_id": "acme-gold",
+                "occurred_at": "2026-11-02T09:00:01Z",
+                "ticket_id": f"T{n % 50}",
+                "status": "open",
+            }
+            engine.apply(decode_event(orjson.dumps(touched)))
+            if store is not None:
+                store.write()
+        sizes.append(len(engine._due))
+    assert sizes[1] == sizes[0]
