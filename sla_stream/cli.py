@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -16,24 +15,13 @@ from typing import Any
 from sla_stream.contracts import ContractError, load_dir
 from sla_stream.engine.model import Contract
 from sla_stream.engine.time import parse_duration, to_ms
+from sla_stream.runtime.stopping import hold_sigterm
 from sla_stream.runtime.topics import TopicError
 from sla_stream.settings import SettingsError, load_settings
 
 
 class UserError(Exception):
     """A mistake the user can fix: reported as one line, no traceback."""
-
-
-class StoppedWhileStarting(BaseException):
-    """SIGTERM before the worker took over signals: nothing was processed, so it just ends.
-
-    Not a ``SystemExit``: a stop in the middle of discarding unclean local state must
-    not leave the worker marked as cleanly stopped.
-    """
-
-
-def _stop_while_starting(signum: int, frame: object) -> None:
-    raise StoppedWhileStarting
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,9 +38,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except StoppedWhileStarting:
-        print("sla-stream: stopped by SIGTERM while starting", file=sys.stderr)
-        return 0
     except BrokenPipeError:
         return 0
 
@@ -213,10 +198,8 @@ def _duration(text: str, flag: str) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    # Importing Faust, creating topics and building the app take seconds; an orchestrator's
-    # SIGTERM then must not kill the process by the default action (exit -15). The worker
-    # installs its own handlers (a graceful stop) before it consumes anything.
-    signal.signal(signal.SIGTERM, _stop_while_starting)
+    # Until the worker's own handlers are in place, a SIGTERM waits for them (a graceful stop).
+    hold_sigterm()
     overrides: dict[str, object] = {}
     if args.contracts:
         overrides["contracts_dir"] = args.contracts

@@ -13,6 +13,7 @@ import faust
 from sla_stream.engine.model import Contract
 from sla_stream.runtime.app import create_app
 from sla_stream.runtime.logs import logging_config
+from sla_stream.runtime.stopping import ignore_sigterm, release_sigterm
 from sla_stream.runtime.topics import ensure_topics
 from sla_stream.settings import Settings
 
@@ -27,7 +28,7 @@ def run_worker(settings: Settings, contracts: Mapping[str, Contract]) -> int:
     created = asyncio.run(ensure_topics(settings))
     app = create_app(settings, contracts)
     discard_unclean_state(settings, Path(app.conf.tabledir))
-    worker = faust.Worker(
+    worker = _Worker(
         app,
         loglevel=settings.log_level.upper(),
         logging_config=logging_config(settings.log_format, settings.log_level),
@@ -46,6 +47,7 @@ def run_worker(settings: Settings, contracts: Mapping[str, Contract]) -> int:
     try:
         worker.execute_from_commandline()
     except SystemExit as stop:
+        ignore_sigterm()
         if app.failed is not None:
             raise SystemExit(1) from app.failed
         if not stop.code:
@@ -55,6 +57,12 @@ def run_worker(settings: Settings, contracts: Mapping[str, Contract]) -> int:
         return 1
     _mark_clean(settings)
     return 0
+
+
+class _Worker(faust.Worker):
+    def install_signal_handlers(self) -> None:
+        super().install_signal_handlers()
+        release_sigterm()  # a SIGTERM held while starting now stops the worker gracefully
 
 
 def discard_unclean_state(settings: Settings, tabledir: Path) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +10,6 @@ import pytest
 
 from sla_stream.runtime.worker import CLEAN_STOP, discard_unclean_state
 from sla_stream.settings import Settings
-
-EXAMPLES = Path(__file__).parents[3] / "examples" / "contracts"
 
 
 def tables(tmp_path: Path) -> Path:
@@ -43,23 +40,23 @@ def test_tables_left_by_a_crash_are_rebuilt_only_where_they_may_hold_aborted_wri
     assert not (tmp_path / CLEAN_STOP).exists()
 
 
-def test_sigterm_while_the_worker_is_still_starting_ends_it_cleanly(tmp_path: Path) -> None:
-    """Importing Faust and building the app take seconds, before Faust's own signal handlers
-    exist; an orchestrator's SIGTERM then must end the worker with status 0, not kill it by
-    the default action (-15), and must not mark its local state as cleanly stopped."""
+def test_a_sigterm_while_the_worker_starts_waits_for_its_graceful_stop() -> None:
+    """Importing Faust and building the app take seconds, before the worker's signal handlers
+    exist: a SIGTERM then neither kills the process (-15) nor is lost; it is held, and handled
+    as soon as the handlers are in place (the worker releases it when Faust installs them)."""
     script = (
-        "import os, signal, sys, time\n"
-        "import sla_stream.runtime.worker as worker\n"
-        "from sla_stream.cli import main\n"
-        "def starting(settings, contracts):\n"
-        "    os.kill(os.getpid(), signal.SIGTERM)\n"
-        "    time.sleep(30)\n"
-        "    return 3\n"
-        "worker.run_worker = starting\n"
-        f"sys.exit(main(['worker', '--contracts', {str(EXAMPLES)!r}]))\n"
+        "import asyncio, os, signal, time\n"
+        "from sla_stream.runtime.stopping import hold_sigterm, release_sigterm\n"
+        "hold_sigterm()\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(0.3)\n"
+        "print('still starting', flush=True)\n"
+        "loop = asyncio.new_event_loop()\n"
+        "loop.add_signal_handler(signal.SIGTERM, lambda: (print('graceful stop', flush=True), loop.stop()))\n"
+        "release_sigterm()\n"
+        "loop.call_later(10, loop.stop)\n"
+        "loop.run_forever()\n"
     )
-    env = {**os.environ, "SLA_STREAM_DATA_DIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=25)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=25)
     assert done.returncode == 0, done.stderr
-    assert done.stderr.decode().strip() == "sla-stream: stopped by SIGTERM while starting"
-    assert not (tmp_path / CLEAN_STOP).exists()
+    assert done.stdout.decode().splitlines() == ["still starting", "graceful stop"]
