@@ -32,7 +32,7 @@ class TableTickets(MutableMapping[TicketKey, Ticket]):
     state never says an alert was sent before the alert is. Until then the changed
     tickets are held here, as objects.
 
-    The tickets read or changed last (up to ``cache`` of them) are also kept decoded,
+    The tickets decoded or changed last (up to ``cache`` of them) are also kept decoded,
     so a busy ticket is not decoded again for each event; the others exist only as
     JSON in the table. An open ticket costs its JSON, not its objects.
     """

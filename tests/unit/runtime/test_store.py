@@ -10,6 +10,7 @@ import pytest
 from helpers import REPO, ms
 
 from sla_stream.contracts import load_dir
+from sla_stream.engine.events import Event
 from sla_stream.engine.processor import Engine, TicketKey
 from sla_stream.engine.tickets import Ticket
 from sla_stream.runtime.store import TableTickets
@@ -104,32 +105,24 @@ def test_tickets_decoded_again_are_not_scheduled_again() -> None:
     """A ticket read back from JSON has its thresholds in the schedule already: scheduling
     them again on every event would grow the schedule with the event rate, not the tickets."""
     contracts = load_dir(REPO / "examples" / "contracts")
+
+    def ticket_event(event_id: str, type_: str, at: str, ticket: str, **fields: str) -> Event:
+        record = {"event_id": event_id, "type": type_, "contract_id": "acme-gold", "occurred_at": at}
+        return decode_event(orjson.dumps({**record, "ticket_id": ticket, **fields}))
+
     sizes = []
     for store in (None, TableTickets({}, 0, cache=0)):
         engine = Engine(contracts, store)
         for n in range(50):
-            created = {
-                "event_id": f"c{n}",
-                "type": "ticket.created",
-                "contract_id": "acme-gold",
-                "occurred_at": "2026-11-02T09:00:00Z",
-                "ticket_id": f"T{n}",
-                "priority": "P3",
-            }
-            engine.apply(decode_event(orjson.dumps(created)))
-        if store is not None:
-            store.write()
+            engine.apply(
+                ticket_event(f"c{n}", "ticket.created", "2026-11-02T09:00:00Z", f"T{n}", priority="P3")
+            )
         for n in range(1000):
-            touched = {
-                "event_id": f"s{n}",
-                "type": "ticket.status_changed",
-                "contract_id": "acme-gold",
-                "occurred_at": "2026-11-02T09:00:01Z",
-                "ticket_id": f"T{n % 50}",
-                "status": "open",
-            }
-            engine.apply(decode_event(orjson.dumps(touched)))
             if store is not None:
                 store.write()
+            touched = ticket_event(
+                f"s{n}", "ticket.status_changed", "2026-11-02T09:00:01Z", f"T{n % 50}", status="open"
+            )
+            engine.apply(touched)
         sizes.append(len(engine._due))
     assert sizes[1] == sizes[0]
