@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -44,19 +46,22 @@ def run_worker(settings: Settings, contracts: Mapping[str, Contract]) -> int:
         len(contracts),
         ", ".join(created) or "none",
     )
+    code = 0
     try:
         worker.execute_from_commandline()
     except SystemExit as stop:
-        ignore_sigterm()
-        if app.failed is not None:
-            raise SystemExit(1) from app.failed
-        if not stop.code:
-            _mark_clean(settings)
-        raise
+        code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+    ignore_sigterm()
     if app.failed is not None:
-        return 1
-    _mark_clean(settings)
-    return 0
+        code = 1
+    elif code == 0:
+        _mark_clean(settings)
+    # Everything is stopped and committed by now. Faust's consumer thread is not a daemon, and
+    # one caught out by the event loop closing under it keeps the process alive for good.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 class _Worker(faust.Worker):
