@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from sla_stream.engine.time import parse_duration
+from sla_stream.wire.events import MAX_MESSAGE_BYTES
 
 
 class SettingsError(Exception):
@@ -53,6 +54,8 @@ class Settings:
     """How long a batch waits to fill before it is handled with what it has."""
     ticket_cache: int = 4096
     """Tickets kept decoded per partition (the busiest); the rest are only JSON in the table."""
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    """Input messages longer than this are dead-lettered unread (reason ``too_large``)."""
     group_instance_id: str = ""
     tick_grace_ms: int = 250
     web_host: str = "127.0.0.1"
@@ -166,6 +169,11 @@ def _build(values: Mapping[str, Any], source: str) -> Settings:
         )
     if result.ticket_cache < 0:
         raise SettingsError(f"{source}: ticket_cache: expected a number of tickets, 0 or more")
+    if not 1024 <= result.max_message_bytes <= 1_000_000:
+        raise SettingsError(
+            f"{source}: max_message_bytes: expected 1024 to 1000000 (Kafka's default message limit),"
+            f" got {result.max_message_bytes}"
+        )
     if not result.store.startswith(("memory://", "rocksdb://")):
         raise SettingsError(f"{source}: store: expected memory:// or rocksdb://, got {result.store!r}")
     return result

@@ -242,7 +242,7 @@ class Pipeline:
         self.progress[topic, partition] = self.clock()
         self.moved.add((topic, partition))
         try:
-            event = decode_event(value)
+            event = decode_event(value, self.settings.max_message_bytes)
             source = self.sources.get(topic)
             if source is not None and event.type.split(".", 1)[0] != source:
                 raise Rejected("invalid", f"a {event.type} event does not belong on {topic}")
@@ -275,6 +275,14 @@ class Pipeline:
             marks = {str(t): int(h or 0) for t, h in dict(tick.get("hw") or {}).items()}
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             return self._reject("invalid", f"not a clock tick: {exc}", topic, partition, offset, None, value)
+        if at - self.clock() > self.settings.max_future_ms:
+            # Workers make ticks from their wall clock; one from far ahead would fire every
+            # deadline before it at once.
+            return self._reject(
+                "invalid",
+                f"a clock tick {seconds(at - self.clock())}s ahead of this worker's clock",
+                *(topic, partition, offset, None, value),
+            )
         if not self._caught_up(partition, marks):
             return []
         try:

@@ -7,6 +7,11 @@ from typing import Any
 
 import orjson
 
+#: Bytes of a rejected message's key and of its value copied into its dead-letter record.
+#: Even escaped six-fold (control characters), a record stays under the producer's
+#: 1 MB request limit: a record too large to send would stop the worker.
+COPY_BYTES = 65_536
+
 
 def deadletter_record(
     reason: str,
@@ -17,10 +22,16 @@ def deadletter_record(
     key: bytes | None,
     value: bytes | None,
 ) -> dict[str, Any]:
-    """The SPEC's dead-letter record; bytes that are not UTF-8 are carried as base64."""
+    """The SPEC's dead-letter record; bytes that are not UTF-8 are carried as base64.
+
+    A key or value longer than :data:`COPY_BYTES` is cut to that length, and the record
+    says so: ``key_truncated`` / ``value_truncated`` true, with the original length in
+    ``key_bytes`` / ``value_bytes`` (the message itself is still on its input topic, at
+    ``offset``).
+    """
     key_text, key_encoding = _text(key)
     value_text, value_encoding = _text(value)
-    return {
+    record: dict[str, Any] = {
         "reason": reason,
         "detail": detail,
         "topic": topic,
@@ -31,6 +42,11 @@ def deadletter_record(
         "key_encoding": key_encoding,
         "value_encoding": value_encoding,
     }
+    for name, data in (("key", key), ("value", value)):
+        if data is not None and len(data) > COPY_BYTES:
+            record[f"{name}_truncated"] = True
+            record[f"{name}_bytes"] = len(data)
+    return record
 
 
 def encode_deadletter(record: dict[str, Any]) -> bytes:
@@ -40,6 +56,7 @@ def encode_deadletter(record: dict[str, Any]) -> bytes:
 def _text(data: bytes | None) -> tuple[str | None, str]:
     if data is None:
         return None, "utf-8"
+    data = data[:COPY_BYTES]
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:

@@ -105,16 +105,33 @@ _EARLIEST_MS = to_ms(datetime.fromisoformat("2000-01-01T00:00:00+00:00"))
 _LATEST_MS = to_ms(datetime.fromisoformat("2200-01-01T00:00:00+00:00"))
 
 
-def decode_event(data: bytes | None) -> ev.Event:
-    """A ticket, call or request event from the bytes of an input message; raises :class:`Rejected`."""
+#: The largest input message decoded by default (the worker's ``max_message_bytes``).
+MAX_MESSAGE_BYTES = 65_536
+
+
+def decode_event(data: bytes | None, max_bytes: int = MAX_MESSAGE_BYTES) -> ev.Event:
+    """A ticket, call or request event from the bytes of an input message; raises :class:`Rejected`.
+
+    Messages longer than ``max_bytes`` are rejected unread (reason ``too_large``): an event
+    is a few hundred bytes, and a producer's runaway message must not cost the worker more
+    than its length.
+    """
     if data is None:
         raise Rejected("invalid", "message has no value")
+    if len(data) > max_bytes:
+        raise Rejected("too_large", f"message of {len(data)} bytes; at most {max_bytes} are accepted")
+    if _too_deep(data):
+        raise Rejected("invalid", f"JSON nested more than {MAX_DEPTH} levels deep")
     try:
         record = _decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise Rejected("invalid", _explain(str(exc), _ALL_TYPES)) from None
     except msgspec.DecodeError as exc:
         raise Rejected("invalid", f"not JSON: {exc}") from None
+    except UnicodeDecodeError as exc:  # msgspec's, for bytes in a string that are not UTF-8
+        raise Rejected("invalid", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+    except RecursionError:
+        raise Rejected("invalid", "not JSON this decoder accepts: nested too deeply") from None
     at = instant_ms(record.occurred_at, "$.occurred_at")
     kind = _TAGS[type(record)]
     match record:
@@ -161,6 +178,26 @@ def decode_event(data: bytes | None) -> ev.Event:
         getattr(record, "priority", None),
         getattr(record, "status", None),
     )
+
+
+#: Deeper JSON is rejected before it is decoded: the decoder recurses, so how deep it could go
+#: would depend on the interpreter's recursion limit and stack, not on the message.
+MAX_DEPTH = 64
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def _too_deep(data: bytes) -> bool:
+    """Whether ``data`` opens more than :data:`MAX_DEPTH` arrays or objects inside each other
+    (outside strings); an event needs three."""
+    if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
+        return False
+    depth = 0
+    for bracket in _BRACKET.finditer(_STRING.sub(b"", data)):
+        depth += 1 if bracket[0] in (b"[", b"{") else -1
+        if depth > MAX_DEPTH:
+            return True
+    return False
 
 
 def instant_ms(text: str, where: str) -> int:

@@ -250,6 +250,7 @@ def test_ticket_compliance_is_met_over_decided_this_month(pipeline):
     # Under the 0.9 first-response tier: the month would credit 10% if it closed now.
     assert registry.get_sample_value("sla_penalty_credit_ratio", {"contract": "demo-fast"}) == 0.1
     assert registry.get_sample_value("sla_penalty_statements_total", {"contract": "demo-fast"}) is None
+    pipeline.clock = lambda: ms("2026-12-01T00:10:00Z")
     pipeline.on_tick(0, tick_record(ms("2026-12-01T00:05:00Z"), {}))  # November closes
     assert registry.get_sample_value("sla_penalty_statements_total", {"contract": "demo-fast"}) == 1
     # December has counted nothing yet: no projection until it does.

@@ -102,6 +102,45 @@ def test_a_tick_that_is_not_a_tick_is_dead_lettered_and_the_partition_goes_on(pi
     assert 1 in pipeline.ticked
 
 
+def test_a_tick_from_far_ahead_of_the_wall_clock_fires_nothing(pipeline):
+    pipeline.on_event(
+        TOPIC, 0, 0, b"demo-fast", event(1, "ticket.created", "2026-11-24T09:59:00Z", priority="P1")
+    )
+    (out,) = pipeline.on_tick(0, tick_record(ms("2026-11-25T10:00:00Z"), {}), offset=4)
+    record = orjson.loads(out.value)
+    assert (out.topic, record["reason"], record["offset"]) == ("sla.deadletter", "invalid", 4)
+    assert "ahead of this worker's clock" in record["detail"]
+    # The ticket's 20 s first response has not passed on the worker's clock: nothing fired.
+    assert pipeline.on_tick(0, tick_record(ms("2026-11-24T09:59:10Z"), {})) == []
+
+
+def test_an_oversized_message_is_dead_lettered_unread_with_a_bounded_copy(pipeline):
+    huge = b'{"type": "ticket.created", "pad": "' + b"x" * 200_000 + b'"}'
+    (out,) = pipeline.on_event(TOPIC, 0, 5, b"k" * 70_000, huge)
+    record = orjson.loads(out.value)
+    assert record["reason"] == "too_large"
+    assert record["detail"] == "message of 200037 bytes; at most 65536 are accepted"
+    assert record["value"] == huge[:65_536].decode() and record["value_bytes"] == len(huge)
+    assert record["value_truncated"] is record["key_truncated"] is True
+    assert len(out.value) < 200_000
+    assert pipeline.counts.events == {(TOPIC, "too_large"): 1}
+    smaller = Pipeline(Settings(max_message_bytes=1024), pipeline.contracts, {}, clock=pipeline.clock)
+    created = event(1, "ticket.created", "2026-11-24T09:00:00Z", priority="P1", status="x" * 1024)
+    (out,) = smaller.on_event(TOPIC, 0, 0, b"demo-fast", created)
+    assert orjson.loads(out.value)["reason"] == "too_large"
+
+
+def test_deeply_nested_json_is_dead_lettered_as_invalid(pipeline):
+    nested = b'{"type": "request", "x": ' + b"[" * 400_000 + b"]" * 400_000 + b"}"
+    pipeline = Pipeline(Settings(max_message_bytes=1_000_000), pipeline.contracts, {}, clock=pipeline.clock)
+    (out,) = pipeline.on_event("sla.requests", 0, 0, None, nested)
+    record = orjson.loads(out.value)
+    assert (record["reason"], record["detail"]) == (
+        "invalid",
+        "JSON nested more than 64 levels deep",
+    )
+
+
 def test_an_event_far_ahead_of_the_wall_clock_is_rejected_before_it_moves_the_clock(pipeline):
     (out,) = pipeline.on_event(
         TOPIC, 0, 0, b"demo-fast", event(1, "ticket.created", "2199-12-31T00:00:00Z", priority="P1")
@@ -256,8 +295,10 @@ def test_a_statement_goes_out_once_per_period_and_a_restarted_worker_neither_rep
     pipeline.write(2)
 
     # A new worker on the same state: November is not sent again; December goes out at its close.
-    restarted = Pipeline(pipeline.settings, pipeline.contracts, pipeline.table, clock=pipeline.clock)
+    now = [ms("2026-12-01T00:10:00Z")]
+    restarted = Pipeline(pipeline.settings, pipeline.contracts, pipeline.table, clock=lambda: now[0])
     assert restarted.on_tick(2, tick_record(ms("2026-12-01T00:07:00Z"), {})) == []
+    now[0] = ms("2027-01-01T00:10:00Z")
     outputs = restarted.on_tick(2, tick_record(ms("2027-01-01T00:05:00Z"), {}))
     assert [orjson.loads(o.value)["statement_id"] for o in outputs if o.topic == "sla.penalties"] == [
         "demo-fast/2026-12"
