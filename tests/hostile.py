@@ -196,4 +196,6 @@ def malformed(rng: random.Random) -> tuple[str, bytes | None, bytes | None]:
     kind = "oversized" if rng.random() < 0.002 else rng.choice(list(MALFORMATIONS))
     value = _oversized(rng) if kind == "oversized" else MALFORMATIONS[kind](rng)
     key = rng.choice([None, b"", CONTRACT_ID.encode(), rng.randbytes(8), b"\xff\xfe", b"k" * 1_000])
+    if key is None and value is None:
+        key = b"x-tombstone"  # aiokafka's producer refuses a record with neither
     return kind, key, value

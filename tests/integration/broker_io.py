@@ -36,7 +36,7 @@ def input_records(topics: Mapping[str, str], events: list[dict[str, Any]]) -> li
     return [(topic_for(names, e), e["contract_id"].encode(), orjson.dumps(e)) for e in events]
 
 
-def produce_all(bootstrap: str, records: list[tuple[str, bytes | None, bytes]]) -> None:
+def produce_all(bootstrap: str, records: list[tuple[str, bytes | None, bytes | None]]) -> None:
     """Produce ``(topic, key, value)`` records in order, acknowledged at the end (one producer
     keeps the order within each partition)."""
 
