@@ -18,6 +18,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from sla_stream.kafka_client import client_kwargs
 from sla_stream.local_kafka import LocalBroker
 from sla_stream.settings import Settings, load_settings
 
@@ -113,7 +114,7 @@ async def _show(settings: Settings, seconds: float | None, children: list[subpro
     consumer = AIOKafkaConsumer(
         topics.alerts,
         topics.deadletter,
-        bootstrap_servers=settings.bootstrap_servers,
+        **client_kwargs(settings),
         auto_offset_reset="latest",
     )
     await consumer.start()

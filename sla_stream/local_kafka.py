@@ -9,21 +9,24 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.helpers import create_ssl_context
 
 DEFAULT_KAFKA_VERSION = "4.3.1"
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 _T = TypeVar("_T")
 _DEP = "<dependency><groupId>{}</groupId><artifactId>{}</artifactId><version>{}</version></dependency>"
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>
@@ -139,8 +142,8 @@ def _run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
         return pool.submit(asyncio.run, coro).result()
 
 
-async def _describe_cluster(bootstrap: str, limit: float) -> dict[str, Any]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(limit * 1000))
+async def _describe_cluster(bootstrap: str, limit: float, auth: Mapping[str, Any]) -> dict[str, Any]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(limit * 1000), **auth)
     try:
         async with asyncio.timeout(limit):
             await admin.start()
@@ -153,12 +156,16 @@ async def _describe_cluster(bootstrap: str, limit: float) -> dict[str, Any]:
 
 
 def wait_ready(
-    bootstrap: str, timeout: float = 60.0, alive: Callable[[], bool] | None = None
+    bootstrap: str,
+    timeout: float = 60.0,
+    alive: Callable[[], bool] | None = None,
+    auth: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Retry a real admin request (describe_cluster) until it succeeds; return its result.
 
     Blocking (safe to call from inside an event loop, but it blocks that loop). ``alive``
     aborts the wait once it returns False. Raises BrokerError on timeout or abort.
+    ``auth``: aiokafka security arguments, e.g. :attr:`LocalBroker.auth`.
     """
     deadline = time.monotonic() + timeout
     last: BaseException | None = None
@@ -171,20 +178,24 @@ def wait_ready(
         try:
             host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
             socket.create_connection((host, int(port)), timeout=1).close()  # cheap, quiet probe
-            return _run_sync(_describe_cluster(bootstrap, max(1.0, min(5.0, remaining))))
+            return _run_sync(_describe_cluster(bootstrap, max(1.0, min(5.0, remaining)), auth or {}))
         except Exception as exc:  # broker not up yet: connection refused, timeouts, ...
             last = exc
             time.sleep(0.3)
 
 
 async def create_topics(
-    bootstrap: str, topics: dict[str, int], config: dict[str, str] | None = None, leader_wait: float = 30.0
+    bootstrap: str,
+    topics: dict[str, int],
+    config: dict[str, str] | None = None,
+    leader_wait: float = 30.0,
+    auth: Mapping[str, Any] | None = None,
 ) -> None:
     """Create ``{name: partitions}`` topics (replication 1) and wait for their leaders.
 
     Existing topics are left as they are (their partition count is not checked).
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(auth or {}))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -223,7 +234,17 @@ def _tail(path: Path, n: int = 40) -> str:
 
 @dataclass
 class LocalBroker:
-    """A single-node KRaft Kafka (broker+controller) whose state lives in ``data_dir``."""
+    """A single-node KRaft Kafka (broker+controller) whose state lives in ``data_dir``.
+
+    With ``scram_users`` its client port takes SASL only, with SCRAM-SHA-256 or SCRAM-SHA-512:
+    the users are created when the storage is formatted (a data dir formatted before keeps the
+    users it has). The first user is also the broker's own, on its inter-broker listener. With
+    ``tls`` the port takes TLS only (SSL, or SASL_SSL with users), with a certificate for
+    127.0.0.1 that a CA made with ``openssl`` in ``data_dir/tls`` signs (:attr:`ca_file`).
+    The controller listener stays PLAINTEXT, on loopback. It is a broker for tests and
+    trials: the passwords are in its properties file and, while it formats, on the command
+    line of the storage tool.
+    """
 
     data_dir: Path
     port: int = field(default_factory=free_port)
@@ -231,17 +252,52 @@ class LocalBroker:
     version: str = field(default_factory=kafka_version)
     heap: str = "512m"
     extra_properties: dict[str, str] = field(default_factory=dict)
+    scram_users: dict[str, str] = field(default_factory=dict, repr=False)
+    tls: bool = False
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
         while self.controller_port == self.port:
             self.controller_port = free_port()
+        for name, password in self.scram_users.items():
+            # The storage tool's --add-scram syntax, [name=...,password=...], cannot quote these.
+            if not re.fullmatch(r"[\w.@-]+", name) or not re.fullmatch(r"[^\s,\[\]=\"\\;]+", password):
+                raise BrokerError(
+                    f"SCRAM user {name!r}: names take letters, digits and . _ @ -; passwords take"
+                    ' no spaces or , [ ] = " \\ ;'
+                )
 
     @property
     def bootstrap(self) -> str:
-        """PLAINTEXT bootstrap address, ``127.0.0.1:<port>``."""
+        """Bootstrap address, ``127.0.0.1:<port>``, speaking :attr:`security_protocol`."""
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def security_protocol(self) -> str:
+        """What clients speak on ``bootstrap``: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."""
+        return ("SASL_" if self.scram_users else "") + ("SSL" if self.tls else "PLAINTEXT")
+
+    @property
+    def ca_file(self) -> Path:
+        """With ``tls``: the CA certificate (PEM) the broker's certificate is signed by."""
+        return self.data_dir / "tls" / "ca.pem"
+
+    @property
+    def auth(self) -> dict[str, Any]:
+        """aiokafka security arguments for ``bootstrap``: the first SCRAM user's (SHA-256) and a
+        TLS context trusting :attr:`ca_file`, as the broker wants them."""
+        auth: dict[str, Any] = {}
+        if self.security_protocol != "PLAINTEXT":
+            auth["security_protocol"] = self.security_protocol
+        if self.tls:
+            auth["ssl_context"] = create_ssl_context(cafile=self.ca_file)
+        if self.scram_users:
+            name, password = next(iter(self.scram_users.items()))
+            auth.update(
+                sasl_mechanism="SCRAM-SHA-256", sasl_plain_username=name, sasl_plain_password=password
+            )
+        return auth
 
     @property
     def pid_file(self) -> Path:
@@ -277,7 +333,71 @@ class LocalBroker:
             "log.cleaner.dedupe.buffer.size": "16777216",
             "min.insync.replicas": "1",
         }
-        return {**props, **self.extra_properties}
+        return {**props, **self._security_properties(), **self.extra_properties}
+
+    def _security_properties(self) -> dict[str, str]:
+        """The client listener (also the inter-broker one) as ``scram_users`` and ``tls`` make it."""
+        protocol = self.security_protocol
+        if protocol == "PLAINTEXT":
+            return {}
+        p, c = self.port, self.controller_port
+        props = {
+            "listeners": f"{protocol}://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}",
+            "advertised.listeners": f"{protocol}://127.0.0.1:{p}",
+            "inter.broker.listener.name": protocol,
+            "listener.security.protocol.map": f"{protocol}:{protocol},CONTROLLER:PLAINTEXT",
+        }
+        if self.scram_users:
+            name, password = next(iter(self.scram_users.items()))
+            login = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required"
+                f' username="{name}" password="{password}";'
+            )
+            props["sasl.enabled.mechanisms"] = ",".join(SCRAM_MECHANISMS)
+            props["sasl.mechanism.inter.broker.protocol"] = SCRAM_MECHANISMS[0]
+            for mechanism in SCRAM_MECHANISMS:
+                props[f"listener.name.{protocol.lower()}.{mechanism.lower()}.sasl.jaas.config"] = login
+        if self.tls:
+            tls = self.ca_file.parent
+            props["ssl.keystore.type"] = "PEM"
+            props["ssl.keystore.location"] = str(tls / "broker-keystore.pem")
+            props["ssl.truststore.type"] = "PEM"
+            props["ssl.truststore.location"] = str(self.ca_file)
+        return props
+
+    def _make_certificates(self) -> None:
+        """A CA, and a broker certificate it signs for 127.0.0.1 and localhost (once per data dir)."""
+        tls = self.ca_file.parent
+        keystore = tls / "broker-keystore.pem"
+        if keystore.exists():
+            return
+        openssl = _which("openssl")
+        tls.mkdir(parents=True, exist_ok=True)
+        (tls / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        steps = [
+            "req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=sla-stream-local-ca"
+            " -keyout ca.key -out ca.pem",
+            "req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout broker.key -out broker.csr",
+            "x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650"
+            " -extfile san.cnf -out broker.pem",
+        ]
+        for step in steps:
+            res = subprocess.run(
+                [openssl, *step.split()], cwd=tls, capture_output=True, text=True, timeout=60
+            )
+            if res.returncode != 0:
+                raise BrokerError(f"openssl {step.split()[0]} failed:\n{res.stderr[-2000:]}")
+        # Kafka's PEM keystore: the (unencrypted, PKCS#8) key and the certificate in one file.
+        keystore.write_text((tls / "broker.key").read_text() + (tls / "broker.pem").read_text())
+
+    def _scram_arguments(self) -> list[str]:
+        """``--add-scram`` arguments of the storage tool: every user, for every mechanism."""
+        return [
+            argument
+            for name, password in self.scram_users.items()
+            for mechanism in SCRAM_MECHANISMS
+            for argument in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
+        ]
 
     def _java(self, libs: Path, *args: str) -> list[str]:
         log4j = self.data_dir / "log4j2.properties"
@@ -321,11 +441,15 @@ class LocalBroker:
             if _port_in_use(port):
                 raise BrokerError(f"port 127.0.0.1:{port} is already in use")
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        if self.tls:
+            self._make_certificates()
         (self.data_dir / "log4j2.properties").write_text(_LOG4J2.format(log=self.data_dir / "server.log"))
         self.properties_file.write_text("".join(f"{k}={v}\n" for k, v in self.properties().items()))
         if not (self.data_dir / "logs" / "meta.properties").exists():
             cluster_id = self._storage_tool(libs, "random-uuid").splitlines()[-1].strip()
-            self._storage_tool(libs, "format", "-t", cluster_id, "-c", str(self.properties_file))
+            self._storage_tool(
+                libs, "format", "-t", cluster_id, "-c", str(self.properties_file), *self._scram_arguments()
+            )
         cmd = self._java(libs, "kafka.Kafka", str(self.properties_file))
         cmd[1:1] = [f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true"]
         with open(self.data_dir / "stdout.log", "ab") as out:
@@ -334,7 +458,7 @@ class LocalBroker:
             )
         self.pid_file.write_text(f"{self._proc.pid}\n")
         try:
-            wait_ready(self.bootstrap, timeout, alive=self.is_running)
+            wait_ready(self.bootstrap, timeout, alive=self.is_running, auth=self.auth)
         except BrokerError as exc:
             rc = self._proc.poll()
             self.kill()
@@ -380,6 +504,13 @@ class LocalBroker:
         self.stop()
 
 
+def _first_line(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").partition("\n")[0].rstrip("\r")
+    except OSError as exc:
+        raise BrokerError(f"--scram-password-file: cannot read {path} ({exc.strerror})") from None
+
+
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
@@ -393,9 +524,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--controller-port", type=int, default=19093)
     ap.add_argument("--version", default=kafka_version(), help="Kafka version")
     ap.add_argument("--timeout", type=float, default=180.0, help="startup timeout in seconds")
+    ap.add_argument("--scram-user", help="clients must log in with SASL/SCRAM as this user")
+    ap.add_argument("--scram-password-file", type=Path, help="the SCRAM user's password (first line)")
+    ap.add_argument("--tls", action="store_true", help="TLS on the client port (CA in DATA_DIR/tls/ca.pem)")
     args = ap.parse_args(argv)
+    if bool(args.scram_user) != bool(args.scram_password_file):
+        ap.error("--scram-user and --scram-password-file go together")
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # retries while waiting are expected
-    broker = LocalBroker(args.data_dir, args.port, args.controller_port, args.version)
+    try:
+        users = {args.scram_user: _first_line(args.scram_password_file)} if args.scram_user else {}
+        broker = LocalBroker(
+            args.data_dir, args.port, args.controller_port, args.version, scram_users=users, tls=args.tls
+        )
+    except BrokerError as exc:
+        print(f"local-broker: {exc}", file=sys.stderr)
+        return 1
     try:
         if args.command == "fetch":
             print(fetch_jars(args.version))
@@ -403,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
             broker.stop()
             print("stopped")
         elif args.command == "status":
-            info = wait_ready(broker.bootstrap, timeout=5)
+            info = wait_ready(broker.bootstrap, timeout=5, auth=broker.auth)
             print(f"ready at {broker.bootstrap} (cluster {info.get('cluster_id')})")
         elif args.command == "start":
             if not broker.is_running():
@@ -412,7 +555,8 @@ def main(argv: list[str] | None = None) -> int:
         else:  # run: foreground until Ctrl-C / SIGTERM, then stop the broker
             signal.signal(signal.SIGTERM, _interrupt)
             broker.start(args.timeout)
-            print(f"Kafka {args.version} ready at {broker.bootstrap} (Ctrl-C to stop)", flush=True)
+            where = f"{broker.bootstrap} ({broker.security_protocol})"
+            print(f"Kafka {args.version} ready at {where} (Ctrl-C to stop)", flush=True)
             while broker.is_running():
                 time.sleep(0.5)
             raise BrokerError(f"broker exited unexpectedly; see {broker.data_dir / 'server.log'}")

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from sla_stream.kafka_client import client_kwargs
 from sla_stream.runtime.topics import quiet_kafka
 from sla_stream.settings import Settings
 
@@ -42,7 +43,7 @@ def from_files(paths: Iterable[Path]) -> list[dict[str, Any]]:
 async def from_topic(settings: Settings, topic: str, timeout_s: float = 30.0) -> list[dict[str, Any]]:
     """Every committed statement on ``topic``, read from the beginning to the end as of now."""
     timeout_ms = int(timeout_s * 1000)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=timeout_ms)
+    admin = AIOKafkaAdminClient(**client_kwargs(settings), request_timeout_ms=timeout_ms)
     try:
         with quiet_kafka():
             await admin.start()
@@ -55,7 +56,7 @@ async def from_topic(settings: Settings, topic: str, timeout_s: float = 30.0) ->
     if not numbers:
         raise ReportError(f"topic {topic!r} does not exist on {settings.bootstrap_servers}")
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **client_kwargs(settings),
         enable_auto_commit=False,
         isolation_level="read_committed",
         request_timeout_ms=timeout_ms,

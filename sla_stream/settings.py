@@ -19,6 +19,19 @@ class SettingsError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Secret:
+    """A password, shown as ``***`` however it is printed, logged or formatted."""
+
+    value: str
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+
+@dataclass(frozen=True, slots=True)
 class Topics:
     """Topic names (SPEC section 1); ``ticks`` is the worker's internal clock topic."""
 
@@ -63,6 +76,23 @@ class Settings:
     log_level: str = "info"
     log_format: str = "text"
     topics: Topics = field(default_factory=Topics)
+    security_protocol: str = "PLAINTEXT"
+    """How clients reach Kafka: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."""
+    sasl_mechanism: str = ""
+    """PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; PLAIN when a SASL protocol is set without one."""
+    sasl_username: str = ""
+    sasl_password: Secret | None = field(default=None, repr=False)
+    """From ``SLA_STREAM_SASL_PASSWORD`` or the file ``sasl_password_file`` names, never the config file."""
+    ssl_cafile: str = ""
+    """CA certificates (PEM) the broker's certificate is checked against; the system's if empty."""
+    ssl_certfile: str = ""
+    """The client's certificate (PEM), for brokers that require one (mutual TLS)."""
+    ssl_keyfile: str = ""
+    """The client certificate's private key (PEM), if it is not in ``ssl_certfile``."""
+    ssl_key_password: Secret | None = field(default=None, repr=False)
+    """The private key's password: from ``SLA_STREAM_SSL_KEY_PASSWORD`` or ``ssl_key_password_file``."""
+    ssl_check_hostname: bool = True
+    """Whether the broker's certificate must name the host connected to."""
 
     @property
     def source_topics(self) -> tuple[str, ...]:
@@ -80,6 +110,12 @@ _DURATIONS = {
     "batch_wait": "batch_wait_ms",
 }
 _GUARANTEES = ("at_least_once", "exactly_once")
+PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+#: Passwords, and the settings naming a file to read each from instead.
+_SECRETS = {"sasl_password": "sasl_password_file", "ssl_key_password": "ssl_key_password_file"}
+_SSL_FILES = ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
 def load_settings(
@@ -93,18 +129,25 @@ def load_settings(
     path = config_file or environ.get("SLA_STREAM_CONFIG")
     if path:
         values.update(_read_file(Path(path)))
+        for secret, file in _SECRETS.items():
+            if secret in values:
+                raise SettingsError(
+                    f"config file {path}: {secret}: passwords are not read from the config file;"
+                    f" set SLA_STREAM_{secret.upper()} or {file}"
+                )
     for key, value in environ.items():
         if key.startswith("SLA_STREAM_") and key != "SLA_STREAM_CONFIG":
             name = key.removeprefix("SLA_STREAM_").lower()
             if name.startswith("topic_"):
                 values.setdefault("topics", {})[name.removeprefix("topic_")] = value
-            elif name in _NAMES or name in _DURATIONS:
+            elif name in _NAMES or name in _DURATIONS or name in _FILES:
                 values[name] = value
     values.update(overrides or {})
     return _build(values, str(path) if path else "environment")
 
 
 _NAMES = {f.name for f in fields(Settings)}
+_FILES = {file: secret for secret, file in _SECRETS.items()}
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -141,6 +184,20 @@ def _build(values: Mapping[str, Any], source: str) -> Settings:
                 )
             except ValueError as exc:
                 raise SettingsError(f"{source}: {name}: {exc}") from None
+        elif name in _SECRETS or name in _FILES:
+            secret = _FILES.get(name, name)
+            if name in _FILES:
+                given = _read_secret(name, value, source)
+            else:
+                # An empty password (an empty variable) counts as none.
+                text = value.value if isinstance(value, Secret) else str(value)
+                given = Secret(text) if text else None
+            if given is not None:
+                if changes.get(secret) is not None:
+                    raise SettingsError(f"{source}: set {secret} or {_SECRETS[secret]}, not both")
+                changes[secret] = given
+        elif isinstance(getattr(settings, name, None), bool):
+            changes[name] = _boolean(name, value, source)
         elif name in _NAMES:
             expected = type(getattr(settings, name))
             try:
@@ -176,4 +233,91 @@ def _build(values: Mapping[str, Any], source: str) -> Settings:
         )
     if not result.store.startswith(("memory://", "rocksdb://")):
         raise SettingsError(f"{source}: store: expected memory:// or rocksdb://, got {result.store!r}")
-    return result
+    return _secured(result, source)
+
+
+def _read_secret(name: str, value: object, source: str) -> Secret | None:
+    """The password in the file ``value`` names, without its line end; none if no file is named."""
+    if not value:
+        return None
+    path = Path(str(value)).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise SettingsError(f"{source}: {name}: cannot read {path} ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"{source}: {name}: {path} is not UTF-8 text") from None
+    if not text:
+        raise SettingsError(f"{source}: {name}: {path} is empty")
+    return Secret(text)
+
+
+def _boolean(name: str, value: object, source: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in _TRUE + _FALSE:
+        raise SettingsError(f"{source}: {name}: expected true or false, got {value!r}")
+    return text in _TRUE
+
+
+def _secured(settings: Settings, source: str) -> Settings:
+    """``settings`` with the security settings checked together, and a SASL mechanism filled in.
+
+    Credentials or certificates that the protocol would not use are refused rather than
+    ignored: a worker that silently connects without them is harder to diagnose.
+    """
+    protocol = settings.security_protocol.strip().upper()
+    mechanism = settings.sasl_mechanism.strip().upper()
+    if protocol not in PROTOCOLS:
+        raise SettingsError(
+            f"{source}: security_protocol: expected one of {', '.join(PROTOCOLS)},"
+            f" got {settings.security_protocol!r}"
+        )
+    if mechanism and mechanism not in MECHANISMS:
+        raise SettingsError(
+            f"{source}: sasl_mechanism: expected one of {', '.join(MECHANISMS)},"
+            f" got {settings.sasl_mechanism!r}"
+        )
+    sasl_password, key_password = settings.sasl_password, settings.ssl_key_password
+    if protocol.startswith("SASL_"):
+        if not settings.sasl_username or sasl_password is None:
+            raise SettingsError(
+                f"{source}: security_protocol {protocol} needs sasl_username and a password"
+                " (SLA_STREAM_SASL_PASSWORD or sasl_password_file)"
+            )
+        mechanism = mechanism or "PLAIN"
+    else:
+        given = [
+            name
+            for name, value in (
+                ("sasl_mechanism", mechanism),
+                ("sasl_username", settings.sasl_username),
+                ("sasl_password", sasl_password),
+            )
+            if value
+        ]
+        if given:
+            raise SettingsError(
+                f"{source}: {given[0]} is set but security_protocol is {protocol}"
+                " (set it to SASL_PLAINTEXT or SASL_SSL to use SASL)"
+            )
+    if protocol in ("SSL", "SASL_SSL"):
+        for name in _SSL_FILES:
+            path = getattr(settings, name)
+            if path and not os.access(path, os.R_OK):
+                raise SettingsError(f"{source}: {name}: cannot read {path}")
+        if settings.ssl_keyfile and not settings.ssl_certfile:
+            raise SettingsError(f"{source}: ssl_keyfile is set without ssl_certfile")
+        if key_password is not None and not settings.ssl_certfile:
+            raise SettingsError(f"{source}: ssl_key_password is set without ssl_certfile")
+    else:
+        given = [name for name in _SSL_FILES if getattr(settings, name)]
+        given += ["ssl_key_password"] if key_password is not None else []
+        given += [] if settings.ssl_check_hostname else ["ssl_check_hostname"]
+        if given:
+            raise SettingsError(
+                f"{source}: {given[0]} is set but security_protocol is {protocol}"
+                " (set it to SSL or SASL_SSL to use TLS)"
+            )
+    return replace(settings, security_protocol=protocol, sasl_mechanism=mechanism)

@@ -12,6 +12,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from sla_stream.engine.model import Contract
+from sla_stream.kafka_client import client_kwargs
 from sla_stream.settings import Settings
 from sla_stream.simulate import Traffic, generate
 
@@ -35,7 +36,7 @@ async def produce_live(
     settings: Settings, contracts: Mapping[str, Contract], traffic: Traffic, duration: int | None
 ) -> None:
     """Produce traffic to the input topics as its event time comes, keyed by contract id."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=5)
+    producer = AIOKafkaProducer(**client_kwargs(settings), linger_ms=5)
     await producer.start()
     start = int(time.time() * 1000)
     sent = 0
@@ -72,7 +73,7 @@ async def tail(settings: Settings, topic: str, from_beginning: bool) -> None:
     """Print each record of ``topic`` as one line until interrupted."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=settings.bootstrap_servers,
+        **client_kwargs(settings),
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
         isolation_level="read_committed",

@@ -20,6 +20,7 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from sla_stream.engine.model import Contract
+from sla_stream.kafka_client import client_kwargs, ssl_context
 from sla_stream.metrics.collector import registry_for
 from sla_stream.runtime.gaps import GapReader
 from sla_stream.runtime.pipeline import Output, Pipeline, tick_record, wall_ms
@@ -40,7 +41,9 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> App:
     """A Faust app running the engine for ``contracts`` with ``settings``."""
     app = App(
         settings.app_id,
+        client_kwargs=client_kwargs(settings),
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
+        broker_credentials=_credentials(settings),
         store=settings.store,
         datadir=settings.data_dir,
         processing_guarantee=settings.processing_guarantee,
@@ -196,6 +199,21 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> App:
     return app
 
 
+def _credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """Faust's form of the security settings (it hands them to its own Kafka clients)."""
+    context = ssl_context(settings)
+    if settings.security_protocol.startswith("SASL_"):
+        assert settings.sasl_password is not None  # load_settings requires one with SASL
+        # With a TLS context Faust's aiokafka driver makes this SASL_SSL, without one SASL_PLAINTEXT.
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password.value,
+            mechanism=settings.sasl_mechanism,
+            ssl_context=context,
+        )
+    return faust.SSLCredentials(context) if context is not None else None
+
+
 @contextlib.contextmanager
 def _current(event: faust.EventT[bytes]) -> Iterator[None]:
     """Make ``event`` Faust's current event (a context variable Faust's tables and stores read)."""
@@ -287,7 +305,7 @@ class TickSender(mode.Service):
         highwaters = await self.app.consumer.highwaters(*sources)
         if self.producer is None:
             # A plain producer: ticks are input, never part of a worker transaction.
-            self.producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=0)
+            self.producer = AIOKafkaProducer(**client_kwargs(settings), linger_ms=0)
             await self.producer.start()
         at = wall_ms() - settings.tick_grace_ms
         for partition in owned:

@@ -17,6 +17,7 @@ from typing import Any
 import mode
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from sla_stream.kafka_client import client_kwargs
 from sla_stream.settings import Settings
 
 # Records of the range that are not there (transaction markers, aborted or deleted
@@ -36,7 +37,7 @@ class GapReader(mode.Service):
         """The committed records of ``topic``/``partition`` from offset ``start`` up to ``end``."""
         if self.consumer is None:
             self.consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.settings.bootstrap_servers,
+                **client_kwargs(self.settings),
                 isolation_level="read_committed",
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",

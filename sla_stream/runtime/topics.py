@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
+from sla_stream.kafka_client import client_kwargs
 from sla_stream.settings import Settings
 
 
@@ -33,26 +34,47 @@ def wanted_topics(settings: Settings) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def quiet_kafka() -> Iterator[None]:
-    """aiokafka's own log lines off, for a call whose failure the caller reports in one line."""
+def quiet_kafka() -> Iterator[list[str]]:
+    """aiokafka's own log lines off, for a call whose failure the caller reports in one line.
+
+    Its error lines are kept, in the list yielded: aiokafka's exception for a failed
+    connection says only that it failed; the line it logs says why (refused, or the
+    broker turned the credentials down).
+    """
     logger = logging.getLogger("aiokafka")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
+    level, propagate = logger.level, logger.propagate
+    errors: list[str] = []
+    keep = _Keep(errors)
+    logger.setLevel(logging.ERROR)
+    logger.propagate = False
+    logger.addHandler(keep)
     try:
-        yield
+        yield errors
     finally:
+        logger.removeHandler(keep)
         logger.setLevel(level)
+        logger.propagate = propagate
+
+
+class _Keep(logging.Handler):
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__(logging.ERROR)
+        self.messages = messages
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create missing topics; raise :class:`TopicError` on a partition-count mismatch."""
     wanted = wanted_topics(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=30_000)
+    admin = AIOKafkaAdminClient(**client_kwargs(settings), request_timeout_ms=30_000)
     try:
-        with quiet_kafka():  # the one-line error below says it all
+        with quiet_kafka() as errors:  # the one-line error below says it all
             await admin.start()
     except KafkaError as exc:
-        raise TopicError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from None
+        why = f" ({errors[-1]})" if errors else ""
+        raise TopicError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}{why}") from None
     try:
         existing = set(await admin.list_topics())
         present = [name for name in wanted if name in existing]

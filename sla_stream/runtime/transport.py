@@ -44,9 +44,9 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
         cached: Mapping[TP, int | None] = await super()._highwaters(partitions)
         if all(offset is not None for offset in cached.values()):
             return cast(Mapping[TP, int], cached)
-        servers = ",".join(f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker)
+        app = cast(App, self.app)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=servers, isolation_level="read_committed", enable_auto_commit=False
+            **app.client_kwargs, isolation_level="read_committed", enable_auto_commit=False
         )
         await consumer.start()
         try:
@@ -79,9 +79,11 @@ class Transport(driver.Transport):
 class App(faust.App):
     """A Faust app whose consumer uses :class:`Transport` and whose tables track their writes."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, client_kwargs: Mapping[str, Any], **kwargs: Any) -> None:
         super().__init__(*args, Table=Table, **kwargs)
         self.deliveries = Deliveries()
+        #: Connection and security arguments for aiokafka clients of the app's own making.
+        self.client_kwargs = dict(client_kwargs)
         #: Why the agent stopped the worker, if it did (its local state is then unclean).
         self.failed: BaseException | None = None
 

@@ -14,9 +14,16 @@ from sla_stream.settings import Settings, Topics
 from sla_stream.simulate_io import topic_for
 
 
-def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+def produce(
+    bootstrap: str,
+    topic: str,
+    records: list[tuple[bytes | None, bytes]],
+    auth: Mapping[str, Any] | None = None,
+) -> None:
+    """``auth``: aiokafka security arguments (``LocalBroker.auth``), for a broker that wants them."""
+
     async def run() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **(auth or {}))
         await producer.start()
         try:
             for key, value in records:
@@ -80,6 +87,7 @@ def read_topic(
     until: Callable[[list[dict[str, Any]]], bool],
     timeout: float = 60,
     settle: float = 0.0,
+    auth: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Records of ``topic`` from the start, read until ``until(records)`` holds (then ``settle``
     seconds more, to catch anything that should not be there) or ``timeout`` passes."""
@@ -91,6 +99,7 @@ def read_topic(
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             isolation_level="read_committed",
+            **(auth or {}),
         )
         await consumer.start()
         found: list[dict[str, Any]] = []
