@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -198,8 +199,10 @@ def _duration(text: str, flag: str) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    # Until the worker's own handlers are in place, a SIGTERM waits for them (a graceful stop).
+    # Until the worker's own handlers are in place, a SIGTERM waits for them (a graceful stop),
+    # and a SIGHUP (reload the contracts) is ignored: the contracts are about to be read anyway.
     hold_sigterm()
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     overrides: dict[str, object] = {}
     if args.contracts:
         overrides["contracts_dir"] = args.contracts

@@ -51,6 +51,8 @@ class Settings:
     bootstrap_servers: str = "127.0.0.1:19092"
     app_id: str = "sla-stream"
     contracts_dir: str = "examples/contracts"
+    contracts_poll_ms: int = 5_000
+    """How often the contract files are checked for changes (reloaded if changed); 0: never."""
     partitions: int = 8
     replication_factor: int = 1
     store: str = "memory://"
@@ -108,6 +110,7 @@ _DURATIONS = {
     "commit_interval": "commit_interval_ms",
     "tick_grace": "tick_grace_ms",
     "batch_wait": "batch_wait_ms",
+    "contracts_poll": "contracts_poll_ms",
 }
 _GUARANTEES = ("at_least_once", "exactly_once")
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")

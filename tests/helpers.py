@@ -13,6 +13,17 @@ from sla_stream.engine.time import format_ts, to_ms
 
 REPO = Path(__file__).resolve().parent.parent
 
+#: A contract with only a P1 first response target: ``ONE_TARGET.format(id="a", target="20s")``.
+ONE_TARGET = """
+version: 1
+id: {id}
+tickets:
+  priorities: [P1]
+  near_breach: []
+  objectives:
+    first_response: {{targets: {{P1: {target}}}}}
+"""
+
 
 def contracts_from(tmp_path: Path, **files: str) -> dict[str, Contract]:
     """Write ``name=yaml`` pairs as contract files and load the directory."""

@@ -13,6 +13,7 @@ from sla_stream.engine import gauges
 from sla_stream.engine.alerts import Alert
 from sla_stream.metrics import conventions as m
 from sla_stream.runtime.pipeline import Pipeline
+from sla_stream.runtime.reload import ContractSource
 
 
 class PipelineCollector(Collector):
@@ -103,6 +104,26 @@ def state_families(state: gauges.Gauges) -> Iterator[GaugeMetricFamily]:
     )
 
 
+class ContractsCollector(Collector):
+    """The contracts in use and how their reloads went."""
+
+    def __init__(self, source: ContractSource) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        source = self._source
+        yield GaugeMetricFamily(m.CONTRACTS, "Contracts in use.", value=len(source.contracts))
+        reloads = CounterMetricFamily(m.RELOADS, "Contract reloads by outcome.", labels=[m.OUTCOME])
+        for outcome, count in sorted(source.reloads.items()):
+            reloads.add_metric([outcome], count)
+        yield reloads
+        yield GaugeMetricFamily(
+            m.RELOAD_FAILING,
+            "1 while the contract files do not load (the last contracts that loaded stay in use).",
+            value=int(source.error is not None),
+        )
+
+
 class Observations:
     """The histograms, fed by the pipeline's hooks."""
 
@@ -131,10 +152,13 @@ class Observations:
             self.delay.labels(alert.kind).observe(max(0, now_ms - reported) / 1000)
 
 
-def registry_for(pipeline: Pipeline) -> CollectorRegistry:
-    """A fresh registry with every metric of ``pipeline``, its hooks connected."""
+def registry_for(pipeline: Pipeline, source: ContractSource | None = None) -> CollectorRegistry:
+    """A fresh registry with every metric of ``pipeline`` (and of its contracts' ``source``), its
+    hooks connected."""
     registry = CollectorRegistry(auto_describe=True)
     registry.register(PipelineCollector(pipeline))
+    if source is not None:
+        registry.register(ContractsCollector(source))
     observations = Observations(registry)
     pipeline.on_alert = observations.alert
     pipeline.on_event_time = observations.event

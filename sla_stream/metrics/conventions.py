@@ -30,6 +30,12 @@ STATEMENTS = "sla_penalty_statements"
 """Counter (``_total``): penalty statements sent, by ``contract``."""
 SERIES_DROPPED = "sla_metric_series_dropped"
 """Gauge: label sets left out of the last scrape because a contract passed its queue limit."""
+CONTRACTS = "sla_contracts"
+"""Gauge: contracts in use."""
+RELOADS = "sla_contract_reloads"
+"""Counter (``_total``): contract reloads (SIGHUP or changed files) by ``outcome`` (``ok``, ``error``)."""
+RELOAD_FAILING = "sla_contract_reload_failing"
+"""Gauge: 1 while the contract files do not load; the worker runs on the last contracts that did."""
 
 PARTITION = "partition"
 CONTRACT, OBJECTIVE, KIND, STATE, WINDOW, QUEUE, TOPIC, OUTCOME = (

@@ -24,6 +24,7 @@ from sla_stream.kafka_client import client_kwargs, ssl_context
 from sla_stream.metrics.collector import registry_for
 from sla_stream.runtime.gaps import GapReader
 from sla_stream.runtime.pipeline import Output, Pipeline, tick_record, wall_ms
+from sla_stream.runtime.reload import ContractSource, ContractWatcher
 from sla_stream.runtime.transport import App
 from sla_stream.settings import Settings
 
@@ -71,8 +72,9 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> App:
     source = app.topic(*settings.source_topics, topics.ticks, partitions=settings.partitions, **_RAW)
     table = app.Table("state", partitions=settings.partitions, default=None, key_type=bytes, value_type=bytes)
     pipeline = Pipeline(settings, contracts, table)
+    contract_source = ContractSource(settings.contracts_dir, contracts)
     pipeline.highwater = lambda topic, partition: app.consumer.highwater(TP(topic, partition))
-    registry = registry_for(pipeline)
+    registry = registry_for(pipeline, contract_source)
 
     commit_every = settings.commit_interval_ms / 1000
     gaps = GapReader(settings)
@@ -109,6 +111,9 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> App:
         matters is within a partition, and it is kept.
         """
         last: dict[int, faust.EventT[bytes]] = {}
+        reloaded = contract_source.take()
+        if reloaded is not None:
+            pipeline.use_contracts(reloaded)  # every partition's state is written by now
         async with deliveries.handling:
             try:
                 for event in batch:
@@ -195,6 +200,7 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> App:
 
     app.add_dependency(TickSender(app, settings))
     app.add_dependency(gaps)
+    app.add_dependency(ContractWatcher(contract_source, settings.contracts_poll_ms / 1000))
     app.pipeline = pipeline  # type: ignore[attr-defined]
     return app
 

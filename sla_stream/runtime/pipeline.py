@@ -196,6 +196,18 @@ class Pipeline:
         )
         return (-1 if position is None else position, -1 if clock is None else clock)
 
+    def use_contracts(self, contracts: Mapping[str, Contract]) -> None:
+        """``contracts`` from the next message on. Called between batches, when every partition's
+        state is written: engines are built again from the table, as a restarted worker's would
+        be, so open tickets keep the targets they started with (see ``Engine._load``)."""
+        self.contracts = contracts
+        self.engines.clear()
+        self.stores.clear()
+        self.ledgers.clear()
+        self.saved_clocks.clear()
+        self.closers.clear()
+        self.marks.clear()
+
     def forget(self, partitions: set[int]) -> None:
         """Drop in-memory schedules of partitions this worker no longer owns."""
         for partition in partitions:

@@ -1,0 +1,124 @@
+"""Contracts reloaded while the worker runs: on SIGHUP, or when the files change.
+
+A directory that fails to load leaves the worker on the last contracts that loaded; the
+errors are logged (one line each, naming file and field) and counted, and the gauge
+``sla_contract_reload_failing`` stays 1 until the files load again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import mode
+
+from sla_stream.contracts import ContractError, load_dir
+from sla_stream.engine.model import Contract
+
+log = logging.getLogger("sla_stream.contracts")
+
+
+def fingerprint(directory: Path) -> str:
+    """A digest of the contract files' names and contents (empty if the directory is unreadable)."""
+    digest = hashlib.sha256()
+    try:
+        files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml"))
+        for path in files:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    except OSError:
+        return ""
+    return digest.hexdigest()
+
+
+class ContractSource:
+    """The contracts in use and the directory they come from."""
+
+    def __init__(self, directory: str | Path, contracts: Mapping[str, Contract]) -> None:
+        self.directory = Path(directory)
+        self.contracts = dict(contracts)
+        #: The files as last tried: a change from this starts a reload.
+        self.tried = fingerprint(self.directory)
+        self.reloads = {"ok": 0, "error": 0}
+        #: The first error of the last reload, while the files on disk do not load.
+        self.error: str | None = None
+        self._pending: dict[str, Contract] | None = None
+
+    def changed(self) -> bool:
+        return fingerprint(self.directory) != self.tried
+
+    def reload(self) -> bool:
+        """Load the directory again; the new contracts wait for :meth:`take` (the agent, between
+        batches). On errors the contracts in use stay, and ``False`` is returned."""
+        self.tried = fingerprint(self.directory)
+        try:
+            contracts = load_dir(self.directory)
+        except ContractError as exc:
+            self.reloads["error"] += 1
+            self.error = exc.errors[0]
+            log.error(
+                "contracts in %s not reloaded (%d problems); the %d contracts in use stay",
+                *(self.directory, len(exc.errors), len(self.contracts)),
+            )
+            for line in exc.errors:
+                log.error("contract error: %s", line)
+            return False
+        self.reloads["ok"] += 1
+        self.error = None
+        before = self._pending or self.contracts
+        added = sorted(contracts.keys() - before.keys())
+        removed = sorted(before.keys() - contracts.keys())
+        changed = sorted(k for k in contracts.keys() & before.keys() if contracts[k] != before[k])
+        log.info(
+            "contracts in %s reloaded: %d in use; added %s, changed %s, removed %s",
+            self.directory,
+            len(contracts),
+            ", ".join(added) or "none",
+            ", ".join(changed) or "none",
+            ", ".join(removed) or "none",
+        )
+        if added or removed or changed:
+            self._pending = contracts
+        return True
+
+    def take(self) -> dict[str, Contract] | None:
+        """The contracts reloaded since the last call, if any; they are in use from now on."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self.contracts = pending
+        return pending
+
+
+class ContractWatcher(mode.Service):
+    """Reloads ``source`` on SIGHUP and, every ``interval`` seconds (0: never), when its files changed."""
+
+    def __init__(self, source: ContractSource, interval: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.source = source
+        self.interval = interval
+        self._asked = asyncio.Event()
+
+    async def on_start(self) -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._asked.set)
+
+    async def on_stop(self) -> None:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+
+    @mode.Service.task
+    async def _watching(self) -> None:
+        while not self.should_stop:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._asked.wait(), self.interval or None)
+            asked = self._asked.is_set()
+            self._asked.clear()
+            if asked:
+                log.info("SIGHUP: reloading the contracts in %s", self.source.directory)
+            # On the event loop, as the agent that takes the result: a few small files, read in
+            # milliseconds, and no thread to race the agent.
+            if asked or self.source.changed():
+                self.source.reload()

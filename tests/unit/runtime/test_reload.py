@@ -1,0 +1,175 @@
+"""Contracts reloaded while the worker runs: broken files keep the last good contracts; good ones
+are taken between batches, open tickets keeping the targets they started with."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+from helpers import ONE_TARGET, ms
+from prometheus_client import generate_latest
+
+from sla_stream.contracts import load_dir
+from sla_stream.metrics.collector import registry_for
+from sla_stream.runtime.pipeline import Pipeline, tick_record
+from sla_stream.runtime.reload import ContractSource, ContractWatcher
+from sla_stream.settings import Settings
+
+FAST = ONE_TARGET
+
+
+@pytest.fixture
+def directory(tmp_path: Path) -> Path:
+    (tmp_path / "a.yaml").write_text(FAST.format(id="a", target="20s"))
+    return tmp_path
+
+
+def test_a_broken_contract_file_keeps_the_contracts_in_use_and_says_what_is_wrong(directory, caplog):
+    source = ContractSource(directory, load_dir(directory))
+    assert not source.changed()
+    (directory / "a.yaml").write_text(FAST.format(id="a", target="soon"))
+    assert source.changed()
+    with caplog.at_level(logging.ERROR, "sla_stream.contracts"):
+        assert source.reload() is False
+    assert source.take() is None and set(source.contracts) == {"a"}
+    assert source.reloads == {"ok": 0, "error": 1}
+    assert source.error is not None and source.error.startswith(f"{directory / 'a.yaml'}: tickets")
+    assert any("'soon'" in r.getMessage() and "a.yaml" in r.getMessage() for r in caplog.records)
+    assert not source.changed()  # tried once; not again until the files change
+
+    (directory / "a.yaml").write_text(FAST.format(id="a", target="1h"))
+    (directory / "b.yaml").write_text(FAST.format(id="b", target="20s"))
+    assert source.changed() and source.reload() is True
+    assert source.error is None and source.reloads == {"ok": 1, "error": 1}
+    taken = source.take()
+    assert taken is not None and set(taken) == {"a", "b"} and source.contracts is taken
+    assert source.take() is None
+
+
+def test_reloading_files_that_say_the_same_changes_nothing(directory):
+    source = ContractSource(directory, load_dir(directory))
+    (directory / "a.yaml").write_text("# a comment\n" + FAST.format(id="a", target="20s"))
+    assert source.changed() and source.reload() is True
+    assert source.take() is None
+
+
+def test_the_reload_metrics_say_how_many_contracts_are_in_use_and_whether_the_files_load(directory):
+    source = ContractSource(directory, load_dir(directory))
+    pipeline = Pipeline(Settings(), source.contracts, {}, clock=lambda: 0)
+    registry = registry_for(pipeline, source)
+    (directory / "a.yaml").write_text("id: [")
+    source.reload()
+    assert registry.get_sample_value("sla_contract_reload_failing") == 1
+    assert registry.get_sample_value("sla_contract_reloads_total", {"outcome": "error"}) == 1
+    assert registry.get_sample_value("sla_contracts") == 1
+    (directory / "a.yaml").write_text(FAST.format(id="a", target="20s"))
+    (directory / "b.yaml").write_text(FAST.format(id="b", target="20s"))
+    source.reload()
+    source.take()
+    assert registry.get_sample_value("sla_contract_reload_failing") == 0
+    assert registry.get_sample_value("sla_contracts") == 2
+    assert b"sla_contract_reloads_total" in generate_latest(registry)
+
+
+def test_contracts_taken_between_batches_apply_to_new_events_and_open_tickets_keep_their_targets(directory):
+    source = ContractSource(directory, load_dir(directory))
+    now = [ms("2026-11-24T10:00:00Z")]
+    pipeline = Pipeline(Settings(), source.contracts, {}, clock=lambda: now[0])
+
+    def created(contract: str, ticket: str, at: str) -> list[tuple[str, str]]:
+        body = {
+            "event_id": f"{contract}-{ticket}",
+            "type": "ticket.created",
+            "contract_id": contract,
+            "occurred_at": at,
+            "ticket_id": ticket,
+            "priority": "P1",
+        }
+        out = pipeline.on_event("sla.tickets", 0, next(offsets), contract.encode(), orjson.dumps(body))
+        return [(o.topic, orjson.loads(o.value).get("reason", "")) for o in out]
+
+    offsets = iter(range(100))
+    assert created("a", "OLD", "2026-11-24T09:59:00Z") == []
+    assert created("b", "T", "2026-11-24T09:59:01Z") == [("sla.deadletter", "unknown_contract")]
+    pipeline.write(0)
+
+    (directory / "a.yaml").write_text(FAST.format(id="a", target="1h"))
+    (directory / "b.yaml").write_text(FAST.format(id="b", target="20s"))
+    source.reload()
+    pipeline.use_contracts(source.take() or {})
+    assert created("b", "T", "2026-11-24T09:59:02Z") == []
+    assert created("a", "NEW", "2026-11-24T09:59:03Z") == []
+    now[0] = ms("2026-11-24T10:05:00Z")
+    fired = pipeline.on_tick(0, tick_record(ms("2026-11-24T10:05:00Z"), {}))
+    breached = {
+        (a["contract_id"], a["subject"]["id"], a["target_seconds"])
+        for a in (orjson.loads(o.value) for o in fired)
+        if a.get("kind") == "breach"
+    }
+    # OLD started under 20 s and keeps it; NEW has a's new hour; b's ticket breaches at 20 s.
+    assert breached == {("a", "OLD", 20), ("b", "T", 20)}
+
+
+def test_tickets_of_a_contract_removed_by_a_reload_do_not_stop_their_partition(directory):
+    source = ContractSource(directory, load_dir(directory))
+    now = [ms("2026-11-24T10:00:00Z")]
+    pipeline = Pipeline(Settings(), source.contracts, {}, clock=lambda: now[0])
+    body = {
+        "event_id": "e1",
+        "type": "ticket.created",
+        "contract_id": "a",
+        "occurred_at": "2026-11-24T09:59:59Z",
+        "ticket_id": "T",
+        "priority": "P1",
+    }
+    pipeline.on_event("sla.tickets", 0, 0, b"a", orjson.dumps(body))
+    pipeline.write(0)
+    (directory / "a.yaml").rename(directory / "b.yaml")
+    (directory / "b.yaml").write_text(FAST.format(id="b", target="20s"))
+    source.reload()
+    pipeline.use_contracts(source.take() or {})
+    now[0] = ms("2026-11-24T10:05:00Z")
+    fired = pipeline.on_tick(0, tick_record(ms("2026-11-24T10:05:00Z"), {}))
+    assert [o.topic for o in fired if o.topic == "sla.deadletter"] == []
+    assert 0 in pipeline.ticked
+
+
+def test_the_watcher_reloads_when_the_files_change_and_on_sighup(directory):
+    async def run() -> None:
+        polled = ContractSource(directory, load_dir(directory))
+        watcher = ContractWatcher(polled, interval=0.05)
+        await watcher.start()
+        try:
+            (directory / "b.yaml").write_text(FAST.format(id="b", target="20s"))
+            await _until(lambda: polled.reloads["ok"] == 1)
+        finally:
+            await watcher.stop()
+
+        hup = ContractSource(directory, load_dir(directory))
+        watcher = ContractWatcher(hup, interval=0)  # never polls
+        await watcher.start()
+        try:
+            (directory / "c.yaml").write_text(FAST.format(id="c", target="20s"))
+            await asyncio.sleep(0.2)
+            assert hup.reloads == {"ok": 0, "error": 0}
+            os.kill(os.getpid(), signal.SIGHUP)
+            await _until(lambda: hup.reloads["ok"] == 1)
+            assert set(hup.take() or {}) == {"a", "b", "c"}
+        finally:
+            await watcher.stop()
+
+    asyncio.run(run())
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(100):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("not within 2 s")
