@@ -163,11 +163,12 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> App:
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
         owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topics.ticks}
-        ready = bool(owned) and owned <= pipeline.ticked
+        stale = pipeline.stale(owned)
+        ready = bool(owned) and not stale
         body = {
             "ready": ready,
             "partitions": sorted(owned),
-            "clocks_running": sorted(owned & pipeline.ticked),
+            "clocks_running": sorted(owned - stale),
         }
         return web.json(body, status=200 if ready else 503)
 

@@ -113,6 +113,9 @@ class Pipeline:
         self.progress: dict[tuple[str, int], int] = {}
         self.moved: set[tuple[str, int]] = set()
         self.ticked: set[int] = set()
+        #: Wall time a tick last came in, per partition: ticks go through Kafka, so a partition
+        #: with none for a while is cut off from the broker (or its worker from the group).
+        self.tick_seen: dict[int, int] = {}
         #: The kind of event each input topic carries (the part of ``type`` before the dot).
         self.sources = dict(zip(settings.source_topics, SOURCES, strict=True))
 
@@ -219,6 +222,7 @@ class Pipeline:
             self.closers.pop(partition, None)
             self.marks.pop(partition, None)
             self.ticked.discard(partition)
+            self.tick_seen.pop(partition, None)
             for key in [k for k in self.processed if k[1] == partition]:
                 del self.processed[key]
                 self.progress.pop(key, None)
@@ -287,6 +291,7 @@ class Pipeline:
             marks = {str(t): int(h or 0) for t, h in dict(tick.get("hw") or {}).items()}
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             return self._reject("invalid", f"not a clock tick: {exc}", topic, partition, offset, None, value)
+        self.tick_seen[partition] = self.clock()
         if at - self.clock() > self.settings.max_future_ms:
             # Workers make ticks from their wall clock; one from far ahead would fire every
             # deadline before it at once.
@@ -309,6 +314,17 @@ class Pipeline:
             )
         self.ticked.add(partition)
         return self._alerts(alerts, partition) + statements
+
+    def stale(self, partitions: set[int]) -> set[int]:
+        """Those of ``partitions`` whose clock has not run yet, or has had no tick for a while
+        (twenty tick intervals, at least 5 s): their deadlines are not being watched live."""
+        limit = max(5_000, 20 * self.settings.tick_interval_ms)
+        now = self.clock()
+        return {
+            p
+            for p in partitions
+            if p not in self.ticked or now - self.tick_seen.get(p, now - limit - 1) > limit
+        }
 
     def _settle(self, partition: int) -> list[Output]:
         """Penalty statements of the periods the partition's clocks have closed."""

@@ -1,5 +1,6 @@
-"""The broker stops mid-stream and comes back: the worker reconnects, and the tickets created
-before and after the outage all breach, with alert ids as replay gives them."""
+"""The broker stops for a minute mid-stream and comes back: the worker waits, not ready meanwhile,
+reconnects, and loses nothing: a ticket whose deadline passed during the outage breaches, as do
+tickets created before and after it, with alert ids as replay gives them."""
 
 from __future__ import annotations
 
@@ -49,7 +50,14 @@ def test_the_worker_rides_out_a_broker_restart(worker, broker, tmp_path: Path) -
     produce(live.bootstrap, live.topics["tickets"], [before])
     time.sleep(2)
     broker.stop()
-    time.sleep(8)
+    # Down for a minute: BEFORE's 20 s deadline passes meanwhile.
+    outage_ends = time.monotonic() + 60
+    readiness = []
+    while time.monotonic() < outage_ends:
+        readiness.append(live.get("/readyz")[0])
+        assert live.process is not None and live.process.poll() is None, live.tail()
+        time.sleep(1)
+    assert readiness[0] == 200 and set(readiness[-40:]) == {503}, readiness
     broker.start()
     after = created("AFTER", int(time.time() * 1000))
     produce(live.bootstrap, live.topics["tickets"], [after])
@@ -62,6 +70,10 @@ def test_the_worker_rides_out_a_broker_restart(worker, broker, tmp_path: Path) -
         settle=2,
     )
     assert live.process is not None and live.process.poll() is None, live.tail()
+    ready_again = time.monotonic() + 60
+    while live.get("/readyz")[0] != 200:
+        assert time.monotonic() < ready_again, live.tail()
+        time.sleep(0.5)
     lines = [("events", n, value) for n, (_, value) in enumerate([before, after], 1)]
     expected = replay(load_dir(contracts), lines, until=int(time.time() * 1000) + 60_000)
     assert {a["alert_id"] for a in alerts} == {

@@ -391,3 +391,18 @@ def test_a_stop_that_cuts_the_writes_short_neither_loses_nor_doubles_a_booking(a
         1,
         2,
     )
+
+
+def test_a_partition_whose_ticks_stop_coming_is_stale_until_they_come_again():
+    now = [ms("2026-11-24T10:00:00Z")]
+    pipeline = Pipeline(Settings(), load_dir(REPO / "examples" / "contracts"), {}, clock=lambda: now[0])
+    assert pipeline.stale({0, 1}) == {0, 1}  # no clock has run yet
+    pipeline.on_tick(0, tick_record(now[0] - 250, {}))
+    pipeline.on_tick(1, tick_record(now[0] - 250, {}))
+    assert pipeline.stale({0, 1}) == set()
+    now[0] += 4_000
+    pipeline.on_tick(1, tick_record(now[0] - 250, {}))
+    now[0] += 2_000  # partition 0's last tick is 6 s old (the broker is away, say)
+    assert pipeline.stale({0, 1}) == {0}
+    pipeline.on_tick(0, tick_record(now[0] - 250, {}))
+    assert pipeline.stale({0, 1}) == set()
