@@ -51,7 +51,7 @@ class Worker:
 
     @property
     def web(self) -> str:
-        return f"http://127.0.0.1:{self.env['SLA_STREAM_WEB_PORT']}"
+        return f"http://{self.env.get('SLA_STREAM_WEB_HOST', '127.0.0.1')}:{self.env['SLA_STREAM_WEB_PORT']}"
 
     def start(self, timeout: float = 120, wait: bool = True) -> Worker:
         with self.log.open("ab") as out:

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
@@ -109,7 +110,11 @@ def test_a_real_prometheus_scrapes_the_worker_its_logs_are_json_and_every_rule_a
             break
         events.append(event)
 
-    live = worker(CONTRACTS, partitions=2, log_format="json").start()
+    # Bound to another loopback address (SLA_STREAM_WEB_HOST), which Prometheus scrapes.
+    live = worker(CONTRACTS, partitions=2, log_format="json", web_host="127.0.0.2").start()
+    other = live.web.replace("127.0.0.2", "127.0.0.1")
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(other + "/metrics", timeout=5)
     records = input_records(live.topics, events)
     per_topic = Counter(topic for topic, _, _ in records)
     produce_all(live.bootstrap, records)
