@@ -41,6 +41,9 @@ bench-requests: install ## replay speed on 10,000,000 request events; report in 
 unit: install ## the unit tests only (no broker)
 	$(BIN)/python -m pytest -q tests/unit
 
+audit: install ## dependency audit: pip-audit --strict over the resolved runtime and dev dependencies; fails NOT RUN where PyPI's advisories are unreachable
+	$(BIN)/python -m sla_stream.dependency_audit $(AUDIT_ARGS)
+
 lint: install ## ruff and mypy
 	$(BIN)/ruff check sla_stream tests
 	$(BIN)/mypy
@@ -54,4 +57,4 @@ broker-stop: ## stop that broker
 clean: ## remove local state (broker data, worker state); keeps .venv and the jar cache
 	rm -rf var
 
-.PHONY: help install kafka run test crash-test bench bench-requests unit lint broker broker-stop clean
+.PHONY: help install kafka run test crash-test bench bench-requests unit audit lint broker broker-stop clean
