@@ -160,7 +160,8 @@ class Engine:
         ledger = self._ledger(contract.id)
         periods = len(ledger.periods)
         counting = self._counting(ledger)
-        if requests.apply(contract, service, event, ledger if counting else Ledger()) and counting:
+        offset = self.source[1] if self.once else None
+        if requests.apply(contract, service, event, ledger if counting else Ledger(), offset) and counting:
             self._keep(contract.id, ledger, periods)
         self.services[key] = service
         following = requests.next_boundary(contract, service)

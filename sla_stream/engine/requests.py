@@ -66,6 +66,10 @@ class Service:
     evaluates depends on its own events only, never on when the engine's clock moved."""
     latest: int | None = None
     """The latest minute with a bucket (derived)."""
+    through: dict[int, int] = field(default_factory=dict)
+    """Minute -> the input offset after the last message counted in its bucket, where the engine
+    is told offsets (the worker): a message processed again after a stop that wrote the bucket
+    but not the input position is recognised, and not counted twice (stored with the bucket)."""
     dirty: set[int] = field(default_factory=set)
     """Minutes changed or dropped since the store last wrote them (not part of the state)."""
     sums: dict[int | str, list[int]] = field(default_factory=dict)
@@ -99,9 +103,15 @@ def reach(contract: Contract) -> int:
     return policy_of(contract).reach
 
 
-def apply(contract: Contract, service: Service, event: RequestEvent, ledger: Ledger) -> bool:
+def apply(
+    contract: Contract, service: Service, event: RequestEvent, ledger: Ledger, offset: int | None = None
+) -> bool:
     """Count the requests of ``event`` in its minute and its period; false inside an exclusion
-    window, where nothing counts."""
+    window, where nothing counts.
+
+    ``offset``, the input offset of the message, if known: a minute's bucket that has counted
+    it already (see ``Service.through``) is left as it is; the ledger decides for itself.
+    """
     policy = policy_of(contract)
     if event.type != "request":
         service.seen[event.event_id] = event.at
@@ -116,6 +126,11 @@ def apply(contract: Contract, service: Service, event: RequestEvent, ledger: Led
         elif event.latency_good is not None:
             delta[LATENCY_TOTAL], delta[LATENCY_GOOD] = event.total, event.latency_good
     minute = event.at // MINUTE_MS
+    ledger.add(ledger.period(contract.zone, event.at), REQUESTS, delta)
+    if offset is not None:
+        if service.through.get(minute, -1) > offset:
+            return True
+        service.through[minute] = offset + 1
     if next_boundary(contract, service) is None:
         # Idle until now: boundaries up to this minute's start have nothing to evaluate.
         service.evaluated = max(service.evaluated, minute * MINUTE_MS)
@@ -127,7 +142,6 @@ def apply(contract: Contract, service: Service, event: RequestEvent, ledger: Led
     for index, count in enumerate(delta):
         bucket[index] += count
     service.dirty.add(minute)
-    ledger.add(ledger.period(contract.zone, event.at), REQUESTS, delta)
     if service.as_of is not None and minute < service.as_of:
         # A late event for a minute already inside the windows: keep their sums right.
         for window, sums in service.sums.items():
@@ -273,6 +287,7 @@ def _forget(contract: Contract, service: Service, boundary: int, keep_ms: int) -
     oldest = boundary // MINUTE_MS - reach(contract) - 1
     for minute in [m for m in service.buckets if m < oldest]:
         del service.buckets[minute]
+        service.through.pop(minute, None)
         service.dirty.add(minute)
     service.seen = {
         event_id: at for event_id, at in service.seen.items() if at >= boundary - (keep_ms or DAY_MS)

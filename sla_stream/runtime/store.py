@@ -208,23 +208,32 @@ class TableServices(_Loaded[tuple[str, str], Service]):
         self._header = b"s%d" % partition + _SEP
         self._bucket = b"m%d" % partition + _SEP
         buckets: dict[tuple[str, str], dict[int, list[int]]] = {}
+        through: dict[tuple[str, str], dict[int, int]] = {}
         for raw, (contract_id, service, minute) in self._keys_with(self._bucket):
             counts = [int(n) for n in table[raw].split(b",")]
-            buckets.setdefault((contract_id.decode(), service.decode()), {})[int(minute)] = counts
+            key = (contract_id.decode(), service.decode())
+            buckets.setdefault(key, {})[int(minute)] = counts[:4]
+            if len(counts) > 4:
+                through.setdefault(key, {})[int(minute)] = counts[4]
         for raw, (contract_id, service) in self._keys_with(self._header):
             key = (contract_id.decode(), service.decode())
             self._values[key] = Service.from_header(orjson.loads(table[raw]), buckets.get(key, {}))
+            self._values[key].through = through.get(key, {})
 
     def _put(self, key: tuple[str, str], value: Service) -> None:
+        # Buckets before the header: a stop between them leaves buckets ahead of the header's
+        # batch ids, and a bucket knows the messages it counted (its offset); the other way
+        # round a batch id would say a batch was counted that its bucket never got.
         name = key[0].encode() + _SEP + key[1].encode()
-        self._table[self._header + name] = _dumps(value.header())
         for minute in sorted(value.dirty):
             counts = value.buckets.get(minute)
             raw = self._bucket + name + _SEP + b"%d" % minute
             if counts is not None:
-                self._table[raw] = b",".join(b"%d" % n for n in counts)
+                through = value.through.get(minute)
+                self._table[raw] = b",".join(b"%d" % n for n in [*counts, *([through] if through else [])])
             else:
                 self._table.pop(raw, None)
+        self._table[self._header + name] = _dumps(value.header())
         value.dirty.clear()
 
     def _drop(self, key: tuple[str, str]) -> None:

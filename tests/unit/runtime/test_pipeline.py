@@ -406,3 +406,77 @@ def test_a_partition_whose_ticks_stop_coming_is_stale_until_they_come_again():
     assert pipeline.stale({0, 1}) == {0}
     pipeline.on_tick(0, tick_record(now[0] - 250, {}))
     assert pipeline.stale({0, 1}) == set()
+
+
+def _request(n: int, at: str, status: int, batch: bool = False) -> bytes:
+    body = {"event_id": f"q{n}", "contract_id": "demo-fast", "occurred_at": at, "service": "api"}
+    if batch:
+        return orjson.dumps({**body, "type": "request.batch", "total": 10, "good": 10 - status // 500})
+    return orjson.dumps({**body, "type": "request", "latency_ms": 12, "status": status})
+
+
+def test_requests_processed_again_after_any_cut_of_the_writes_count_once(at_month_end):
+    # At-least-once: a stop can end a batch's writes after any record. Whatever reached Kafka,
+    # the restarted worker processes the batch again; the service's minutes and the month's
+    # counts come out as if there had been no stop.
+    settings, contracts, clock = at_month_end.settings, at_month_end.contracts, at_month_end.clock
+    requests = "sla.requests"
+    earlier = [_request(1, "2026-11-30T23:00:00Z", 200), _request(2, "2026-11-30T23:00:10Z", 503)]
+    batch = [
+        _request(3, "2026-11-30T23:00:20Z", 200),
+        _request(4, "2026-11-30T23:01:05Z", 500),
+        _request(5, "2026-11-30T23:01:30Z", 500, batch=True),
+        _request(6, "2026-11-30T23:02:00Z", 200),
+    ]
+    close = tick_record(ms("2026-12-01T00:06:00Z"), {})
+
+    def run(pipeline: Pipeline, messages: list[bytes], first: int) -> None:
+        for offset, value in enumerate(messages, first):
+            pipeline.on_event(requests, 0, offset, b"demo-fast", value)
+
+    def outcome(pipeline: Pipeline) -> tuple[object, ...]:
+        service = pipeline.engine(requests, 0).services[("demo-fast", "api")]
+        statements = [orjson.loads(o.value) for o in pipeline.on_tick(0, close) if o.topic == "sla.penalties"]
+        availability = [o for o in statements[0]["objectives"] if o["objective"] == "availability"]
+        return dict(service.buckets), availability
+
+    uncut = Pipeline(settings, contracts, {}, clock=clock)
+    run(uncut, earlier + batch, 0)
+    expected = outcome(uncut)
+    assert (expected[1][0]["good"], expected[1][0]["total"]) == (12, 15)
+
+    probe = WriteOrder()
+    writer = Pipeline(settings, contracts, probe, clock=clock)
+    run(writer, earlier, 0)
+    writer.write(0)
+    written = len(probe.order)
+    run(writer, batch, len(earlier))
+    writer.write(0)
+    records = probe.order[written:]
+    assert len(records) > 4  # ledger, minutes, service header, clock, position
+
+    for cut in range(len(records)):
+        persisted: dict = {}
+        first = Pipeline(settings, contracts, persisted, clock=clock)
+        run(first, earlier, 0)
+        first.write(0)
+        run(first, batch, len(earlier))
+        reached = WriteOrder()
+        _write_into(first, reached)
+        for key in reached.order[:cut]:
+            if key in reached:
+                persisted[key] = reached[key]
+            else:
+                persisted.pop(key, None)
+        restarted = Pipeline(settings, contracts, persisted, clock=clock)
+        assert restarted.position(requests, 0) == len(earlier)  # the position is the last record
+        run(restarted, batch, len(earlier))
+        assert outcome(restarted) == expected, f"cut after {cut} of {len(records)} records"
+
+
+def _write_into(pipeline: Pipeline, table: dict) -> None:
+    """``pipeline.write(0)`` into ``table`` instead of the pipeline's own."""
+    pipeline.table = table
+    for store in [*pipeline.stores.values(), *pipeline.ledgers.values(), *pipeline.marks.values()]:
+        store._table = table
+    pipeline.write(0)
