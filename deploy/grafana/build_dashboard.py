@@ -130,7 +130,8 @@ PANELS = [
         8,
         "timeseries",
         "Events per second by outcome",
-        "Input events processed, by outcome (ok, invalid, unknown_contract, duplicate, late).",
+        "Input events processed, by outcome (ok, invalid, unknown_contract, duplicate, late, too_large,"
+        " error).",
         [("sum by (outcome) (rate(sla_events_total[1m]))", "{{outcome}}")],
         (0, 33, 8, 8),
         "cps",
@@ -182,6 +183,15 @@ PANELS = [
         (4, 41, 12, 4),
         "percentunit",
     ),
+    panel(
+        14,
+        "stat",
+        "Workers whose contract files do not load",
+        "Workers running on their last good contracts because the changed files do not load"
+        " (their log names each problem).",
+        [("sum(sla_contract_reload_failing) or vector(0)", "failing")],
+        (16, 41, 8, 4),
+    ),
 ]
 
 DASHBOARD = {
@@ -196,7 +206,7 @@ DASHBOARD = {
     "refresh": "10s",
     "time": {"from": "now-30m", "to": "now"},
     "schemaVersion": 39,
-    "version": 2,
+    "version": 3,
     "templating": {
         "list": [
             {
