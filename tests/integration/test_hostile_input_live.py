@@ -48,11 +48,11 @@ def test_a_worker_under_hostile_input_dead_letters_every_bad_message_and_alerts_
     topics = live.topics
     inputs = {"ticket": topics["tickets"], "call": topics["calls"], "request": topics["requests"]}
 
-    # The valid events happen from 20 s from now on: all of them are in Kafka before the wall clock,
+    # The valid events happen from 30 s from now on: all of them are in Kafka before the wall clock,
     # which moves partition clocks through ticks, reaches them, so the worker sees them in time
     # order, as replay does. (Events from the past would arrive behind clocks already moved on,
     # as late events: right, but with alerts and retractions that replay cannot know of.)
-    start = int(time.time() * 1000) + 20_000
+    start = int(time.time() * 1000) + 30_000
     valid = _valid_events(rng, start)
     records: list[tuple[str, bytes | None, bytes | None]] = []
     bad: Counter[tuple[str, bytes | None]] = Counter()
