@@ -111,6 +111,20 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true", help="print the statements as a JSON array")
     report.set_defaults(run=_report)
 
+    whatif = commands.add_parser(
+        "whatif",
+        help="what if the contracts had been different: one history measured against two contract sets",
+    )
+    whatif.add_argument("--contracts", required=True, help="directory of the contracts as they are")
+    whatif.add_argument("--against", required=True, help="directory of the contracts to compare with")
+    whatif.add_argument("--until", help="move the clock to this RFC 3339 time at the end")
+    whatif.add_argument("--allowed-lateness", default="5m", help="as in replay (default 5m)")
+    whatif.add_argument("--period", help="only this period, YYYY-MM")
+    whatif.add_argument("--contract", help="only this contract id")
+    whatif.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    whatif.add_argument("events", nargs="+", type=Path, help="JSON-lines event files, in order")
+    whatif.set_defaults(run=_whatif)
+
     sim = commands.add_parser(
         "simulate", help="produce realistic ticket traffic to Kafka, or write it to a file"
     )
@@ -273,8 +287,7 @@ def _replay(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from sla_stream import report
 
-    if args.period is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.period):
-        raise UserError(f"--period: expected a month like 2026-11, got {args.period!r}")
+    _check_period(args.period)
     try:
         if args.events:
             found = _replayed_statements(args)
@@ -289,6 +302,40 @@ def _report(args: argparse.Namespace) -> int:
     chosen = report.select(found, args.period, args.contract)
     sys.stdout.buffer.write(report.as_json(chosen) if args.json else report.table(chosen).encode())
     return 0
+
+
+def _whatif(args: argparse.Namespace) -> int:
+    from sla_stream import whatif
+    from sla_stream.replay import read_lines
+
+    _check_period(args.period)
+    for path in args.events:
+        if not path.is_file():
+            raise UserError(f"{path}: no such event file")
+    base, other = _contracts(args.contracts), _contracts(args.against)
+    until = _instant(args.until, "--until") if args.until else None
+    lateness = _duration(args.allowed_lateness, "--allowed-lateness")
+    rows = whatif.compare(
+        whatif.measure(base, read_lines(args.events), until, lateness),
+        whatif.measure(other, read_lines(args.events), until, lateness),
+    )
+    rows = [
+        r
+        for r in rows
+        if (args.period is None or r["period"] == args.period)
+        and (args.contract is None or r["contract_id"] == args.contract)
+    ]
+    names = (Path(args.contracts).name or args.contracts, Path(args.against).name or args.against)
+    if names[0] == names[1]:
+        names = (args.contracts, args.against)
+    out = whatif.as_json(rows, names) if args.json else whatif.table(rows, names).encode()
+    sys.stdout.buffer.write(out)
+    return 0
+
+
+def _check_period(period: str | None) -> None:
+    if period is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
+        raise UserError(f"--period: expected a month like 2026-11, got {period!r}")
 
 
 def _replayed_statements(args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -104,17 +104,17 @@ def table(statements: list[dict[str, Any]]) -> str:
         period = s["statement_id"].rsplit("/", 1)[1]
         for o in s["objectives"]:
             tier = o.get("tier") or {}
-            limit = next((f"{side} {_number(tier[side])}" for side in ("below", "above") if side in tier), "")
+            limit = next((f"{side} {figure(tier[side])}" for side in ("below", "above") if side in tier), "")
             rows.append(
                 [
                     s["contract_id"],
                     period,
                     o["objective"],
-                    _number(o["attained"]),
-                    _number(o["target"]) if "target" in o else "",
+                    figure(o["attained"]),
+                    figure(o["target"]) if "target" in o else "",
                     _counted(o),
                     limit,
-                    f"{_number(o['credit_percent'])}%",
+                    f"{figure(o['credit_percent'])}%",
                 ]
             )
         credit = s["credit"]
@@ -126,9 +126,9 @@ def table(statements: list[dict[str, Any]]) -> str:
                 "= total" if s["objectives"] else "= nothing counted",
                 "",
                 "",
-                f"excluded {_number(excluded / 3600)}h" if excluded else "",
+                f"excluded {figure(excluded / 3600)}h" if excluded else "",
                 "",
-                f"{_number(s['credit_percent'])}% = {credit['amount']:,.2f} {credit['currency']}",
+                f"{figure(s['credit_percent'])}% = {credit['amount']:,.2f} {credit['currency']}",
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -157,7 +157,7 @@ def _counted(objective: dict[str, Any]) -> str:
     return f"{total} answered"
 
 
-def _number(value: float) -> str:
+def figure(value: float) -> str:
     """A figure as the statement has it, to at most six places (30.000001 stays 30.000001)."""
     return f"{value:.6f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
 
