@@ -225,10 +225,13 @@ def _worker(args: argparse.Namespace) -> int:
     if args.web_port:
         overrides["web_port"] = args.web_port
     settings = load_settings(args.config, overrides=overrides)
+    from sla_stream.runtime.reload import fingerprint
+
+    loaded = fingerprint(Path(settings.contracts_dir))
     contracts = _contracts(settings.contracts_dir)
     from sla_stream.runtime.worker import run_worker
 
-    return run_worker(settings, contracts)
+    return run_worker(settings, contracts, loaded)
 
 
 def _replay(args: argparse.Namespace) -> int:

@@ -151,6 +151,7 @@ def apply(contract: Contract, ticket: Ticket, event: TicketEvent) -> list[Alert]
         objective = policy.objectives.get(NEXT_REPLY)
         if (
             objective
+            and ticket.priority in objective.targets  # a contract changed since may have dropped it
             and ticket.status not in DONE_STATUSES
             and (first is None or first.stopped)
             and (current is None or current.stopped)

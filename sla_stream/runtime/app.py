@@ -38,8 +38,9 @@ _RAW: dict[str, Any] = {
 }
 
 
-def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> App:
-    """A Faust app running the engine for ``contracts`` with ``settings``."""
+def create_app(settings: Settings, contracts: Mapping[str, Contract], loaded: str | None = None) -> App:
+    """A Faust app running the engine for ``contracts`` with ``settings``; ``loaded``: the
+    fingerprint of the contract files taken before ``contracts`` were read from them."""
     app = App(
         settings.app_id,
         client_kwargs=client_kwargs(settings),
@@ -72,7 +73,7 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract]) -> App:
     source = app.topic(*settings.source_topics, topics.ticks, partitions=settings.partitions, **_RAW)
     table = app.Table("state", partitions=settings.partitions, default=None, key_type=bytes, value_type=bytes)
     pipeline = Pipeline(settings, contracts, table)
-    contract_source = ContractSource(settings.contracts_dir, contracts)
+    contract_source = ContractSource(settings.contracts_dir, contracts, loaded)
     pipeline.highwater = lambda topic, partition: app.consumer.highwater(TP(topic, partition))
     registry = registry_for(pipeline, contract_source)
 

@@ -316,8 +316,9 @@ class Pipeline:
         return self._alerts(alerts, partition) + statements
 
     def stale(self, partitions: set[int]) -> set[int]:
-        """Those of ``partitions`` whose clock has not run yet, or has had no tick for a while
-        (twenty tick intervals, at least 5 s): their deadlines are not being watched live."""
+        """Those of ``partitions`` whose clock has not run yet, or that have had no tick for a
+        while (twenty tick intervals, at least 5 s): cut off from the broker. (A partition
+        catching up on a backlog gets its ticks, and its clock moves once it has caught up.)"""
         limit = max(5_000, 20 * self.settings.tick_interval_ms)
         now = self.clock()
         return {

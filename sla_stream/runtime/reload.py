@@ -28,22 +28,29 @@ def fingerprint(directory: Path) -> str:
     """A digest of the contract files' names and contents (empty if the directory is unreadable)."""
     digest = hashlib.sha256()
     try:
-        files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml"))
-        for path in files:
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    except OSError:
-        return ""
+        files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    except OSError as exc:
+        return f"unreadable: {exc}"
+    for path in files:
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            content = f"unreadable: {exc}".encode()
+        digest.update(path.name.encode() + b"\0" + content + b"\0")
     return digest.hexdigest()
 
 
 class ContractSource:
     """The contracts in use and the directory they come from."""
 
-    def __init__(self, directory: str | Path, contracts: Mapping[str, Contract]) -> None:
+    def __init__(
+        self, directory: str | Path, contracts: Mapping[str, Contract], loaded: str | None = None
+    ) -> None:
         self.directory = Path(directory)
         self.contracts = dict(contracts)
-        #: The files as last tried: a change from this starts a reload.
-        self.tried = fingerprint(self.directory)
+        #: The files as last tried (``loaded``: their fingerprint taken before ``contracts`` were
+        #: read from them): a change from this starts a reload.
+        self.tried = fingerprint(self.directory) if loaded is None else loaded
         self.reloads = {"ok": 0, "error": 0}
         #: The first error of the last reload, while the files on disk do not load.
         self.error: str | None = None
@@ -58,14 +65,15 @@ class ContractSource:
         self.tried = fingerprint(self.directory)
         try:
             contracts = load_dir(self.directory)
-        except ContractError as exc:
+        except (ContractError, OSError) as exc:
+            errors = exc.errors if isinstance(exc, ContractError) else [f"{self.directory}: {exc}"]
             self.reloads["error"] += 1
-            self.error = exc.errors[0]
+            self.error = errors[0]
             log.error(
                 "contracts in %s not reloaded (%d problems); the %d contracts in use stay",
-                *(self.directory, len(exc.errors), len(self.contracts)),
+                *(self.directory, len(errors), len(self.contracts)),
             )
-            for line in exc.errors:
+            for line in errors:
                 log.error("contract error: %s", line)
             return False
         self.reloads["ok"] += 1

@@ -25,10 +25,11 @@ log = logging.getLogger("sla_stream")
 CLEAN_STOP = "clean-stop"
 
 
-def run_worker(settings: Settings, contracts: Mapping[str, Contract]) -> int:
-    """Run until stopped; returns the process exit code."""
+def run_worker(settings: Settings, contracts: Mapping[str, Contract], loaded: str | None = None) -> int:
+    """Run until stopped; returns the process exit code. ``loaded``: the fingerprint of the
+    contract files taken before ``contracts`` were read (an edit since is reloaded)."""
     created = asyncio.run(ensure_topics(settings))
-    app = create_app(settings, contracts)
+    app = create_app(settings, contracts, loaded)
     discard_unclean_state(settings, Path(app.conf.tabledir))
     worker = _Worker(
         app,

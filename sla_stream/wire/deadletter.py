@@ -11,6 +11,8 @@ import orjson
 #: Even escaped six-fold (control characters), a record stays under the producer's
 #: 1 MB request limit: a record too large to send would stop the worker.
 COPY_BYTES = 65_536
+#: Characters of the reason's detail kept (it can quote the message).
+DETAIL_CHARS = 2_048
 
 
 def deadletter_record(
@@ -31,6 +33,8 @@ def deadletter_record(
     """
     key_text, key_encoding = _text(key)
     value_text, value_encoding = _text(value)
+    if len(detail) > DETAIL_CHARS:
+        detail = detail[: DETAIL_CHARS - 1] + "…"
     record: dict[str, Any] = {
         "reason": reason,
         "detail": detail,
@@ -56,8 +60,12 @@ def encode_deadletter(record: dict[str, Any]) -> bytes:
 def _text(data: bytes | None) -> tuple[str | None, str]:
     if data is None:
         return None, "utf-8"
+    cut = len(data) > COPY_BYTES
     data = data[:COPY_BYTES]
     try:
         return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as exc:
+        if cut and exc.start >= len(data) - 3 and exc.reason == "unexpected end of data":
+            # The cut split a character: text up to it.
+            return data[: exc.start].decode("utf-8"), "utf-8"
         return base64.b64encode(data).decode("ascii"), "base64"

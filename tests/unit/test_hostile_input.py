@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from helpers import contracts_from, ms
 from hostile import CONTRACT, CONTRACT_ID, MALFORMATIONS, malformed, ticket
 from hypothesis import HealthCheck, given, settings
@@ -26,7 +27,7 @@ from sla_stream.engine.time import format_ts
 from sla_stream.runtime.pipeline import Output, Pipeline, tick_record
 from sla_stream.settings import Settings
 from sla_stream.wire.deadletter import COPY_BYTES
-from sla_stream.wire.events import decode_event
+from sla_stream.wire.events import MAX_MESSAGE_BYTES, decode_event
 
 NOW = ms("2026-11-24T09:05:00Z")
 REASONS = {"invalid", "unknown_contract", "late", "too_large"}
@@ -152,3 +153,31 @@ def _original(record: dict[str, Any], name: str) -> bytes | None:
         return None
     encoding = record[f"{name}_encoding"]
     return base64.b64decode(text) if encoding == "base64" else str(text).encode()
+
+
+@pytest.mark.timeout(30)  # before the depth check was made linear, each took over 25 s
+@pytest.mark.parametrize("run", [b'\\"', b'"\\'])
+def test_adversarial_strings_for_the_depth_check_are_rejected_without_backtracking(run: bytes) -> None:
+    message = b"[" * 65 + b'"' + run * 32_700
+    with pytest.raises(Rejected) as rejected:
+        decode_event(message[:MAX_MESSAGE_BYTES])
+    assert rejected.value.reason == "invalid"
+
+
+def test_a_dead_letter_record_fits_the_producers_limit_at_the_largest_message_size() -> None:
+    # The worst case: a key of control characters (escaped six-fold in JSON) and a type that
+    # the decoder quotes in its reason, each character of it escaped too.
+    pipeline = Pipeline(Settings(max_message_bytes=1_000_000), _CONTRACTS, table={}, clock=lambda: NOW)
+    value = json.dumps({"type": "\x85" * 490_000}, ensure_ascii=False).encode()
+    (out,) = pipeline.on_event("sla.tickets", 0, 0, b"\x01" * 70_000, value)
+    record = orjson.loads(out.value)
+    assert record["reason"] == "invalid" and record["detail"].endswith("…")
+    assert len(out.value) < 1_000_000
+
+
+def test_a_copy_cut_inside_a_character_stays_text() -> None:
+    value = b'{"type":"' + "é".encode() * 40_000 + b'"}'  # the cut falls inside an é
+    (out,) = _pipeline().on_event("sla.tickets", 0, 0, None, value)
+    record = orjson.loads(out.value)
+    assert record["value_encoding"] == "utf-8" and record["value_truncated"] is True
+    assert value.startswith(record["value"].encode()) and len(record["value"].encode()) == COPY_BYTES - 1

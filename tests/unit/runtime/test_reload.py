@@ -173,3 +173,53 @@ async def _until(condition: Callable[[], bool]) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("not within 2 s")
+
+
+def test_a_directory_named_like_a_contract_file_does_not_hide_changes(directory):
+    (directory / "old.yaml").mkdir()
+    source = ContractSource(directory, load_dir(directory))
+    (directory / "b.yaml").write_text(FAST.format(id="b", target="20s"))
+    assert source.changed()
+
+
+def test_an_edit_made_while_the_worker_read_its_contracts_is_reloaded(directory):
+    from sla_stream.runtime.reload import fingerprint
+
+    loaded = fingerprint(directory)
+    contracts = load_dir(directory)
+    (directory / "b.yaml").write_text(FAST.format(id="b", target="20s"))  # meanwhile
+    source = ContractSource(directory, contracts, loaded)
+    assert source.changed() and source.reload() and set(source.take() or {}) == {"a", "b"}
+
+
+def test_a_ticket_whose_priority_a_reload_removed_starts_no_next_reply_clock(tmp_path):
+    two = (
+        "version: 1\nid: a\ntickets:\n  priorities: [P1, P2]\n  near_breach: []\n  objectives:\n"
+        "    first_response: {targets: {P1: 20s, P2: 20s}}\n    next_reply: {targets: {P1: 20s, P2: 20s}}\n"
+    )
+    (tmp_path / "a.yaml").write_text(two)
+    source = ContractSource(tmp_path, load_dir(tmp_path))
+    now = [ms("2026-11-24T10:00:00Z")]
+    pipeline = Pipeline(Settings(), source.contracts, {}, clock=lambda: now[0])
+
+    def send(offset: int, kind: str, at: str, **fields: str) -> list[str]:
+        body = {
+            "event_id": f"e{offset}",
+            "type": kind,
+            "contract_id": "a",
+            "occurred_at": at,
+            "ticket_id": "T",
+        }
+        out = pipeline.on_event("sla.tickets", 0, offset, b"a", orjson.dumps({**body, **fields}))
+        return [o.topic for o in out]
+
+    assert send(0, "ticket.created", "2026-11-24T09:59:00Z", priority="P2") == []
+    assert send(1, "ticket.agent_replied", "2026-11-24T09:59:05Z") == []
+    pipeline.write(0)
+    (tmp_path / "a.yaml").write_text(two.replace("P1, P2", "P1").replace(", P2: 20s", ""))
+    source.reload()
+    pipeline.use_contracts(source.take() or {})
+    assert send(2, "ticket.customer_replied", "2026-11-24T09:59:10Z") == []
+    now[0] = ms("2026-11-24T10:05:00Z")
+    fired = pipeline.on_tick(0, tick_record(ms("2026-11-24T10:05:00Z"), {}))
+    assert [orjson.loads(o.value)["objective"] for o in fired if o.topic == "sla.alerts"] == []
