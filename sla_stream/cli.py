@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from sla_stream.engine.model import Contract
 from sla_stream.engine.time import parse_duration, to_ms
 from sla_stream.runtime.stopping import hold_sigterm
 from sla_stream.runtime.topics import TopicError
-from sla_stream.settings import SettingsError, load_settings
+from sla_stream.settings import Settings, SettingsError, load_settings
 
 
 class UserError(Exception):
@@ -169,6 +170,14 @@ def _parser() -> argparse.ArgumentParser:
     validate = con_commands.add_parser("validate", help="check every contract file in a directory")
     validate.add_argument("directory", type=Path)
     validate.set_defaults(run=_validate)
+    pub = con_commands.add_parser(
+        "publish",
+        help="put a directory's contract files on the contracts topic (for contracts_from: topic)",
+    )
+    pub.add_argument("directory", type=Path)
+    pub.add_argument("--config", help="YAML settings file (also $SLA_STREAM_CONFIG)")
+    pub.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (default: the settings')")
+    pub.set_defaults(run=_publish)
 
     tail = commands.add_parser(
         "tail", help="print records of a topic as they arrive (default: the alert topic)"
@@ -225,6 +234,8 @@ def _worker(args: argparse.Namespace) -> int:
     if args.web_port:
         overrides["web_port"] = args.web_port
     settings = load_settings(args.config, overrides=overrides)
+    if settings.contracts_from == "topic":
+        settings = _contracts_from_topic(settings)
     from sla_stream.runtime.reload import fingerprint
 
     loaded = fingerprint(Path(settings.contracts_dir))
@@ -304,6 +315,36 @@ def _report(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     chosen = report.select(found, args.period, args.contract)
     sys.stdout.buffer.write(report.as_json(chosen) if args.json else report.table(chosen).encode())
+    return 0
+
+
+def _contracts_from_topic(settings: Settings) -> Settings:
+    """``settings`` with the contracts the topic holds, written to a directory of the worker's."""
+    from sla_stream.runtime.contract_topic import ensure_contract_topic, materialize, read_contracts
+
+    async def read() -> dict[str, bytes]:
+        await ensure_contract_topic(settings)
+        return await read_contracts(settings)
+
+    files = asyncio.run(read())
+    if not files:
+        raise UserError(
+            f"contracts_from is topic, but {settings.topics.contracts} holds no contracts"
+            " (publish them with: sla-stream contracts publish DIR)"
+        )
+    directory = Path(settings.data_dir) / "contracts-from-topic"
+    materialize(files, directory)
+    return replace(settings, contracts_dir=str(directory))
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from sla_stream.runtime.contract_topic import contract_files, publish
+
+    overrides = {"bootstrap_servers": args.bootstrap_servers} if args.bootstrap_servers else None
+    settings = load_settings(args.config, overrides=overrides)
+    files = contract_files(args.directory)  # nothing is sent unless every file loads
+    published, removed = asyncio.run(publish(settings, files))
+    print(f"published {published} contract files to {settings.topics.contracts}; removed {removed}")
     return 0
 
 

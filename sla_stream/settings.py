@@ -42,6 +42,7 @@ class Topics:
     penalties: str = "sla.penalties"
     deadletter: str = "sla.deadletter"
     ticks: str = "sla.ticks"
+    contracts: str = "sla.contracts"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,9 @@ class Settings:
     bootstrap_servers: str = "127.0.0.1:19092"
     app_id: str = "sla-stream"
     contracts_dir: str = "examples/contracts"
+    contracts_from: str = "dir"
+    """``dir``: the contract files in ``contracts_dir``; ``topic``: those published on the
+    contracts topic (``sla-stream contracts publish``), followed while the worker runs."""
     contracts_poll_ms: int = 5_000
     """How often the contract files are checked for changes (reloaded if changed); 0: never."""
     partitions: int = 8
@@ -217,6 +221,8 @@ def _build(values: Mapping[str, Any], source: str) -> Settings:
             f"{source}: processing_guarantee: expected one of {', '.join(_GUARANTEES)},"
             f" got {result.processing_guarantee!r}"
         )
+    if result.contracts_from not in ("dir", "topic"):
+        raise SettingsError(f"{source}: contracts_from: expected dir or topic, got {result.contracts_from!r}")
     if result.log_format not in ("text", "json"):
         raise SettingsError(f"{source}: log_format: expected text or json, got {result.log_format!r}")
     if result.partitions < 1:

@@ -8,6 +8,7 @@ import logging
 import time
 import weakref
 from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, cast
 
 import faust
@@ -22,6 +23,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sla_stream.engine.model import Contract
 from sla_stream.kafka_client import client_kwargs, ssl_context
 from sla_stream.metrics.collector import registry_for
+from sla_stream.runtime.contract_topic import ContractTopicFollower
 from sla_stream.runtime.gaps import GapReader
 from sla_stream.runtime.pipeline import Output, Pipeline, tick_record, wall_ms
 from sla_stream.runtime.reload import ContractSource, ContractWatcher
@@ -202,7 +204,10 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract], loaded: st
 
     app.add_dependency(TickSender(app, settings))
     app.add_dependency(gaps)
-    app.add_dependency(ContractWatcher(contract_source, settings.contracts_poll_ms / 1000))
+    watcher = ContractWatcher(contract_source, settings.contracts_poll_ms / 1000)
+    app.add_dependency(watcher)
+    if settings.contracts_from == "topic":
+        app.add_dependency(ContractTopicFollower(settings, Path(settings.contracts_dir), watcher.ask))
     app.pipeline = pipeline  # type: ignore[attr-defined]
     return app
 

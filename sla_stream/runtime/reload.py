@@ -111,6 +111,10 @@ class ContractWatcher(mode.Service):
         self.interval = interval
         self._asked = asyncio.Event()
 
+    def ask(self) -> None:
+        """Reload now (as SIGHUP does)."""
+        self._asked.set()
+
     async def on_start(self) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._asked.set)
 

@@ -204,3 +204,10 @@ def test_no_password_shows_in_the_settings_repr_or_str(tmp_path):
     ):
         assert "hunter2" not in shown
     assert "alice" in repr(settings)
+
+
+def test_contracts_come_from_a_directory_or_the_topic():
+    assert load_settings(environ={}).contracts_from == "dir"
+    assert load_settings(environ={"SLA_STREAM_CONTRACTS_FROM": "topic"}).contracts_from == "topic"
+    with pytest.raises(SettingsError, match="contracts_from: expected dir or topic, got 'kafka'"):
+        load_settings(environ={"SLA_STREAM_CONTRACTS_FROM": "kafka"})

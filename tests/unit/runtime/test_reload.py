@@ -223,3 +223,15 @@ def test_a_ticket_whose_priority_a_reload_removed_starts_no_next_reply_clock(tmp
     now[0] = ms("2026-11-24T10:05:00Z")
     fired = pipeline.on_tick(0, tick_record(ms("2026-11-24T10:05:00Z"), {}))
     assert [orjson.loads(o.value)["objective"] for o in fired if o.topic == "sla.alerts"] == []
+
+
+def test_the_contracts_a_topic_holds_are_written_as_files_and_only_changes_count(tmp_path):
+    from sla_stream.runtime.contract_topic import materialize
+
+    target = tmp_path / "from-topic"
+    a, b = FAST.format(id="a", target="20s").encode(), FAST.format(id="b", target="1h").encode()
+    assert materialize({"a": a, "b": b}, target) is True
+    assert set(load_dir(target)) == {"a", "b"}
+    assert materialize({"a": a, "b": b}, target) is False  # the same again: nothing to reload
+    assert materialize({"a": a}, target) is True  # b's tombstone
+    assert sorted(p.name for p in target.iterdir()) == ["a.yaml"]
