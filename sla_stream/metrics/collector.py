@@ -113,6 +113,14 @@ class ContractsCollector(Collector):
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         source = self._source
         yield GaugeMetricFamily(m.CONTRACTS, "Contracts in use.", value=len(source.contracts))
+        info = GaugeMetricFamily(
+            m.CONTRACT_INFO,
+            "1 for each contract in use, with a digest of its file (and of the files it extends).",
+            labels=[m.CONTRACT, m.DIGEST],
+        )
+        for contract_id, digest in sorted(source.digests.items()):
+            info.add_metric([contract_id, digest], 1)
+        yield info
         reloads = CounterMetricFamily(m.RELOADS, "Contract reloads by outcome.", labels=[m.OUTCOME])
         for outcome, count in sorted(source.reloads.items()):
             reloads.add_metric([outcome], count)

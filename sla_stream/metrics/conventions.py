@@ -32,12 +32,15 @@ SERIES_DROPPED = "sla_metric_series_dropped"
 """Gauge: label sets left out of the last scrape because a contract passed its queue limit."""
 CONTRACTS = "sla_contracts"
 """Gauge: contracts in use."""
+CONTRACT_INFO = "sla_contract_info"
+"""Gauge: 1 per contract in use, by ``contract`` and ``digest`` (which version of its files)."""
 RELOADS = "sla_contract_reloads"
 """Counter (``_total``): contract reloads (SIGHUP or changed files) by ``outcome`` (``ok``, ``error``)."""
 RELOAD_FAILING = "sla_contract_reload_failing"
 """Gauge: 1 while the contract files do not load; the worker runs on the last contracts that did."""
 
 PARTITION = "partition"
+DIGEST = "digest"
 CONTRACT, OBJECTIVE, KIND, STATE, WINDOW, QUEUE, TOPIC, OUTCOME = (
     "contract",
     "objective",

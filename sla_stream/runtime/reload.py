@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import mode
+import yaml
 
 from sla_stream.contracts import ContractError, load_dir
 from sla_stream.engine.model import Contract
@@ -40,6 +41,31 @@ def fingerprint(directory: Path) -> str:
     return digest.hexdigest()
 
 
+def digests(directory: Path) -> dict[str, str]:
+    """Per contract id, which version of it the files hold: a digest (12 hex digits) of its file
+    and of the files it extends."""
+    texts: dict[str, bytes] = {}
+    parents: dict[str, object] = {}
+    for path in sorted(directory.glob("*.y*ml")):
+        try:
+            text = path.read_bytes()
+            document = yaml.safe_load(text)
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(document, dict) and isinstance(document.get("id"), str):
+            texts[document["id"]] = text
+            parents[document["id"]] = document.get("extends")
+
+    def digest(contract_id: str, chain: tuple[str, ...]) -> str:
+        made = hashlib.sha256(texts[contract_id])
+        parent = parents.get(contract_id)
+        if isinstance(parent, str) and parent in texts and parent not in chain:
+            made.update(digest(parent, (*chain, contract_id)).encode())
+        return made.hexdigest()[:12]
+
+    return {contract_id: digest(contract_id, ()) for contract_id in texts}
+
+
 class ContractSource:
     """The contracts in use and the directory they come from."""
 
@@ -54,7 +80,10 @@ class ContractSource:
         self.reloads = {"ok": 0, "error": 0}
         #: The first error of the last reload, while the files on disk do not load.
         self.error: str | None = None
+        #: Which version of each contract in use (see :func:`digests`).
+        self.digests = {k: v for k, v in digests(self.directory).items() if k in self.contracts}
         self._pending: dict[str, Contract] | None = None
+        self._pending_digests: dict[str, str] = {}
 
     def changed(self) -> bool:
         return fingerprint(self.directory) != self.tried
@@ -92,13 +121,14 @@ class ContractSource:
         )
         if added or removed or changed:
             self._pending = contracts
+            self._pending_digests = {k: v for k, v in digests(self.directory).items() if k in contracts}
         return True
 
     def take(self) -> dict[str, Contract] | None:
         """The contracts reloaded since the last call, if any; they are in use from now on."""
         pending, self._pending = self._pending, None
         if pending is not None:
-            self.contracts = pending
+            self.contracts, self.digests = pending, self._pending_digests
         return pending
 
 

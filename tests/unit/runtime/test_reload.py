@@ -235,3 +235,25 @@ def test_the_contracts_a_topic_holds_are_written_as_files_and_only_changes_count
     assert materialize({"a": a, "b": b}, target) is False  # the same again: nothing to reload
     assert materialize({"a": a}, target) is True  # b's tombstone
     assert sorted(p.name for p in target.iterdir()) == ["a.yaml"]
+
+
+def test_the_worker_reports_which_version_of_each_contract_it_uses(directory):
+    from sla_stream.runtime.reload import digests
+
+    (directory / "child.yaml").write_text("version: 1\nid: child\nextends: a\n")
+    source = ContractSource(directory, load_dir(directory))
+    registry = registry_for(Pipeline(Settings(), source.contracts, {}, clock=lambda: 0), source)
+    before = dict(source.digests)
+    assert set(before) == {"a", "child"}
+    assert registry.get_sample_value("sla_contract_info", {"contract": "a", "digest": before["a"]}) == 1
+    # The base changes: so do both versions, and the reported ones once the reload is taken.
+    (directory / "a.yaml").write_text(FAST.format(id="a", target="1h"))
+    source.reload()
+    assert source.digests == before
+    source.take()
+    after = digests(directory)
+    assert source.digests == after and after["a"] != before["a"] and after["child"] != before["child"]
+    assert (
+        registry.get_sample_value("sla_contract_info", {"contract": "child", "digest": after["child"]}) == 1
+    )
+    assert registry.get_sample_value("sla_contract_info", {"contract": "a", "digest": before["a"]}) is None
