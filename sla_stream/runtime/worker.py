@@ -53,6 +53,11 @@ def run_worker(settings: Settings, contracts: Mapping[str, Contract], loaded: st
     except SystemExit as stop:
         code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
     ignore_sigterm()
+    if code != 0 and app.failed is None and worker.stopped_while_starting:
+        # Stopping services that are still starting can trip Faust up (an InvalidStateError
+        # from a topic declaration cut short); nothing was processed: a stop asked for, done.
+        log.info("stopped while starting, as asked (SIGTERM)")
+        code = 0
     if app.failed is not None:
         code = 1
     elif code == 0:
@@ -66,9 +71,22 @@ def run_worker(settings: Settings, contracts: Mapping[str, Contract], loaded: st
 
 
 class _Worker(faust.Worker):
+    #: A SIGTERM arrived before the worker had finished starting.
+    stopped_while_starting = False
+    _startup_done = False
+
     def install_signal_handlers(self) -> None:
         super().install_signal_handlers()
         release_sigterm()  # a SIGTERM held while starting now stops the worker gracefully
+
+    def _on_sigterm(self) -> None:
+        if not self._startup_done:
+            self.stopped_while_starting = True
+        super()._on_sigterm()
+
+    async def on_startup_finished(self) -> None:
+        self._startup_done = True
+        await super().on_startup_finished()
 
 
 def discard_unclean_state(settings: Settings, tabledir: Path) -> bool:
