@@ -130,16 +130,30 @@ class ContractTopicFollower(mode.Service):
     @mode.Service.task
     async def _following(self) -> None:
         files: dict[str, bytes] = {}
+        caught_up = False  # the topic is read from its start: the whole set first, then changes
 
         def update(key: bytes | None, value: bytes | None) -> None:
             _apply(files, key, value)
+            if caught_up:
+                write()
+
+        def at_end() -> None:
+            nonlocal caught_up
+            caught_up = True
+            write()
+
+        def write() -> None:
             if materialize(files, self.directory):
                 log.info("contracts changed on topic %s", self.settings.topics.contracts)
                 self.changed()
 
         while not self.should_stop:
+            files.clear()
+            caught_up = False
             try:
-                await _follow(self.settings, update, until_end=False, stopping=lambda: self.should_stop)
+                await _follow(
+                    self.settings, update, until_end=False, stopping=lambda: self.should_stop, at_end=at_end
+                )
             except (KafkaError, OSError) as exc:  # the broker away: the next round starts again
                 log.warning("following topic %s: %s", self.settings.topics.contracts, exc)
                 await self.sleep(5)
@@ -160,9 +174,10 @@ async def _follow(
     each: Callable[[bytes | None, bytes | None], None],
     until_end: bool,
     stopping: Callable[[], bool] = lambda: False,
+    at_end: Callable[[], None] = lambda: None,
 ) -> None:
     """Every record of the contracts topic from the start, in order, to ``each``: up to the end
-    as it is now, or on and on."""
+    as it is now, or on and on (``at_end`` is called once that end is reached)."""
     consumer = AIOKafkaConsumer(**client_kwargs(settings), enable_auto_commit=False)
     await consumer.start()
     try:
@@ -170,9 +185,13 @@ async def _follow(
         consumer.assign([partition])
         await consumer.seek_to_beginning(partition)
         end = (await consumer.end_offsets([partition]))[partition]
+        reached = False
         while not stopping():
-            if until_end and await consumer.position(partition) >= end:
-                return
+            if not reached and await consumer.position(partition) >= end:
+                reached = True
+                at_end()
+                if until_end:
+                    return
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 for record in records:

@@ -36,9 +36,9 @@ def test_a_worker_follows_the_contracts_topic(worker, broker, tmp_path: Path) ->
         command = [sys.executable, "-m", "sla_stream.cli", "contracts", "publish", str(directory)]
         return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
 
-    first = publish(a="20s")
+    first = publish(a="20s", c="1h")
     assert first.returncode == 0, first.stderr
-    assert first.stdout == f"published 1 contract files to {topic}; removed 0\n"
+    assert first.stdout == f"published 2 contract files to {topic}; removed 0\n"
     unused = tmp_path / "unused"
     unused.mkdir()
     # No polling of its directory: only the topic tells the worker of changes.
@@ -58,10 +58,12 @@ def test_a_worker_follows_the_contracts_topic(worker, broker, tmp_path: Path) ->
     produce(live.bootstrap, live.topics["tickets"], [breaching("a", 1), breaching("b", 1)])
     alerts = read_topic(live.bootstrap, live.topics["alerts"], until=lambda found: len(found) >= 1)
     assert [a["subject"]["id"] for a in alerts] == ["T-a-1"]
+    # Following the topic from its start changed nothing: no contract dropped for a moment.
+    assert "reloaded" not in live.this_run(), live.tail()
 
-    broken = publish(a="20s", b="whenever")
+    broken = publish(a="20s", b="whenever", c="1h")
     assert broken.returncode == 1 and "b.yaml: tickets.objectives.first_response" in broken.stderr
-    second = publish(a="20s", b="20s")
+    second = publish(a="20s", b="20s", c="1h")
     assert second.returncode == 0, second.stderr
     ends = time.monotonic() + 30
     while "added b" not in live.this_run():
@@ -71,7 +73,7 @@ def test_a_worker_follows_the_contracts_topic(worker, broker, tmp_path: Path) ->
     alerts = read_topic(live.bootstrap, live.topics["alerts"], until=lambda found: len(found) >= 2, settle=2)
     assert sorted(a["subject"]["id"] for a in alerts) == ["T-a-1", "T-b-2"]
 
-    third = publish(a="20s")  # b is taken off the topic (a tombstone)
+    third = publish(a="20s", c="1h")  # b is taken off the topic (a tombstone)
     assert third.returncode == 0 and third.stdout.endswith("removed 1\n"), third.stderr
     ends = time.monotonic() + 30
     while "removed b" not in live.this_run():
