@@ -111,3 +111,38 @@ def test_a_broken_contract_set_to_compare_with_is_one_line_per_problem(tmp_path,
         f"sla-stream: error: {proposed / 'parcel-desk.yaml'}: tickets.objectives.first_response.targets.P1:"
         " expected a duration like 45s, 30m, 4h or 3d, got 'soon'"
     ]
+
+
+def test_breaches_count_in_the_month_of_their_deadline(tmp_path, history):
+    december = tmp_path / "december.jsonl"
+    base = {"contract_id": "parcel-desk", "ticket_id": "D1"}
+    lines = [
+        {
+            **base,
+            "event_id": "d1",
+            "type": "ticket.created",
+            "occurred_at": "2026-12-02T09:00:00Z",
+            "priority": "P1",
+        },
+        {**base, "event_id": "d2", "type": "ticket.agent_replied", "occurred_at": "2026-12-02T09:00:05Z"},
+    ]
+    december.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
+    signed = contracts(tmp_path, "signed", "20s", 10)
+    proposed = contracts(tmp_path, "proposed", "45s", 10)
+    result = cli(
+        *("whatif", "--contracts", str(signed), "--against", str(proposed)),
+        *("--until", "2027-01-01T00:10:00Z", "--json", str(history), str(december)),
+    )
+    assert result.returncode == 0, result.stderr
+    rows = orjson.loads(result.stdout)["rows"]
+    assert [(r["period"], r["objective"], r.get("breaches")) for r in rows] == [
+        ("2026-11", "first_response", [5, 0]),
+        ("2026-11", "= total", None),
+        ("2026-12", "first_response", [0, 0]),
+        ("2026-12", "= total", None),
+    ]
+    only = cli(
+        *("whatif", "--contracts", str(signed), "--against", str(proposed), "--period", "2026-12"),
+        *("--until", "2027-01-01T00:10:00Z", "--json", str(history), str(december)),
+    )
+    assert {r["period"] for r in orjson.loads(only.stdout)["rows"]} == {"2026-12"}
