@@ -8,11 +8,11 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sla_stream.contracts import ContractError, load_dir
 from sla_stream.engine.model import Contract
@@ -24,6 +24,9 @@ from sla_stream.settings import Settings, SettingsError, load_settings
 
 class UserError(Exception):
     """A mistake the user can fix: reported as one line, no traceback."""
+
+
+_T = TypeVar("_T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -326,7 +329,7 @@ def _contracts_from_topic(settings: Settings) -> Settings:
         await ensure_contract_topic(settings)
         return await read_contracts(settings)
 
-    files = asyncio.run(read())
+    files = _kafka(settings, read())
     if not files:
         raise UserError(
             f"contracts_from is topic, but {settings.topics.contracts} holds no contracts"
@@ -337,13 +340,23 @@ def _contracts_from_topic(settings: Settings) -> Settings:
     return replace(settings, contracts_dir=str(directory))
 
 
+def _kafka(settings: Settings, work: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``work``; Kafka failing on the way is one line for the user."""
+    from aiokafka.errors import KafkaError
+
+    try:
+        return asyncio.run(work)
+    except KafkaError as exc:
+        raise UserError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from None
+
+
 def _publish(args: argparse.Namespace) -> int:
     from sla_stream.runtime.contract_topic import contract_files, publish
 
     overrides = {"bootstrap_servers": args.bootstrap_servers} if args.bootstrap_servers else None
     settings = load_settings(args.config, overrides=overrides)
     files = contract_files(args.directory)  # nothing is sent unless every file loads
-    published, removed = asyncio.run(publish(settings, files))
+    published, removed = _kafka(settings, publish(settings, files))
     print(f"published {published} contract files to {settings.topics.contracts}; removed {removed}")
     return 0
 
