@@ -5,13 +5,28 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from sla_stream.engine.time import format_ts
 from sla_stream.settings import Settings, Topics
 from sla_stream.simulate_io import topic_for
+
+
+def overdue_ticket(contract: str, ticket: str) -> tuple[bytes, bytes]:
+    """``(key, value)`` of a P1 ticket of ``contract`` created 30 s ago (event id ``ticket``)."""
+    created = {
+        "event_id": ticket,
+        "type": "ticket.created",
+        "contract_id": contract,
+        "occurred_at": format_ts(int(time.time() * 1000) - 30_000, UTC),
+        "ticket_id": ticket,
+        "priority": "P1",
+    }
+    return contract.encode(), orjson.dumps(created)
 
 
 def produce(

@@ -6,16 +6,12 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
-from datetime import UTC
 from pathlib import Path
 
-import orjson
 import pytest
-from broker_io import produce, read_topic
+from broker_io import overdue_ticket, produce, read_topic
 from helpers import ONE_TARGET
 from prometheus_client.parser import text_string_to_metric_families
-
-from sla_stream.engine.time import format_ts
 
 pytestmark = pytest.mark.integration
 
@@ -38,19 +34,8 @@ def test_a_running_worker_reloads_its_contracts_on_sighup_and_survives_broken_on
     assert f"contract error: {contracts / 'a.yaml'}: tickets.objectives.first_response" in log, log
     assert "Traceback" not in log
 
-    def breaching(contract: str) -> tuple[bytes, bytes]:
-        created = {
-            "event_id": f"{contract}-1",
-            "type": "ticket.created",
-            "contract_id": contract,
-            "occurred_at": format_ts(int(time.time() * 1000) - 30_000, UTC),
-            "ticket_id": f"T-{contract}",
-            "priority": "P1",
-        }
-        return contract.encode(), orjson.dumps(created)
-
     # The last good version of a is still in use.
-    produce(live.bootstrap, live.topics["tickets"], [breaching("a")])
+    produce(live.bootstrap, live.topics["tickets"], [overdue_ticket("a", "T-a")])
     alerts = read_topic(live.bootstrap, live.topics["alerts"], until=lambda found: len(found) >= 1)
     assert [(a["contract_id"], a["kind"], a["target_seconds"]) for a in alerts] == [("a", "breach", 20)]
 
@@ -59,7 +44,7 @@ def test_a_running_worker_reloads_its_contracts_on_sighup_and_survives_broken_on
     live.process.send_signal(signal.SIGHUP)
     _until(lambda: _metric(live.get("/metrics")[1], "sla_contracts") == 2)
     assert _metric(live.get("/metrics")[1], "sla_contract_reload_failing") == 0
-    produce(live.bootstrap, live.topics["tickets"], [breaching("b")])
+    produce(live.bootstrap, live.topics["tickets"], [overdue_ticket("b", "T-b")])
     alerts = read_topic(live.bootstrap, live.topics["alerts"], until=lambda found: len(found) >= 2, settle=2)
     assert sorted((a["contract_id"], a["subject"]["id"]) for a in alerts) == [("a", "T-a"), ("b", "T-b")]
     assert read_topic(live.bootstrap, live.topics["deadletter"], until=lambda found: False, timeout=1) == []

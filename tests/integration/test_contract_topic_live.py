@@ -7,15 +7,12 @@ import os
 import subprocess
 import sys
 import time
-from datetime import UTC
 from pathlib import Path
 
 import orjson
 import pytest
-from broker_io import produce, read_topic
+from broker_io import overdue_ticket, produce, read_topic
 from helpers import ONE_TARGET
-
-from sla_stream.engine.time import format_ts
 
 pytestmark = pytest.mark.integration
 
@@ -44,18 +41,9 @@ def test_a_worker_follows_the_contracts_topic(worker, broker, tmp_path: Path) ->
     # No polling of its directory: only the topic tells the worker of changes.
     live = worker(unused, contracts_from="topic", topic_contracts=topic, contracts_poll="0s").start()
 
-    def breaching(contract: str, n: int) -> tuple[bytes, bytes]:
-        created = {
-            "event_id": f"{contract}-{n}",
-            "type": "ticket.created",
-            "contract_id": contract,
-            "occurred_at": format_ts(int(time.time() * 1000) - 30_000, UTC),
-            "ticket_id": f"T-{contract}-{n}",
-            "priority": "P1",
-        }
-        return contract.encode(), orjson.dumps(created)
-
-    produce(live.bootstrap, live.topics["tickets"], [breaching("a", 1), breaching("b", 1)])
+    produce(
+        live.bootstrap, live.topics["tickets"], [overdue_ticket("a", "T-a-1"), overdue_ticket("b", "T-b-1")]
+    )
     alerts = read_topic(live.bootstrap, live.topics["alerts"], until=lambda found: len(found) >= 1)
     assert [a["subject"]["id"] for a in alerts] == ["T-a-1"]
     # Following the topic from its start changed nothing: no contract dropped for a moment.
@@ -69,7 +57,7 @@ def test_a_worker_follows_the_contracts_topic(worker, broker, tmp_path: Path) ->
     while "added b" not in live.this_run():
         assert time.monotonic() < ends, live.tail()
         time.sleep(0.3)
-    produce(live.bootstrap, live.topics["tickets"], [breaching("b", 2)])
+    produce(live.bootstrap, live.topics["tickets"], [overdue_ticket("b", "T-b-2")])
     alerts = read_topic(live.bootstrap, live.topics["alerts"], until=lambda found: len(found) >= 2, settle=2)
     assert sorted(a["subject"]["id"] for a in alerts) == ["T-a-1", "T-b-2"]
 
@@ -79,7 +67,7 @@ def test_a_worker_follows_the_contracts_topic(worker, broker, tmp_path: Path) ->
     while "removed b" not in live.this_run():
         assert time.monotonic() < ends, live.tail()
         time.sleep(0.3)
-    produce(live.bootstrap, live.topics["tickets"], [breaching("b", 3)])
+    produce(live.bootstrap, live.topics["tickets"], [overdue_ticket("b", "T-b-3")])
     dead = read_topic(
         live.bootstrap, live.topics["deadletter"], until=lambda found: len(found) >= 2, timeout=30, settle=1
     )
