@@ -11,7 +11,7 @@ import orjson
 from aiokafka.partitioner import murmur2
 
 from sla_stream.engine.alerts import Alert
-from sla_stream.engine.events import Rejected
+from sla_stream.engine.events import Rejected, source_of
 from sla_stream.engine.model import SOURCES, Contract
 from sla_stream.engine.penalties import Closer, Statement
 from sla_stream.engine.processor import Engine
@@ -46,7 +46,7 @@ def replay(
     Rejected lines are written to ``rejected`` as dead-letter records.
 
     With ``partitions``, each of that many partitions of each input topic
-    (tickets, calls, requests) has its own clock, as in the worker: events go to
+    (tickets, calls, requests, items) has its own clock, as in the worker: events go to
     the partition Kafka's default partitioner gives their ``contract_id`` key.
     One clock for the whole file (the default) fires a threshold as soon as any
     contract's events pass it; per partition only that partition's events do.
@@ -66,11 +66,11 @@ def replay(
     for source, number, line in lines:
         stats.events += 1
         try:
-            event = decode_event(line)
+            event = decode_event(line, items=True)
             if partitions is None:
                 where = ("", 0)
             else:
-                where = (event.type.split(".")[0], partition_for(event.contract_id.encode(), partitions))
+                where = (source_of(event), partition_for(event.contract_id.encode(), partitions))
             engine = engines.get(where)
             if engine is None:
                 engine = engines[where] = Engine(contracts, allowed_lateness=allowed_lateness)

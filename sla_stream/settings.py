@@ -38,6 +38,8 @@ class Topics:
     tickets: str = "sla.tickets"
     calls: str = "sla.calls"
     requests: str = "sla.requests"
+    items: str = "sla.items"
+    """Events of the items a contract's ``items`` section tracks (parcels, claims)."""
     alerts: str = "sla.alerts"
     penalties: str = "sla.penalties"
     deadletter: str = "sla.deadletter"
@@ -103,7 +105,7 @@ class Settings:
     @property
     def source_topics(self) -> tuple[str, ...]:
         """The input topics the worker consumes (beside its tick topic)."""
-        return (self.topics.tickets, self.topics.calls, self.topics.requests)
+        return (self.topics.tickets, self.topics.calls, self.topics.requests, self.topics.items)
 
 
 _DURATIONS = {

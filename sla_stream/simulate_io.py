@@ -66,6 +66,8 @@ def topic_for(settings: Settings, event: dict[str, object] | bytes) -> str:
         return settings.topics.calls
     if kind.startswith("request"):
         return settings.topics.requests
+    if kind and not kind.startswith("ticket."):
+        return settings.topics.items
     return settings.topics.tickets
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 from datetime import time
@@ -20,6 +21,7 @@ from sla_stream.contracts.spec import (
     CalendarSpec,
     CallsSpec,
     ContractSpec,
+    MatchSpec,
     PenaltiesSpec,
     RequestsSpec,
     TicketsSpec,
@@ -28,6 +30,7 @@ from sla_stream.contracts.spec import (
 from sla_stream.engine import model
 from sla_stream.engine.calendar import AlwaysOpen, Business, Calendar, Exclusions, Holidays
 from sla_stream.engine.model import Contract, TicketObjective, TicketPolicy
+from sla_stream.engine.penalties import CALLS, REQUESTS
 from sla_stream.engine.time import DAY_MS, MINUTE_MS, parse_duration, to_ms
 
 
@@ -49,12 +52,20 @@ def build(spec: ContractSpec, problems: list[str]) -> Contract | None:
     tickets = _tickets(spec.tickets, calendars, problems) if spec.tickets else None
     calls = _calls(spec.calls, problems) if spec.calls else None
     requests = _requests(spec.requests, problems) if spec.requests else None
+    items = _items(spec, calendars, problems) if spec.items else None
     objectives = {
         *(tickets.objectives if tickets else ()),
         *(calls.objectives if calls else ()),
         *(requests.objectives if requests else ()),
     }
-    penalties = _penalties(spec.penalties, objectives, problems) if spec.penalties else None
+    for name in items.objectives if items else ():
+        if name in objectives or name in (CALLS, REQUESTS):
+            problems.append(f"items.objectives.{name}: the contract has another objective of this name")
+        objectives.add(name)
+    penalties = None
+    if spec.penalties:
+        penalties = _penalties(spec.penalties, objectives, problems)
+        penalties, items = _compensation(spec.penalties, penalties, items, tickets, problems)
     if problems:
         return None
     return Contract(
@@ -67,6 +78,7 @@ def build(spec: ContractSpec, problems: list[str]) -> Contract | None:
         calls=calls,
         requests=requests,
         penalties=penalties,
+        items=items,
     )
 
 
@@ -221,6 +233,100 @@ def _requests(spec: RequestsSpec, problems: list[str]) -> model.RequestPolicy:
         windows=tuple(sorted(windows, key=str)),
         reach=reach,
     )
+
+
+def _items(spec: ContractSpec, calendars: dict[str, Calendar], problems: list[str]) -> model.ItemPolicy:
+    items = spec.items
+    assert items is not None
+    objectives: dict[str, model.ClockObjective] = {}
+    for name, clock in items.objectives.items():
+        where = f"items.objectives.{name}"
+        if clock.calendar not in calendars:
+            problems.append(
+                f"{where}.calendar: no calendar named {clock.calendar!r}"
+                f" (expected one of {', '.join(sorted(calendars))})"
+            )
+            continue
+        rules = {
+            part: tuple(
+                _match(rule, items.kind, f"{where}.{part}[{index}]", problems)
+                for index, rule in enumerate(rules)
+            )
+            for part, rules in (
+                ("start", clock.start),
+                ("stop", clock.stop),
+                ("pause", clock.pause),
+                ("resume", clock.resume),
+            )
+        }
+        if clock.resume and not clock.pause:
+            problems.append(f"{where}.resume: resumes a clock that nothing pauses (add pause rules)")
+        objectives[name] = model.ClockObjective(
+            name=name,
+            calendar=calendars[clock.calendar],
+            targets=MappingProxyType(
+                dict(clock.targets) if clock.targets is not None else {"": clock.target or 0}
+            ),
+            target_by=clock.target_by,
+            start=rules["start"],
+            stop=rules["stop"],
+            pause=rules["pause"],
+            resume=rules["resume"],
+        )
+    return model.ItemPolicy(
+        kind=items.kind,
+        key=items.key,
+        near_breach=tuple(sorted(set(items.near_breach))),
+        objectives=MappingProxyType(objectives),
+        compliance_target=items.compliance_target,
+    )
+
+
+def _match(rule: MatchSpec, kind: str, where: str, problems: list[str]) -> model.Match:
+    if rule.event.split(".", 1)[0] != kind:
+        problems.append(f"{where}.event: {rule.event} is not a {kind} event (items.kind is {kind})")
+    values = {name: frozenset([v] if isinstance(v, str) else v) for name, v in rule.where.items()}
+    return model.Match(rule.event, MappingProxyType(values))
+
+
+def _compensation(
+    spec: PenaltiesSpec,
+    penalties: model.PenaltyPolicy,
+    items: model.ItemPolicy | None,
+    tickets: TicketPolicy | None,
+    problems: list[str],
+) -> tuple[model.PenaltyPolicy, model.ItemPolicy | None]:
+    """Amounts per late or flagged item; the flags are given to the items policy, which decides them."""
+    paid: list[model.Compensation] = []
+    flags: dict[str, model.Match] = {}
+    clocks = {*(items.objectives if items else ()), *(tickets.objectives if tickets else ())}
+    for index, rule in enumerate(spec.compensation):
+        where = f"penalties.compensation[{index}]"
+        amount = Decimal(str(rule.amount))
+        if rule.objective is not None:
+            if rule.objective not in clocks:
+                known = ", ".join(sorted(clocks)) or "none"
+                problems.append(
+                    f"{where}.objective: no ticket or item objective {rule.objective!r} (clocks: {known})"
+                )
+            paid.append(
+                model.Compensation(rule.reason or f"{rule.objective}_breached", amount, rule.objective)
+            )
+            continue
+        assert rule.event is not None and rule.reason is not None
+        if items is None:
+            problems.append(f"{where}.event: flags items, but the contract has no items section")
+            continue
+        if rule.reason in flags:
+            problems.append(f"{where}.reason: {rule.reason} is flagged by another rule already")
+        flag = MatchSpec(event=rule.event, where=rule.where)
+        flags[rule.reason] = _match(flag, items.kind, where, problems)
+        paid.append(model.Compensation(rule.reason, amount))
+    if not paid:
+        return penalties, items
+    if items is not None:
+        items = dataclasses.replace(items, flags=MappingProxyType(flags))
+    return dataclasses.replace(penalties, compensation=tuple(paid)), items
 
 
 def _penalties(spec: PenaltiesSpec, objectives: set[str], problems: list[str]) -> model.PenaltyPolicy:

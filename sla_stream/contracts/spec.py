@@ -158,6 +158,77 @@ class RequestsSpec(_Strict):
     burn_rate_alerts: Literal["default", "none"] | list[BurnRateSpec] = "default"
 
 
+_TYPE = r"^[a-z][a-z0-9_]*\.[a-z0-9_.]+$"
+_NAME = r"^[a-z][a-z0-9_]*$"
+
+
+def _listed(value: object) -> object:
+    return [value] if isinstance(value, dict) else value
+
+
+class MatchSpec(_Strict):
+    """``{event: shipment.status_changed, where: {status: [customs_hold, force_majeure]}}``."""
+
+    event: str = Field(pattern=_TYPE)
+    where: dict[str, str | list[str]] = {}
+
+
+Matches = Annotated[list[MatchSpec], BeforeValidator(_listed)]
+"""One rule, or a list of rules any of which matches."""
+
+
+class ClockSpec(_Strict):
+    calendar: str = "24x7"
+    target: Duration | None = None
+    target_by: str | None = None
+    targets: dict[str, Duration] | None = None
+    start: Matches = Field(min_length=1)
+    stop: Matches = Field(min_length=1)
+    pause: Matches = []
+    resume: Matches = []
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ClockSpec:
+        if (self.target is None) == (self.targets is None):
+            raise ValueError("expected exactly one of target or targets")
+        if (self.targets is None) != (self.target_by is None):
+            raise ValueError("targets go with target_by, the field whose value picks one")
+        return self
+
+
+class ItemsSpec(_Strict):
+    kind: str = Field(pattern=_NAME)
+    key: str = "item_id"
+    near_breach: list[Fraction] = [0.75]
+    objectives: dict[Annotated[str, Field(pattern=_NAME)], ClockSpec] = Field(min_length=1)
+    compliance_target: Ratio | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, kind: str) -> str:
+        if kind in ("ticket", "call", "request"):
+            raise ValueError(f"{kind} events are built in; items are another kind, like shipment")
+        return kind
+
+
+class CompensationSpec(_Strict):
+    """A fixed amount per late item (``objective``) or per item an event flags (``event``)."""
+
+    amount: float = Field(ge=0)
+    objective: str | None = None
+    reason: str | None = Field(default=None, pattern=_NAME)
+    event: str | None = Field(default=None, pattern=_TYPE)
+    where: dict[str, str | list[str]] = {}
+
+    @model_validator(mode="after")
+    def _one_cause(self) -> CompensationSpec:
+        if (self.objective is None) == (self.event is None):
+            raise ValueError("expected exactly one of objective (per breach) or event (per flagged item)")
+        if self.event is not None and self.reason is None:
+            raise ValueError("an item flagged by an event needs a reason, like damaged")
+        return self
+
+
 class FeeSpec(_Strict):
     amount: float = Field(ge=0)
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, like USD")
@@ -182,6 +253,7 @@ class PenaltiesSpec(_Strict):
     period: Literal["calendar_month"] = "calendar_month"
     monthly_fee: FeeSpec
     tiers: list[TierSpec] = []
+    compensation: list[CompensationSpec] = []
 
 
 class ContractSpec(_Strict):
@@ -198,6 +270,7 @@ class ContractSpec(_Strict):
     tickets: TicketsSpec | None = None
     calls: CallsSpec | None = None
     requests: RequestsSpec | None = None
+    items: ItemsSpec | None = None
     penalties: PenaltiesSpec | None = None
 
     @field_validator("timezone")

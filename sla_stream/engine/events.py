@@ -94,7 +94,28 @@ class RequestEvent(NamedTuple):
     """A batch's requests within the latency threshold, if it says."""
 
 
-Event = TicketEvent | CallEvent | RequestEvent
+class ItemEvent(NamedTuple):
+    """One event about a tracked item (a parcel, a claim, an order): any ``<kind>.<verb>`` type
+    a contract's ``items`` section names, with the record's other fields as text."""
+
+    event_id: str
+    type: str
+    """``<kind>.<verb>``, e.g. ``shipment.picked_up``; the kind is the contract's ``items.kind``."""
+    contract_id: str
+    at: int
+    """``occurred_at`` in epoch milliseconds."""
+    fields: tuple[tuple[str, str], ...]
+    """The record's other fields (scalars as text: ``true``, ``3``), sorted by name; the contract
+    says which one names the item (``items.key``) and which ones its rules look at."""
+
+    def field(self, name: str) -> str | None:
+        for key, value in self.fields:
+            if key == name:
+                return value
+        return None
+
+
+Event = TicketEvent | CallEvent | RequestEvent | ItemEvent
 
 
 class Rejected(Exception):
@@ -106,3 +127,9 @@ class Rejected(Exception):
         """A short machine-readable reason (``invalid``, ``unknown_contract``, ...)."""
         self.detail = detail
         """What was wrong, for the person reading the dead-letter record."""
+
+
+def source_of(event: Event) -> str:
+    """The kind of input ``event`` is (``ticket``, ``call``, ``request`` or ``item``): which input
+    topic it belongs on."""
+    return "item" if isinstance(event, ItemEvent) else event.type.split(".", 1)[0]

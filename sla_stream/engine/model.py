@@ -8,9 +8,10 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from sla_stream.engine.calendar import Calendar, Exclusions
+from sla_stream.engine.events import ItemEvent
 
 TICKET_OBJECTIVES = ("first_response", "next_reply", "resolution")
-SOURCES = ("ticket", "call", "request")
+SOURCES = ("ticket", "call", "request", "item")
 """The kinds of input, in the order of the input topics: the part of an event ``type`` before the dot."""
 
 
@@ -64,11 +65,13 @@ class Contract:
     """Request objectives, when the contract has any."""
     penalties: PenaltyPolicy | None = None
     """Service credits per period, when the contract sets any."""
+    items: ItemPolicy | None = None
+    """Clocks the contract configures on items of its own kind (parcels, claims), when it has any."""
 
     @property
     def sources(self) -> tuple[str, ...]:
         """The kinds of input the contract measures, among :data:`SOURCES`."""
-        policies = (self.tickets, self.calls, self.requests)
+        policies = (self.tickets, self.calls, self.requests, self.items)
         return tuple(kind for kind, policy in zip(SOURCES, policies, strict=True) if policy is not None)
 
 
@@ -145,6 +148,74 @@ class RequestPolicy:
     """How many minutes a one-minute bucket stays inside some window (derived)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Match:
+    """An item event a clock rule reacts to: its type, and values some of its fields must have."""
+
+    type: str
+    where: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Field -> the values that match (any one of them)."""
+
+    def matches(self, event: ItemEvent) -> bool:
+        if event.type != self.type:
+            return False
+        return all(event.field(name) in values for name, values in self.where.items())
+
+
+@dataclass(frozen=True, slots=True)
+class ClockObjective:
+    """A clock a contract configures: started, paused, resumed and stopped by item events."""
+
+    name: str
+    calendar: Calendar
+    """Open time the clock counts (exclusions already cut out)."""
+    targets: Mapping[str, int]
+    """Target in open milliseconds, by the value of ``target_by`` (``""`` when there is none)."""
+    target_by: str | None
+    """The item field whose value picks the target (``service_class``), if targets differ."""
+    start: tuple[Match, ...]
+    stop: tuple[Match, ...]
+    pause: tuple[Match, ...] = ()
+    resume: tuple[Match, ...] = ()
+    """Empty: an event of a pause rule's type that matches no pause rule resumes the clock."""
+
+    def resumes(self, event: ItemEvent) -> bool:
+        if self.resume:
+            return any(rule.matches(event) for rule in self.resume)
+        return any(rule.type == event.type for rule in self.pause)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemPolicy:
+    """The ``items`` section of a contract."""
+
+    kind: str
+    """The part of the event types before the dot (``shipment``); alerts' ``subject.kind``."""
+    key: str
+    """The event field naming the item (``parcel_id``)."""
+    near_breach: tuple[float, ...]
+    objectives: Mapping[str, ClockObjective]
+    compliance_target: float | None = None
+    flags: Mapping[str, Match] = field(default_factory=dict)
+    """Per-item compensation reasons decided by an event (``damaged``), by reason."""
+
+    def target_fields(self) -> frozenset[str]:
+        return frozenset(o.target_by for o in self.objectives.values() if o.target_by is not None)
+
+
+FLAG_PREFIX = "flag:"
+"""Ledger names of per-item compensation reasons (``flag:damaged``) are counted as (1, 1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Compensation:
+    """A fixed amount per item: per breach of ``objective``, or per item flagged ``reason``."""
+
+    reason: str
+    amount: Decimal
+    objective: str | None = None
+
+
 LOWER_IS_BETTER = frozenset({ABANDON_RATE, SPEED_OF_ANSWER})
 """Objectives whose measure must stay under a maximum (their tiers say ``above``)."""
 
@@ -167,3 +238,5 @@ class PenaltyPolicy:
     fee: Decimal
     currency: str
     tiers: tuple[Tier, ...] = ()
+    compensation: tuple[Compensation, ...] = ()
+    """Amounts per late or flagged item, added to the credit."""

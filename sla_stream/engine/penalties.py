@@ -39,9 +39,11 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sla_stream.engine.model import (
+    FLAG_PREFIX,
     LOWER_IS_BETTER,
     SERVICE_LEVEL,
     SPEED_OF_ANSWER,
+    Compensation,
     Contract,
     Tier,
 )
@@ -157,6 +159,20 @@ class Attainment:
 
 
 @dataclass(frozen=True, slots=True)
+class Paid:
+    """One compensation rule's amount for a period: ``count`` items at ``each``."""
+
+    reason: str
+    objective: str | None
+    count: int
+    each: Decimal
+
+    @property
+    def amount(self) -> Decimal:
+        return self.each * self.count
+
+
+@dataclass(frozen=True, slots=True)
 class Statement:
     """A contract's statement for one closed period."""
 
@@ -172,6 +188,8 @@ class Statement:
     currency: str
     excluded_ms: int
     """Time inside the period covered by exclusion windows."""
+    compensation: tuple[Paid, ...] = ()
+    """Amounts per late or flagged item (in ``credit`` too), one per compensation rule."""
 
     @property
     def statement_id(self) -> str:
@@ -189,7 +207,13 @@ def statement(contract: Contract, period: str, ledgers: Collection[Ledger]) -> S
         tier = max(tiers, key=lambda t: t.credit_percent, default=None)
         attained.append(Attainment(objective, measure, target, counts, tier))
     percent = min(Decimal(100), sum((a.credit_percent for a in attained), Decimal(0)))
-    credit = (policy.fee * percent / 100).quantize(_CENT, rounding=ROUND_HALF_UP)
+    paid = tuple(
+        Paid(rule.reason, rule.objective, _compensated(rule, counted), rule.amount)
+        for rule in policy.compensation
+    )
+    credit = (policy.fee * percent / 100 + sum((p.amount for p in paid), Decimal(0))).quantize(
+        _CENT, rounding=ROUND_HALF_UP
+    )
     start, end = bounds(contract.zone, period)
     return Statement(
         contract=contract,
@@ -201,7 +225,16 @@ def statement(contract: Contract, period: str, ledgers: Collection[Ledger]) -> S
         credit=credit,
         currency=policy.currency,
         excluded_ms=contract.exclusions.overlap(start, end),
+        compensation=paid,
     )
+
+
+def _compensated(rule: Compensation, counted: Mapping[str, Sequence[int]]) -> int:
+    """Items a rule pays for: breaches of its objective, or items flagged with its reason."""
+    if rule.objective is not None:
+        met, total = counted.get(rule.objective, (0, 0))
+        return total - met
+    return counted.get(FLAG_PREFIX + rule.reason, (0, 0))[1]
 
 
 def tally(ledgers: Iterable[Ledger], period: str) -> dict[str, list[int]]:
@@ -227,6 +260,12 @@ def measures(
             if total:
                 counts: dict[str, int | float] = {"met": met, "total": total}
                 found.append((name, Fraction(met, total), contract.tickets.compliance_target, counts))
+    if contract.items is not None:
+        for name in contract.items.objectives:
+            met, total = counted.get(name, (0, 0))
+            if total:
+                shares: dict[str, int | float] = {"met": met, "total": total}
+                found.append((name, Fraction(met, total), contract.items.compliance_target, shares))
     if contract.calls is not None and CALLS in counted:
         answered, within, abandoned, short, wait_ms = counted[CALLS]
         handled = answered + abandoned - short

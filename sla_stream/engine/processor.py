@@ -12,10 +12,11 @@ import heapq
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import NamedTuple
 
-from sla_stream.engine import calls, requests, tickets
+from sla_stream.engine import calls, items, requests, tickets
 from sla_stream.engine.alerts import Alert
 from sla_stream.engine.calls import CallCentre
-from sla_stream.engine.events import CALL_QUEUED, CallEvent, Event, Rejected, RequestEvent
+from sla_stream.engine.events import CALL_QUEUED, CallEvent, Event, ItemEvent, Rejected, RequestEvent
+from sla_stream.engine.items import Item
 from sla_stream.engine.model import Contract
 from sla_stream.engine.penalties import Ledger
 from sla_stream.engine.requests import Service
@@ -26,6 +27,8 @@ TicketKey = tuple[str, str]
 """``(contract_id, ticket_id)``."""
 ServiceKey = tuple[str, str]
 """``(contract_id, service)``."""
+ItemKey = tuple[str, str]
+"""``(contract_id, item_id)``."""
 
 OK, DUPLICATE = "ok", "duplicate"
 
@@ -59,12 +62,14 @@ class Engine:
         centres: MutableMapping[str, CallCentre] | None = None,
         services: MutableMapping[ServiceKey, Service] | None = None,
         ledgers: MutableMapping[str, Ledger] | None = None,
+        items: MutableMapping[ItemKey, Item] | None = None,
     ) -> None:
         self._contract = contracts.get if isinstance(contracts, Mapping) else contracts
         self.tickets: MutableMapping[TicketKey, Ticket] = {} if store is None else store
         self.centres: MutableMapping[str, CallCentre] = {} if centres is None else centres
         self.services: MutableMapping[ServiceKey, Service] = {} if services is None else services
         self.ledgers: MutableMapping[str, Ledger] = {} if ledgers is None else ledgers
+        self.items: MutableMapping[ItemKey, Item] = {} if items is None else items
         #: How many times a ledger got a period it did not have (the closer watches it).
         self.opened = 0
         #: Count each booking once however often messages are processed again (the worker under
@@ -78,6 +83,7 @@ class Engine:
         self.allowed_lateness = allowed_lateness
         self._due: list[tuple[int, float, str, str, str]] = []
         self._call_due: list[tuple[int, str]] = []
+        self._item_due: list[tuple[int, float, str, str, str]] = []
         for key in list(self.tickets):
             contract = self._contract(key[0])
             ticket = None if contract is None else self._load(key, contract)
@@ -85,6 +91,13 @@ class Engine:
                 for running in ticket.clocks.values():
                     running.scheduled = None  # nothing is scheduled yet
                 self._schedule(key, ticket, contract)
+        for key in list(self.items):
+            contract = self._contract(key[0])
+            item = None if contract is None else self._load_item(key, contract)
+            if item is not None and contract is not None:
+                for running in item.clocks.values():
+                    running.scheduled = None
+                self._schedule_item(key, item, contract)
         for contract_id, centre in list(self.centres.items()):
             self._schedule_calls(contract_id, centre)
         #: The earliest minute boundary a service has still to evaluate.
@@ -106,6 +119,8 @@ class Engine:
             return self._apply_call(contract, event)
         if isinstance(event, RequestEvent):
             return self._apply_request(contract, event)
+        if isinstance(event, ItemEvent):
+            return self._apply_item(contract, event)
         key = (event.contract_id, event.ticket_id)
         ticket = self._load(key, contract)
         if ticket is not None and event.event_id in ticket.seen:
@@ -125,6 +140,27 @@ class Engine:
         self.tickets[key] = ticket
         self._book(contract, ticket)
         self._schedule(key, ticket, contract)
+        alerts.extend(more)
+        return Applied(OK, alerts)
+
+    def _apply_item(self, contract: Contract, event: ItemEvent) -> Applied:
+        key = (event.contract_id, items.item_id(contract, event))
+        item = self._load_item(key, contract)
+        if item is not None and event.event_id in item.seen:
+            return Applied(DUPLICATE, [])
+        self._check_late(event.at)
+        items.check(contract, item, event)
+        alerts = self.advance(event.at)
+        item = self._load_item(key, contract)
+        if item is not None and self.clock is not None and items.needs_rebuild(item, event.at):
+            item, more = items.rebuild(contract, item, event, self.clock)
+        elif item is None:
+            item, more = items.create(contract, event)
+        else:
+            more = items.apply(contract, item, event)
+        self.items[key] = item
+        self._book(contract, item)
+        self._schedule_item(key, item, contract)
         alerts.extend(more)
         return Applied(OK, alerts)
 
@@ -183,18 +219,26 @@ class Engine:
 
     def advance(self, now: int) -> list[Alert]:
         """Move the clock to ``now``, firing everything observed before it, in time order:
-        ticket thresholds, then call intervals and waits, then request minute boundaries."""
+        ticket thresholds, then item thresholds, then call intervals and waits, then request
+        minute boundaries."""
         if self.clock is None or now > self.clock:
             self.clock = now
         fired: list[Alert] = []
         boundary = self._boundary
-        due, call_due = self._due, self._call_due
+        due, call_due, item_due = self._due, self._call_due, self._item_due
         while True:
-            at = min(due[0][0] if due else _NEVER, call_due[0][0] if call_due else _NEVER, boundary)
+            at = min(
+                due[0][0] if due else _NEVER,
+                item_due[0][0] if item_due else _NEVER,
+                call_due[0][0] if call_due else _NEVER,
+                boundary,
+            )
             if at >= now:
                 return fired
             if due and due[0][0] == at:
                 self._fire_ticket(fired)
+            elif item_due and item_due[0][0] == at:
+                self._fire_item(fired)
             elif call_due and call_due[0][0] == at:
                 _, contract_id = heapq.heappop(call_due)
                 contract, centre = self._contract(contract_id), self.centres.get(contract_id)
@@ -228,6 +272,21 @@ class Engine:
         self.tickets[key] = ticket
         self._book(contract, ticket, (observed_at, ticket_id, objective))
         self._schedule(key, ticket, contract)
+
+    def _fire_item(self, fired: list[Alert]) -> None:
+        observed_at, fraction, contract_id, item_id, objective = heapq.heappop(self._item_due)
+        key = (contract_id, item_id)
+        contract = self._contract(contract_id)
+        item = None if contract is None else self._load_item(key, contract)
+        if item is None or contract is None:
+            return
+        alert = items.fire(contract, item, objective, observed_at, fraction)
+        if alert is None:
+            return  # stale entry
+        fired.append(alert)
+        self.items[key] = item
+        self._book(contract, item, (observed_at, item_id, objective))
+        self._schedule_item(key, item, contract)
 
     def _ledger(self, contract_id: str) -> Ledger:
         return self.ledgers.get(contract_id) or Ledger()
@@ -263,7 +322,9 @@ class Engine:
         if len(ledger.periods) != periods:
             self.opened += 1
 
-    def _book(self, contract: Contract, ticket: Ticket, due: tuple[int, str, str] | None = None) -> None:
+    def _book(
+        self, contract: Contract, ticket: Ticket | Item, due: tuple[int, str, str] | None = None
+    ) -> None:
         """Move the outcomes a ticket decided or took back to the period ledger; ``due`` when a
         breach fell due, rather than a message deciding them."""
         if not ticket.booked:
@@ -306,6 +367,19 @@ class Engine:
             # are in the schedule since it last changed.
             tickets.scheduled_before(contract, ticket)
         return ticket
+
+    def _load_item(self, key: ItemKey, contract: Contract) -> Item | None:
+        item = self.items.get(key)
+        if item is None or contract.items is None:
+            return None
+        item = items.adapt(contract, item)
+        if item.decoded:
+            items.scheduled_before(contract, item)
+        return item
+
+    def _schedule_item(self, key: ItemKey, item: Item, contract: Contract) -> None:
+        for observed_at, fraction, objective in items.due(contract, item):
+            heapq.heappush(self._item_due, (observed_at, fraction, key[0], key[1], objective))
 
     def _schedule(self, key: TicketKey, ticket: Ticket, contract: Contract | None = None) -> None:
         contract = contract or self._contract(key[0])

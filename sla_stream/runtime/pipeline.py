@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from sla_stream.engine.alerts import Alert
-from sla_stream.engine.events import Rejected
+from sla_stream.engine.events import Rejected, source_of
 from sla_stream.engine.model import SOURCES, Contract
 from sla_stream.engine.penalties import Closer
 from sla_stream.engine.processor import Engine
@@ -22,6 +22,7 @@ from sla_stream.engine.time import seconds
 from sla_stream.runtime.store import (
     Store,
     TableCentres,
+    TableItems,
     TableLedgers,
     TableMarks,
     TableServices,
@@ -138,6 +139,9 @@ class Pipeline:
             elif self.sources.get(topic) == "request":
                 store = TableServices(self.table, partition)
                 engine = Engine(self.contracts, clock=clock, services=store, ledgers=ledgers)
+            elif self.sources.get(topic) == "item":
+                store = TableItems(self.table, partition, self.settings.ticket_cache)
+                engine = Engine(self.contracts, clock=clock, items=store, ledgers=ledgers)
             else:
                 store = TableTickets(self.table, partition, self.settings.ticket_cache)
                 engine = Engine(self.contracts, store, clock=clock, ledgers=ledgers)
@@ -258,9 +262,9 @@ class Pipeline:
         self.progress[topic, partition] = self.clock()
         self.moved.add((topic, partition))
         try:
-            event = decode_event(value, self.settings.max_message_bytes)
             source = self.sources.get(topic)
-            if source is not None and event.type.split(".", 1)[0] != source:
+            event = decode_event(value, self.settings.max_message_bytes, items=source == "item")
+            if source is not None and source_of(event) != source:
                 raise Rejected("invalid", f"a {event.type} event does not belong on {topic}")
             too_far = event.at - self.clock() - self.settings.max_future_ms
             if too_far > 0:

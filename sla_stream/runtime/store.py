@@ -1,4 +1,4 @@
-"""Engine state kept in a changelog-backed table: one entry per ticket, call centre, service
+"""Engine state kept in a changelog-backed table: one entry per ticket, item, call centre, service
 header, request minute and period ledger, plus each partition's clock, input positions and
 the next period it settles per contract.
 
@@ -9,11 +9,12 @@ found again without decoding anything after a restart or a rebalance.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, MutableMapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
 from sla_stream.engine.calls import CallCentre
+from sla_stream.engine.items import Item
 from sla_stream.engine.penalties import Ledger
 from sla_stream.engine.processor import TicketKey
 from sla_stream.engine.requests import Service
@@ -22,10 +23,11 @@ from sla_stream.engine.tickets import Ticket
 _SEP = b"\x1f"
 K = TypeVar("K")
 V = TypeVar("V")
+T = TypeVar("T", Ticket, Item)
 
 
-class TableTickets(MutableMapping[TicketKey, Ticket]):
-    """The tickets of one partition, stored as JSON in a bytes-to-bytes table.
+class _TableTracked(MutableMapping[TicketKey, T]):
+    """The tickets (or items) of one partition, stored as JSON in a bytes-to-bytes table.
 
     Changes reach the table, whose changelog is what survives a restart, only on
     :meth:`write`: the worker calls it once a message's alerts are on their way, so
@@ -37,18 +39,20 @@ class TableTickets(MutableMapping[TicketKey, Ticket]):
     JSON in the table. An open ticket costs its JSON, not its objects.
     """
 
+    _letter = b""
+
     def __init__(self, table: MutableMapping[bytes, bytes], partition: int, cache: int = 4096) -> None:
         self._table = table
-        self._prefix = b"t%d" % partition + _SEP
+        self._prefix = self._letter + b"%d" % partition + _SEP
         self._cache = cache
-        self._decoded: dict[TicketKey, Ticket] = {}
+        self._decoded: dict[TicketKey, T] = {}
         # Changed since the last write; None marks a deletion.
-        self._changed: dict[TicketKey, Ticket | None] = {}
+        self._changed: dict[TicketKey, T | None] = {}
 
     def _key(self, key: TicketKey) -> bytes:
         return self._prefix + key[0].encode() + _SEP + key[1].encode()
 
-    def peek(self, key: TicketKey) -> Ticket | None:
+    def peek(self, key: TicketKey) -> T | None:
         """The ticket (``None`` if absent), read without keeping it decoded: for looking at
         every ticket (metrics) without pushing the busy ones out of the cache."""
         if key in self._changed:
@@ -56,10 +60,10 @@ class TableTickets(MutableMapping[TicketKey, Ticket]):
         ticket = self._decoded.get(key)
         if ticket is None:
             raw = self._table.get(self._key(key))
-            return None if raw is None else Ticket.from_state(orjson.loads(raw))
+            return None if raw is None else self._decode(orjson.loads(raw))
         return ticket
 
-    def __getitem__(self, key: TicketKey) -> Ticket:
+    def __getitem__(self, key: TicketKey) -> T:
         changed = self._changed
         if key in changed:
             ticket = changed[key]
@@ -71,11 +75,11 @@ class TableTickets(MutableMapping[TicketKey, Ticket]):
             raw = self._table.get(self._key(key))
             if raw is None:
                 raise KeyError(key)
-            ticket = Ticket.from_state(orjson.loads(raw))
+            ticket = self._decode(orjson.loads(raw))
             self._remember(key, ticket)
         return ticket
 
-    def __setitem__(self, key: TicketKey, ticket: Ticket) -> None:
+    def __setitem__(self, key: TicketKey, ticket: T) -> None:
         self._changed[key] = ticket
         self._remember(key, ticket)
 
@@ -84,7 +88,7 @@ class TableTickets(MutableMapping[TicketKey, Ticket]):
         self._decoded.pop(key, None)
         self._changed[key] = None
 
-    def _remember(self, key: TicketKey, ticket: Ticket) -> None:
+    def _remember(self, key: TicketKey, ticket: T) -> None:
         """Keep ``ticket`` decoded, as the newest; forget the oldest beyond the cache size."""
         decoded = self._decoded
         decoded.pop(key, None)
@@ -115,6 +119,27 @@ class TableTickets(MutableMapping[TicketKey, Ticket]):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+    def _decode(self, state: dict[str, Any]) -> T:
+        raise NotImplementedError
+
+
+class TableTickets(_TableTracked[Ticket]):
+    """The tickets of one partition (see :class:`_TableTracked`)."""
+
+    _letter = b"t"
+
+    def _decode(self, state: dict[str, Any]) -> Ticket:
+        return Ticket.from_state(state)
+
+
+class TableItems(_TableTracked[Item]):
+    """The items (parcels, claims) of one partition (see :class:`_TableTracked`)."""
+
+    _letter = b"i"
+
+    def _decode(self, state: dict[str, Any]) -> Item:
+        return Item.from_state(state)
 
 
 class _Loaded(MutableMapping[K, V]):
@@ -268,7 +293,7 @@ def _dumps(value: object) -> bytes:
     return bytes(memoryview(orjson.dumps(value)))
 
 
-Store = TableTickets | TableCentres | TableServices
+Store = TableTickets | TableItems | TableCentres | TableServices
 """The table-backed state of one input topic's partition."""
 
 

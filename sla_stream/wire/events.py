@@ -109,12 +109,13 @@ _LATEST_MS = to_ms(datetime.fromisoformat("2200-01-01T00:00:00+00:00"))
 MAX_MESSAGE_BYTES = 65_536
 
 
-def decode_event(data: bytes | None, max_bytes: int = MAX_MESSAGE_BYTES) -> ev.Event:
+def decode_event(data: bytes | None, max_bytes: int = MAX_MESSAGE_BYTES, items: bool = False) -> ev.Event:
     """A ticket, call or request event from the bytes of an input message; raises :class:`Rejected`.
 
     Messages longer than ``max_bytes`` are rejected unread (reason ``too_large``): an event
     is a few hundred bytes, and a producer's runaway message must not cost the worker more
-    than its length.
+    than its length. With ``items``, a type of another kind (``shipment.delivered``) is an
+    :class:`~sla_stream.engine.events.ItemEvent`, for a contract's ``items`` section.
     """
     if data is None:
         raise Rejected("invalid", "message has no value")
@@ -123,6 +124,11 @@ def decode_event(data: bytes | None, max_bytes: int = MAX_MESSAGE_BYTES) -> ev.E
     if _too_deep(data):
         raise Rejected("invalid", f"JSON nested more than {MAX_DEPTH} levels deep")
     try:
+        if items:
+            generic = _item_decoder.decode(data)
+            kind = generic.get("type")
+            if isinstance(kind, str) and kind.split(".", 1)[0] not in _BUILT_IN:
+                return _item(generic)
         record = _decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise Rejected("invalid", _explain(str(exc), _ALL_TYPES)) from None
@@ -178,6 +184,39 @@ def decode_event(data: bytes | None, max_bytes: int = MAX_MESSAGE_BYTES) -> ev.E
         getattr(record, "priority", None),
         getattr(record, "status", None),
     )
+
+
+_BUILT_IN = frozenset({"ticket", "call", "request"})
+_ITEM_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}\.[a-z0-9_.]{1,64}")
+#: An item event's fields beside ``type``, ``event_id``, ``contract_id`` and ``occurred_at``.
+MAX_ITEM_FIELDS = 32
+Scalar = Annotated[str, msgspec.Meta(max_length=256)] | int | float | bool | None
+_item_decoder = msgspec.json.Decoder(dict[Annotated[str, msgspec.Meta(max_length=64)], Scalar])
+
+
+def _item(record: dict[str, str | int | float | bool | None]) -> ev.ItemEvent:
+    kind = str(record.pop("type"))
+    if _ITEM_TYPE.fullmatch(kind) is None:
+        raise Rejected(
+            "invalid", f"expected a type like shipment.delivered (kind.verb), got {kind!r} - at `$.type`"
+        )
+    texts = {}
+    for name in ("event_id", "contract_id", "occurred_at"):
+        value = record.pop(name, None)
+        if not isinstance(value, str) or not value:
+            raise Rejected("invalid", f"`{name}` must be a non-empty string - at `$.{name}`")
+        texts[name] = value
+    if len(record) > MAX_ITEM_FIELDS:
+        raise Rejected("invalid", f"{len(record)} fields; an item event has at most {MAX_ITEM_FIELDS}")
+    fields = tuple(sorted((name, _text(value)) for name, value in record.items() if value is not None))
+    at = instant_ms(texts["occurred_at"], "$.occurred_at")
+    return ev.ItemEvent(texts["event_id"], kind, texts["contract_id"], at, fields)
+
+
+def _text(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else repr(value)
 
 
 #: Deeper JSON is rejected before it is decoded: the decoder recurses, so how deep it could go

@@ -48,6 +48,17 @@ def statement_record(statement: Statement) -> dict[str, Any]:
         credit={"amount": float(statement.credit), "currency": statement.currency},
         excluded_seconds=seconds(statement.excluded_ms),
     )
+    if statement.compensation:
+        record["compensation"] = [
+            {
+                "reason": paid.reason,
+                **({"objective": paid.objective} if paid.objective is not None else {}),
+                "count": paid.count,
+                "each": float(paid.each),
+                "amount": float(paid.amount),
+            }
+            for paid in statement.compensation
+        ]
     return record
 
 

@@ -1,0 +1,386 @@
+"""Clocks a contract configures on items of its own kind: parcels, claims, orders.
+
+An ``items`` section names the event type and field values that start, pause,
+resume and stop each clock (``shipment.picked_up`` starts delivery,
+``shipment.status_changed`` to ``customs_hold`` pauses it,
+``shipment.delivered`` stops it), the calendar it counts on and its target, by
+the value of a field (``service_class``) when targets differ. Near-breach and
+breach alerts, late events, exclusions and period outcomes work as for ticket
+clocks. An item has one cycle per clock: a clock that stopped does not start
+again. Events may also flag an item for a compensation reason (``damaged``),
+booked once per item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sla_stream.engine.alerts import BREACH, NEAR_BREACH, RETRACTED, Alert, alert_id
+from sla_stream.engine.clock import BREACH_FRACTION, Clock
+from sla_stream.engine.events import ItemEvent, Rejected
+from sla_stream.engine.model import FLAG_PREFIX, ClockObjective, Contract, ItemPolicy
+from sla_stream.engine.penalties import period_of
+
+
+@dataclass(slots=True)
+class Item:
+    """What the engine remembers of one item."""
+
+    item_id: str
+    values: dict[str, str] = field(default_factory=dict)
+    """The latest value of each field that picks a target (``service_class``)."""
+    clocks: dict[str, Clock] = field(default_factory=dict)
+    history: list[ItemEvent] = field(default_factory=list)
+    """Every event applied, in the order applied (see ``Ticket.history``)."""
+    revisions: dict[str, int] = field(default_factory=dict)
+    """Retractions per ``objective|cycle|fraction``: an alert that comes back gets a new id."""
+    outcomes: dict[str, list[list[int]]] = field(default_factory=dict)
+    """Per ``objective|0`` (and ``flag:reason|0``), its outcomes as ``[met, decided at]``."""
+    booked: list[tuple[str, int, int, int]] = field(default_factory=list)
+    """Outcomes added or taken back since the engine last moved them to the ledger (in memory)."""
+    decoded: bool = field(default=False, compare=False)
+    """Read back from its state (in memory only; see ``Ticket.decoded``)."""
+
+    @property
+    def seen(self) -> set[str]:
+        return {event.event_id for event in self.history}
+
+    @property
+    def last_at(self) -> int:
+        return max(event.at for event in self.history)
+
+    def revision(self, name: str, cycle: int, fraction: float) -> int:
+        return self.revisions.get(f"{name}|{cycle}|{fraction!r}", 0)
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "id": self.item_id,
+            "v": self.values,
+            "c": {name: clock.to_state() for name, clock in self.clocks.items()},
+            "h": [[*event[:4], [list(pair) for pair in event.fields]] for event in self.history],
+            "r": self.revisions,
+            "o": self.outcomes,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Item:
+        return cls(
+            state["id"],
+            dict(state["v"]),
+            {name: Clock.from_state(c) for name, c in state["c"].items()},
+            [ItemEvent(e[0], e[1], e[2], e[3], tuple((k, v) for k, v in e[4])) for e in state["h"]],
+            dict(state["r"]),
+            state["o"],
+            decoded=True,
+        )
+
+
+def policy_of(contract: Contract) -> ItemPolicy:
+    if contract.items is None:
+        raise Rejected("invalid", f"contract {contract.id} has no items section (no item objectives)")
+    return contract.items
+
+
+def item_id(contract: Contract, event: ItemEvent) -> str:
+    """The id of the item ``event`` is about; raises :class:`Rejected` for an event the
+    contract's items section cannot take."""
+    policy = policy_of(contract)
+    if event.type.split(".", 1)[0] != policy.kind:
+        raise Rejected(
+            "invalid",
+            f"{event.type} is not a {policy.kind} event, the kind of item contract {contract.id} measures",
+        )
+    found = event.field(policy.key)
+    if not found:
+        raise Rejected(
+            "invalid", f"`{policy.key}` is missing: contract {contract.id} names its {policy.kind}s by it"
+        )
+    return found
+
+
+def adapt(contract: Contract, item: Item) -> Item:
+    """Fit a stored item to the contract as loaded now: clocks of dropped objectives go."""
+    objectives = policy_of(contract).objectives
+    if any(name not in objectives for name in item.clocks):
+        item.clocks = {name: clock for name, clock in item.clocks.items() if name in objectives}
+    return item
+
+
+def check(contract: Contract, item: Item | None, event: ItemEvent) -> None:
+    """Raise :class:`Rejected` if ``event`` cannot be applied to ``item`` (``None``: first event)."""
+    policy = policy_of(contract)
+    for objective in policy.objectives.values():
+        by = objective.target_by
+        if by is None:
+            continue
+        value = event.field(by)
+        if value is not None and value not in objective.targets:
+            raise Rejected(
+                "invalid",
+                f"{by} {value!r} is not one of {', '.join(objective.targets)}"
+                f" defined by contract {contract.id} for {objective.name}",
+            )
+        started = item is not None and objective.name in item.clocks
+        if (
+            value is None
+            and not started
+            and (item is None or by not in item.values)
+            and any(rule.matches(event) for rule in objective.start)
+        ):
+            raise Rejected(
+                "invalid",
+                f"{event.type} starts {objective.name}, whose target depends on `{by}`:"
+                " this event or an earlier one of the item must carry it",
+            )
+
+
+def create(contract: Contract, event: ItemEvent) -> tuple[Item, list[Alert]]:
+    """A new item from its first event."""
+    item = Item(item_id(contract, event))
+    return item, apply(contract, item, event)
+
+
+def apply(contract: Contract, item: Item, event: ItemEvent) -> list[Alert]:
+    """Apply one event (already known not to be a duplicate) to the item."""
+    policy = policy_of(contract)
+    item.history.append(event)
+    at = event.at
+    changed = set()
+    for by in {o.target_by for o in policy.objectives.values() if o.target_by is not None}:
+        value = event.field(by)
+        if value is not None and item.values.get(by) != value:
+            item.values[by] = value
+            changed.add(by)
+    alerts: list[Alert] = []
+    for name, objective in policy.objectives.items():
+        clock = item.clocks.get(name)
+        if clock is None:
+            if any(rule.matches(event) for rule in objective.start):
+                item.clocks[name] = Clock(target=_target(objective, item, 0), since=at)
+            continue
+        if clock.stopped:
+            continue
+        if objective.target_by in changed:
+            alerts += _retarget(contract, item, name, clock, at)
+        if any(rule.matches(event) for rule in objective.stop):
+            _stop(contract, item, name, clock, at)
+        elif any(rule.matches(event) for rule in objective.pause):
+            clock.pause(objective.calendar, at)
+        elif objective.resumes(event):
+            clock.resume(at)
+    for reason, rule in policy.flags.items():
+        if rule.matches(event):
+            _book(contract, item, FLAG_PREFIX + reason, 1, at)
+    return alerts
+
+
+def _target(objective: ClockObjective, item: Item, default: int) -> int:
+    value = item.values.get(objective.target_by, "") if objective.target_by else ""
+    return objective.targets.get(value, default)
+
+
+def _retarget(contract: Contract, item: Item, name: str, clock: Clock, at: int) -> list[Alert]:
+    """Give a clock the target of the item's field value now; thresholds passed fire at once."""
+    policy = policy_of(contract)
+    objective = policy.objectives[name]
+    clock.target = _target(objective, item, clock.target)
+    elapsed = clock.elapsed_at(objective.calendar, at)
+    passed = [
+        (fraction, amount)
+        for fraction, amount in clock.thresholds(policy.near_breach)
+        if elapsed > amount and fraction not in clock.fired
+    ]
+    if not passed:
+        return []
+    clock.fired.update((f, at) for f, _ in passed)
+    if passed[-1][0] == BREACH_FRACTION:
+        passed = passed[-1:]  # a breach replaces the near-breaches it passed
+        _book(contract, item, name, 0, at)
+    deadline = clock.reached(objective.calendar, clock.target)
+    return [_alert(contract, item, name, clock, fraction, elapsed, deadline, at) for fraction, _ in passed]
+
+
+def _stop(contract: Contract, item: Item, name: str, clock: Clock, at: int) -> None:
+    within = clock.stop(policy_of(contract).objectives[name].calendar, at)
+    _book(contract, item, name, int(within and BREACH_FRACTION not in clock.fired), at)
+
+
+def _book(contract: Contract, item: Item, name: str, met: int, at: int) -> None:
+    """Record an outcome decided at ``at``, replacing an earlier different one of the same period."""
+    outcomes = item.outcomes.setdefault(f"{name}|0", [])
+    if outcomes and outcomes[-1][0] == met:
+        return
+    if outcomes and period_of(contract.zone, outcomes[-1][1]) == period_of(contract.zone, at):
+        was, decided = outcomes.pop()
+        item.booked.append((name, was, decided, -1))
+    outcomes.append([met, at])
+    item.booked.append((name, met, at, 1))
+
+
+def due(contract: Contract, item: Item) -> Iterator[tuple[int, float, str]]:
+    """``(observed_at, fraction, objective)`` of each running clock's next threshold, when it
+    differs from the one last handed out for that clock."""
+    policy = policy_of(contract)
+    for name, clock in item.clocks.items():
+        found = clock.next_due(policy.objectives[name].calendar, policy.near_breach)
+        if found is None:
+            clock.scheduled = None
+        elif clock.scheduled != found[:2]:
+            clock.scheduled = found[0], found[1]
+            yield found[0], found[1], name
+
+
+def scheduled_before(contract: Contract, item: Item) -> None:
+    """Note the thresholds a decoded item handed out when it last changed (see ``tickets``)."""
+    policy = policy_of(contract)
+    for name, clock in item.clocks.items():
+        found = clock.next_due(policy.objectives[name].calendar, policy.near_breach)
+        clock.scheduled = None if found is None else (found[0], found[1])
+    item.decoded = False
+
+
+def fire(contract: Contract, item: Item, name: str, observed_at: int, fraction: float) -> Alert | None:
+    """Fire a threshold that came due, if it is still the clock's next one."""
+    policy = policy_of(contract)
+    clock = item.clocks.get(name)
+    if clock is None:
+        return None
+    objective = policy.objectives[name]
+    found = clock.next_due(objective.calendar, policy.near_breach)
+    if found is None or found[0] != observed_at or found[1] != fraction:
+        return None
+    clock.fired[fraction] = observed_at
+    if fraction == BREACH_FRACTION:
+        _book(contract, item, name, 0, observed_at)
+    deadline = clock.reached(objective.calendar, clock.target)
+    return _alert(contract, item, name, clock, fraction, found[2], deadline, observed_at)
+
+
+def fire_due(contract: Contract, item: Item, before: int) -> list[Alert]:
+    """Fire, in order, every threshold of the item observed before ``before``."""
+    fired: list[Alert] = []
+    while True:
+        policy = policy_of(contract)
+        due_now = [
+            (found[0], found[1], name)
+            for name, clock in item.clocks.items()
+            if (found := clock.next_due(policy.objectives[name].calendar, policy.near_breach)) is not None
+            and found[0] < before
+        ]
+        if not due_now:
+            return fired
+        observed_at, fraction, name = min(due_now)
+        alert = fire(contract, item, name, observed_at, fraction)
+        assert alert is not None
+        fired.append(alert)
+
+
+def needs_rebuild(item: Item, at: int) -> bool:
+    """Whether an event at ``at`` lands before something already applied or sent for the item."""
+    return at < item.last_at or any(
+        observed_at >= at for clock in item.clocks.values() for observed_at in clock.fired.values()
+    )
+
+
+def rebuild(contract: Contract, old: Item, late: ItemEvent, now: int) -> tuple[Item, list[Alert]]:
+    """Decide the item again with a late event in its place by time, up to ``now``: alerts not
+    sent before are returned, and those sent before that no longer follow are retracted."""
+    history = sorted([*old.history, late], key=lambda event: event.at)  # stable on ties
+    item = Item(old.item_id, revisions=dict(old.revisions))
+    decided: list[Alert] = []
+    for event in history:
+        decided += fire_due(contract, item, event.at)
+        decided += apply(contract, item, event)
+    decided += fire_due(contract, item, now)
+    sent = {
+        _alert_id(contract, old, name, fraction): (name, clock, fraction)
+        for name, clock in old.clocks.items()
+        for fraction in clock.fired
+    }
+    out = [alert for alert in decided if sent.pop(alert.alert_id, None) is None]
+    item.booked = [
+        *((key.split("|")[0], met, at, -1) for key, o in old.outcomes.items() for met, at in o),
+        *((key.split("|")[0], met, at, 1) for key, o in item.outcomes.items() for met, at in o),
+    ]
+    calendar = policy_of(contract).objectives
+    for original, (name, clock, fraction) in sent.items():
+        key = f"{name}|0|{fraction!r}"
+        item.revisions[key] = item.revisions.get(key, 0) + 1
+        objective = calendar.get(name)
+        elapsed = clock.elapsed_at(objective.calendar, late.at) if objective else clock.elapsed
+        deadline = clock.reached(objective.calendar, clock.target) if objective else None
+        details = {"retracts": original, **_values(contract, item, name)}
+        out.append(
+            _make(contract, item, name, clock, RETRACTED, fraction, elapsed, deadline, late.at, details)
+        )
+    return item, out
+
+
+def _alert_id(contract: Contract, item: Item, name: str, fraction: float) -> str:
+    is_breach = fraction == BREACH_FRACTION
+    return alert_id(
+        contract.id,
+        name,
+        policy_of(contract).kind,
+        item.item_id,
+        0,
+        BREACH if is_breach else NEAR_BREACH,
+        None if is_breach else fraction,
+        item.revision(name, 0, fraction),
+    )
+
+
+def _values(contract: Contract, item: Item, name: str) -> dict[str, str]:
+    """The field that picked the clock's target, with its value, for the alert's details."""
+    objective = policy_of(contract).objectives.get(name)
+    by = objective.target_by if objective else None
+    return {by: item.values[by]} if by is not None and by in item.values else {}
+
+
+def _alert(
+    contract: Contract,
+    item: Item,
+    name: str,
+    clock: Clock,
+    fraction: float,
+    elapsed: int,
+    deadline: int | None,
+    observed_at: int,
+) -> Alert:
+    is_breach = fraction == BREACH_FRACTION
+    details: dict[str, Any] = {} if is_breach else {"fraction": fraction}
+    details.update(_values(contract, item, name))
+    kind = BREACH if is_breach else NEAR_BREACH
+    return _make(contract, item, name, clock, kind, fraction, elapsed, deadline, observed_at, details)
+
+
+def _make(
+    contract: Contract,
+    item: Item,
+    name: str,
+    clock: Clock,
+    kind: str,
+    fraction: float,
+    elapsed: int,
+    deadline: int | None,
+    observed_at: int,
+    details: dict[str, Any],
+) -> Alert:
+    return Alert(
+        kind=kind,
+        contract_id=contract.id,
+        objective=name,
+        subject_kind=policy_of(contract).kind,
+        subject_id=item.item_id,
+        cycle=0,
+        target_ms=clock.target,
+        elapsed_ms=elapsed,
+        deadline_ms=deadline,
+        observed_at_ms=observed_at,
+        zone=contract.zone,
+        fraction=None if kind == BREACH else fraction,
+        details=details,
+        revision=item.revision(name, 0, fraction),
+    )
