@@ -130,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     whatif.set_defaults(run=_whatif)
 
     sim = commands.add_parser(
-        "simulate", help="produce realistic ticket traffic to Kafka, or write it to a file"
+        "simulate", help="produce realistic ticket, call, request and item traffic to Kafka, or to a file"
     )
     sim.add_argument(
         "--contracts", default=None, help="directory of contract files (default: the settings' contracts_dir)"
@@ -151,6 +151,12 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=20.0,
         help="requests per second per service (default 20; 0 for none)",
+    )
+    sim.add_argument(
+        "--item-rate",
+        type=float,
+        default=0.2,
+        help="new items (parcels) per second, for contracts with an items section (default 0.2; 0 for none)",
     )
     sim.add_argument(
         "--seed",
@@ -442,6 +448,7 @@ def _simulate(args: argparse.Namespace) -> int:
         seed=seed,
         call_rate=args.call_rate,
         request_rate=args.request_rate,
+        item_rate=args.item_rate,
     )
     duration = _duration(args.duration, "--duration") if args.duration else None
     if args.output:

@@ -59,7 +59,7 @@ def run_demo(minutes: float = 0, rate: float = 2.0) -> int:
         ]
         children.append(_spawn(simulate, env, logs / "simulate.log"))
         print(
-            "demo: simulated ticket, call and request traffic started;"
+            "demo: simulated ticket, call, request and parcel traffic started;"
             " alerts appear below (Ctrl-C stops everything)\n",
             flush=True,
         )

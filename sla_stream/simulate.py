@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sla_stream.engine.model import Contract
+from sla_stream.engine.model import Contract, Match
 from sla_stream.engine.time import format_ts
 
 _PRIORITY_WEIGHTS = (0.1, 0.3, 0.4, 0.2)
@@ -44,6 +44,12 @@ class Traffic:
     most come as one ``request.batch`` a minute, a few as single ``request`` events."""
     incident_rate: float = 0.004
     """Chance per service and minute that an incident (5 to 60 minutes of 1-6% errors) starts."""
+    item_rate: float = 0.0
+    """New items (parcels) per second of event time, over all contracts with an ``items`` section."""
+    hold_share: float = 0.15
+    """Share of items whose first clock is paused for a while (a customs hold)."""
+    flag_share: float = 0.02
+    """Share of items an event flags for each compensation reason (a damaged parcel)."""
 
 
 def generate(
@@ -51,14 +57,20 @@ def generate(
 ) -> Iterator[tuple[int, dict[str, Any] | bytes]]:
     """``(occurred_at ms, event)`` pairs in time order, endlessly; bad messages are raw bytes.
 
-    Tickets, calls and requests each draw from their own random stream, so turning
-    calls or requests on leaves the ticket traffic of a seed as it was.
+    Tickets, calls, requests and items each draw from their own random stream, so turning
+    one on leaves the traffic of the others for a seed as it was.
     """
-    streams = [_tickets(contracts, start, traffic)]
+    streams = []
+    if traffic.rate > 0 and any(c.tickets is not None for c in contracts.values()):
+        streams.append(_tickets(contracts, start, traffic))
+    if traffic.item_rate > 0:
+        streams.append(_items(contracts, start, traffic))
     if traffic.call_rate > 0:
         streams.append(_calls(contracts, start, traffic))
     if traffic.request_rate > 0:
         streams.append(_requests(contracts, start, traffic))
+    if not streams:
+        raise ValueError("no traffic to simulate: no contract has objectives for the rates asked for")
     if len(streams) == 1:
         return streams[0]
     return heapq.merge(*streams, key=lambda pair: pair[0])
@@ -137,6 +149,89 @@ def _ticket_story(
         emit(now + 1000, "ticket.priority_changed", priority=policy.priorities[0])
     now += int(budget * rng.uniform(0.2, 1.1))
     emit(now, "ticket.status_changed", status="solved")
+    return events
+
+
+def _items(
+    contracts: Mapping[str, Contract], start: int, traffic: Traffic
+) -> Iterator[tuple[int, dict[str, Any] | bytes]]:
+    """Items arriving as a Poisson stream, each living through its contract's clocks in turn, from
+    the rules the contract names: the first clock starts on arrival, each later one (a claim) for
+    some items after the one before it stopped; a few first clocks are paused for a while (a
+    customs hold), some stop after the target; a few items are flagged (damaged)."""
+    rng = random.Random(f"items-{traffic.seed}")
+    tracked = [contracts[k] for k in sorted(contracts) if contracts[k].items is not None]
+    if not tracked:
+        return
+    pending: list[tuple[int, int, dict[str, Any]]] = []
+    order = itertools.count()
+    arrival = start
+    for number in itertools.count(1):
+        arrival += max(1, int(rng.expovariate(traffic.item_rate) * 1000))
+        while pending and pending[0][0] <= arrival:
+            at, _, event = heapq.heappop(pending)
+            yield at, event
+        contract = rng.choice(tracked)
+        for at, event in _item_story(contract, arrival, number, rng, traffic):
+            heapq.heappush(pending, (at, next(order), event))
+
+
+def _item_story(
+    contract: Contract, at: int, number: int, rng: random.Random, traffic: Traffic
+) -> list[tuple[int, dict[str, Any]]]:
+    policy = contract.items
+    assert policy is not None
+    item_id = f"{policy.kind[:1].upper()}-{traffic.seed}-{number}"
+    values = {
+        o.target_by: rng.choice(sorted(o.targets))
+        for o in policy.objectives.values()
+        if o.target_by is not None
+    }
+    events: list[tuple[int, dict[str, Any]]] = []
+    sequence = itertools.count(1)
+
+    def emit(when: int, rule: Match, **fields: Any) -> None:
+        chosen = {name: sorted(accepted)[0] for name, accepted in rule.where.items()}
+        event = {
+            "event_id": f"{contract.id}:{item_id}:{next(sequence)}",
+            "type": rule.type,
+            "contract_id": contract.id,
+            "occurred_at": format_ts(when, contract.zone),
+            policy.key: item_id,
+            **chosen,
+            **fields,
+        }
+        events.append((when, event))
+
+    now = at
+    for index, objective in enumerate(policy.objectives.values()):
+        if index and rng.random() > 0.1:
+            break  # most items need only the first clock (a delivery, not a claim)
+        emit(now, objective.start[0], **values)
+        target = objective.targets.get(values.get(objective.target_by or "", ""), 0)
+        deadline = objective.calendar.reach(now, target)
+        if rng.random() < traffic.unanswered_share:
+            break
+        late = rng.random() < traffic.late_share
+        share = rng.uniform(1.05, 1.6) if late else rng.uniform(0.3, 0.95)
+        end = now + int((deadline - now) * share)
+        if index == 0 and objective.pause and rng.random() < traffic.hold_share:
+            held = now + int((end - now) * rng.uniform(0.1, 0.6))
+            emit(held, objective.pause[0])
+            length = int(rng.uniform(0.1, 0.5) * (end - now))
+            resume = objective.resume[0] if objective.resume else None
+            if resume is not None:
+                emit(held + length, resume)
+            end += length
+        stop = objective.stop[0]
+        flags = {
+            name: sorted(accepted)[0]
+            for reason, rule in policy.flags.items()
+            if rule.type == stop.type and rng.random() < traffic.flag_share
+            for name, accepted in rule.where.items()
+        }
+        emit(end, stop, **flags)
+        now = end + int(rng.uniform(0.5, 48) * 3_600_000)
     return events
 
 

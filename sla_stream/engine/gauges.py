@@ -4,14 +4,22 @@ kept up per event."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sla_stream.engine import calls, requests
-from sla_stream.engine.clock import BREACH_FRACTION
-from sla_stream.engine.model import SERVICE_LEVEL, TICKET_OBJECTIVES, Contract
+from sla_stream.engine.clock import BREACH_FRACTION, Clock
+from sla_stream.engine.items import Item
+from sla_stream.engine.model import (
+    SERVICE_LEVEL,
+    TICKET_OBJECTIVES,
+    ClockObjective,
+    Contract,
+    TicketObjective,
+)
 from sla_stream.engine.penalties import Ledger, measures, period_of, statement, tally
 from sla_stream.engine.processor import Engine
+from sla_stream.engine.tickets import Ticket
 from sla_stream.engine.time import MINUTE_MS, format_duration
 
 
@@ -61,32 +69,46 @@ class Gauges:
             self._ledgers.setdefault(contract_id, []).append(ledger)
 
     def _tickets(self, engine: Engine, now: int) -> None:
-        # A store may read without keeping what it read (a scrape must not evict busy tickets).
-        peek = getattr(engine.tickets, "peek", engine.tickets.get)
-        for key in list(engine.tickets):
-            contract = engine.contract_or_none(key[0])
-            ticket = peek(key)
-            if contract is None or contract.tickets is None or ticket is None:
+        """Open ticket and item clocks, by state, and the nearest deadline of the running ones."""
+        stores: tuple[Mapping[tuple[str, str], Ticket | Item], ...] = (engine.tickets, engine.items)
+        for store in stores:
+            # A store may read without keeping what it read (a scrape must not evict busy tickets).
+            peek = getattr(store, "peek", store.get)
+            for key in list(store):
+                contract = engine.contract_or_none(key[0])
+                if contract is None:
+                    continue
+                policy = contract.tickets if store is engine.tickets else contract.items
+                found = peek(key)
+                if policy is not None and found is not None:
+                    self._clocks(contract.id, policy.objectives, found.clocks, now)
+
+    def _clocks(
+        self,
+        contract_id: str,
+        objectives: Mapping[str, TicketObjective] | Mapping[str, ClockObjective],
+        clocks: dict[str, Clock],
+        now: int,
+    ) -> None:
+        for name, clock in clocks.items():
+            objective = objectives.get(name)
+            if objective is None or clock.stopped:
                 continue
-            policy = contract.tickets
-            for name, clock in ticket.clocks.items():
-                if name not in policy.objectives or clock.stopped:
-                    continue
-                if BREACH_FRACTION in clock.fired:
-                    state = "breached"
-                elif clock.fired:
-                    state = "at_risk"
-                else:
-                    state = clock.state
-                counted = (contract.id, name, state)
-                self.open_clocks[counted] = self.open_clocks.get(counted, 0) + 1
-                if clock.since is None or BREACH_FRACTION in clock.fired:
-                    continue
-                deadline = clock.reached(policy.objectives[name].calendar, clock.target)
-                if deadline is not None:
-                    left = (deadline - now) / 1000
-                    where = (contract.id, name)
-                    self.next_deadline[where] = min(self.next_deadline.get(where, left), left)
+            if BREACH_FRACTION in clock.fired:
+                state = "breached"
+            elif clock.fired:
+                state = "at_risk"
+            else:
+                state = clock.state
+            counted = (contract_id, name, state)
+            self.open_clocks[counted] = self.open_clocks.get(counted, 0) + 1
+            if clock.since is None or BREACH_FRACTION in clock.fired:
+                continue
+            deadline = clock.reached(objective.calendar, clock.target)
+            if deadline is not None:
+                left = (deadline - now) / 1000
+                where = (contract_id, name)
+                self.next_deadline[where] = min(self.next_deadline.get(where, left), left)
 
     def _calls(self, engine: Engine, now: int) -> None:
         for contract_id, centre in list(engine.centres.items()):
@@ -121,9 +143,11 @@ class Gauges:
         """Turn the counts gathered from every engine into ratios."""
         for contract_id, ledgers in self._ledgers.items():
             contract, month = self._contracts[contract_id], self._month[contract_id]
-            # Tickets and the call service level: this period so far, as its statement counts them.
+            # Ticket and item clocks and the call service level: this period so far, as its
+            # statement counts them.
+            item_objectives = contract.items.objectives if contract.items is not None else {}
             for name, measure, _, _ in measures(contract, tally(ledgers, month)):
-                if name in TICKET_OBJECTIVES or name == SERVICE_LEVEL:
+                if name in TICKET_OBJECTIVES or name == SERVICE_LEVEL or name in item_objectives:
                     self.compliance[contract_id, name] = float(measure)
             if contract.penalties is not None:
                 so_far = statement(contract, month, ledgers)

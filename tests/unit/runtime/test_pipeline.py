@@ -480,3 +480,41 @@ def _write_into(pipeline: Pipeline, table: dict) -> None:
     for store in [*pipeline.stores.values(), *pipeline.ledgers.values(), *pipeline.marks.values()]:
         store._table = table
     pipeline.write(0)
+
+
+def parcel(n: int, kind: str, at: str, **fields: str) -> bytes:
+    return orjson.dumps(
+        {
+            "event_id": f"s{n}",
+            "type": f"shipment.{kind}",
+            "contract_id": "swiftparcel-demo",
+            "occurred_at": at,
+            "parcel_id": "P-1",
+            **fields,
+        }
+    )
+
+
+def test_item_events_on_the_items_topic_are_kept_in_the_table_and_breach_after_a_restart(pipeline):
+    picked = parcel(1, "picked_up", "2026-11-24T09:58:00Z", service_class="express")
+    assert pipeline.on_event("sla.items", 2, 0, b"swiftparcel-demo", picked) == []
+    pipeline.write(2)
+    assert any(key.startswith(b"i2\x1f") for key in pipeline.table)
+    # A new worker over the same table: the express parcel's 1-minute delivery target passes.
+    again = Pipeline(Settings(), pipeline.contracts, pipeline.table, clock=pipeline.clock)
+    outputs = again.on_tick(2, tick_record(ms("2026-11-24T09:59:30Z"), {"sla.items": 1}))
+    alerts = [orjson.loads(o.value) for o in outputs]
+    assert [(a["kind"], a["subject"], a["observed_at"]) for a in alerts] == [
+        ("near_breach", {"kind": "shipment", "id": "P-1"}, "2026-11-24T10:58:45+01:00"),
+        ("breach", {"kind": "shipment", "id": "P-1"}, "2026-11-24T10:59:00+01:00"),
+    ]
+
+
+def test_an_item_event_on_the_ticket_topic_and_a_ticket_on_the_items_topic_are_dead_letters(pipeline):
+    picked = parcel(1, "picked_up", "2026-11-24T09:58:00Z", service_class="express")
+    (out,) = pipeline.on_event(TOPIC, 0, 0, b"swiftparcel-demo", picked)
+    assert out.topic == "sla.deadletter" and orjson.loads(out.value)["reason"] == "invalid"
+    ticket = event(1, "ticket.created", "2026-11-24T09:00:00Z", priority="P1")
+    (out,) = pipeline.on_event("sla.items", 0, 0, b"demo-fast", ticket)
+    assert "does not belong on sla.items" in orjson.loads(out.value)["detail"]
+    assert pipeline.counts.events[TOPIC, "invalid"] == pipeline.counts.events["sla.items", "invalid"] == 1
