@@ -29,6 +29,15 @@ test: install kafka ## every test: lint and types, engine unit tests, integratio
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -rs tests
 
+expedition: install ## the expedition example: a month of simulated parcels against examples/contracts/swiftparcel.yaml, its alerts and penalty statement
+	@mkdir -p var
+	$(BIN)/sla-stream simulate --contracts examples/contracts --rate 0 --call-rate 0 --request-rate 0 \
+	  --item-rate 0.01 --late-share 0.04 --seed 1 --start 2026-11-01T00:00:00+01:00 --duration 31d --output var/shipments.jsonl
+	$(BIN)/sla-stream replay --contracts examples/contracts --until 2026-12-02T00:00:00+01:00 \
+	  --penalties var/shipment-statements.jsonl var/shipments.jsonl > var/shipment-alerts.jsonl
+	@echo "alerts: var/shipment-alerts.jsonl ($$(wc -l < var/shipment-alerts.jsonl) lines); statements: var/shipment-statements.jsonl"
+	$(BIN)/sla-stream report --statements var/shipment-statements.jsonl --contract swiftparcel-eu
+
 crash-test: install kafka ## just the kill -9 loop, with its seed printed (SLA_STREAM_CRASH_SEED=N repeats a run)
 	$(BIN)/python -m pytest -q -s tests/integration/test_crash_recovery.py
 
@@ -57,4 +66,4 @@ broker-stop: ## stop that broker
 clean: ## remove local state (broker data, worker state); keeps .venv and the jar cache
 	rm -rf var
 
-.PHONY: help install kafka run test crash-test bench bench-requests unit audit lint broker broker-stop clean
+.PHONY: help install kafka run test expedition crash-test bench bench-requests unit audit lint broker broker-stop clean

@@ -59,7 +59,7 @@ from sla_stream.settings import Settings, Topics
 from sla_stream.simulate_io import topic_for
 
 REPO = Path(__file__).resolve().parent.parent
-ROLES = ("tickets", "calls", "requests", "alerts", "penalties", "deadletter", "ticks")
+ROLES = ("tickets", "calls", "requests", "items", "alerts", "penalties", "deadletter", "ticks")
 TARGETS = {
     "worker_vs_baseline": 0.5,
     "replay_events_per_second": 150_000,

@@ -118,6 +118,19 @@ def table(statements: list[dict[str, Any]]) -> str:
                 ]
             )
         credit = s["credit"]
+        for paid in s.get("compensation", ()):
+            rows.append(
+                [
+                    s["contract_id"],
+                    period,
+                    f"+ {paid['reason']}",
+                    "",
+                    "",
+                    f"{paid['count']} x {paid['each']:,.2f}",
+                    "",
+                    f"{paid['amount']:,.2f} {credit['currency']}",
+                ]
+            )
         excluded = s.get("excluded_seconds") or 0
         rows.append(
             [
@@ -128,7 +141,8 @@ def table(statements: list[dict[str, Any]]) -> str:
                 "",
                 f"excluded {figure(excluded / 3600)}h" if excluded else "",
                 "",
-                f"{figure(s['credit_percent'])}% = {credit['amount']:,.2f} {credit['currency']}",
+                f"{figure(s['credit_percent'])}%{' + compensation' if s.get('compensation') else ''}"
+                f" = {credit['amount']:,.2f} {credit['currency']}",
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -92,4 +92,7 @@ def closing_events(contracts: dict[str, Contract], at: int) -> list[dict[str, An
         if contract.requests:
             batch = {"type": "request.batch", "service": "end", "total": 0, "good": 0}
             events.append({**base, "event_id": f"end-r-{contract_id}", **batch})
+        if contract.items:
+            item = {"type": f"{contract.items.kind}.end", contract.items.key: "END"}
+            events.append({**base, "event_id": f"end-i-{contract_id}", **item})
     return events

@@ -53,7 +53,12 @@ def input_records(topics: Mapping[str, str], events: list[dict[str, Any]]) -> li
     """``(topic, key, value)`` for each event: the worker's input topic for its type (``topics`` are
     the worker's names by role), keyed by contract id."""
     names = Settings(
-        topics=Topics(tickets=topics["tickets"], calls=topics["calls"], requests=topics["requests"])
+        topics=Topics(
+            tickets=topics["tickets"],
+            calls=topics["calls"],
+            requests=topics["requests"],
+            items=topics["items"],
+        )
     )
     return [(topic_for(names, e), e["contract_id"].encode(), orjson.dumps(e)) for e in events]
 

@@ -118,7 +118,7 @@ def worker(broker: LocalBroker, tmp_path: Path) -> Iterator[Callable[..., Worker
         name = f"it{os.getpid()}n{next(_names)}"
         topics = {
             t: f"{name}.{t}"
-            for t in ("tickets", "calls", "requests", "alerts", "penalties", "deadletter", "ticks")
+            for t in ("tickets", "calls", "requests", "items", "alerts", "penalties", "deadletter", "ticks")
         }
         env = {
             **os.environ,
