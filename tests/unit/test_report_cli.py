@@ -146,3 +146,33 @@ def test_the_table_shows_figures_to_six_places_as_the_statement_has_them():
         "1%",
     ]
     assert total.split()[-4:] == ["1%", "=", "12.50", "USD"] and "excluded 1.5h" in total
+
+
+def test_the_table_lists_each_compensation_rule_and_the_total_includes_it():
+    from sla_stream.report import table
+
+    statement = {
+        "statement_id": "parcels/2026-11",
+        "contract_id": "parcels",
+        "objectives": [
+            {
+                "objective": "delivery",
+                "attained": 0.7,
+                "target": 0.95,
+                "met": 7,
+                "total": 10,
+                "credit_percent": 5,
+            }
+        ],
+        "credit_percent": 5,
+        "credit": {"amount": 125.5, "currency": "EUR"},
+        "excluded_seconds": 0,
+        "compensation": [
+            {"reason": "late_delivery", "objective": "delivery", "count": 3, "each": 8.5, "amount": 25.5},
+            {"reason": "damaged", "count": 2, "each": 25.0, "amount": 50.0},
+        ],
+    }
+    _, _, late, damaged, total = table([statement]).splitlines()
+    assert late.split()[2:] == ["+", "late_delivery", "3", "x", "8.50", "25.50", "EUR"]
+    assert damaged.split()[2:] == ["+", "damaged", "2", "x", "25.00", "50.00", "EUR"]
+    assert total.split()[2:] == ["=", "total", "5%", "+", "compensation", "=", "125.50", "EUR"]
