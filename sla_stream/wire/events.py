@@ -131,7 +131,8 @@ def decode_event(data: bytes | None, max_bytes: int = MAX_MESSAGE_BYTES, items: 
                 return _item(generic)
         record = _decoder.decode(data)
     except msgspec.ValidationError as exc:
-        raise Rejected("invalid", _explain(str(exc), _ALL_TYPES)) from None
+        message = _field_named(str(exc), data) if items else str(exc)
+        raise Rejected("invalid", _explain(message, _ALL_TYPES, items)) from None
     except msgspec.DecodeError as exc:
         raise Rejected("invalid", f"not JSON: {exc}") from None
     except UnicodeDecodeError as exc:  # msgspec's, for bytes in a string that are not UTF-8
@@ -191,7 +192,9 @@ _ITEM_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}\.[a-z0-9_.]{1,64}")
 #: An item event's fields beside ``type``, ``event_id``, ``contract_id`` and ``occurred_at``.
 MAX_ITEM_FIELDS = 32
 Scalar = Annotated[str, msgspec.Meta(max_length=256)] | int | float | bool | None
-_item_decoder = msgspec.json.Decoder(dict[Annotated[str, msgspec.Meta(max_length=64)], Scalar])
+#: The longest field name of an item event.
+MAX_NAME = 64
+_item_decoder = msgspec.json.Decoder(dict[Annotated[str, msgspec.Meta(max_length=MAX_NAME)], Scalar])
 
 
 def _item(record: dict[str, str | int | float | bool | None]) -> ev.ItemEvent:
@@ -211,6 +214,34 @@ def _item(record: dict[str, str | int | float | bool | None]) -> ev.ItemEvent:
     fields = tuple(sorted((name, _text(value)) for name, value in record.items() if value is not None))
     at = instant_ms(texts["occurred_at"], "$.occurred_at")
     return ev.ItemEvent(texts["event_id"], kind, texts["contract_id"], at, fields)
+
+
+_raw_fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_scalar = msgspec.json.Decoder(Scalar)
+
+
+def _field_named(message: str, data: bytes) -> str:
+    """``message`` naming the field it is about, which msgspec does not for an item event (read
+    as a dict): ``$.weight`` for its ``$[...]``, the name itself for its ``key``."""
+    value, key = message.endswith(" - at `$[...]`"), message.endswith(" - at `key` in `$`")
+    if not (value or key):
+        return message
+    try:
+        fields = _raw_fields.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        return message
+    for name, raw in fields.items():
+        if key and len(name) > MAX_NAME:
+            return f"field name {name[:MAX_NAME]!r}... is longer than {MAX_NAME} characters - at `$`"
+        if not value:
+            continue
+        try:
+            _scalar.decode(raw)
+        except msgspec.ValidationError:
+            return f"{message.removesuffix('`$[...]`')}`$.{name}`" if len(name) <= MAX_NAME else message
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            continue
+    return message
 
 
 def _text(value: str | int | float | bool) -> str:
@@ -258,9 +289,10 @@ def instant_ms(text: str, where: str) -> int:
     return at
 
 
-def _explain(message: str, types: frozenset[str]) -> str:
+def _explain(message: str, types: frozenset[str], items: bool = False) -> str:
     if message.endswith("- at `$.type`") and message.startswith("Invalid value"):
         return f"{message}: expected one of {', '.join(sorted(types))}"
     if message == "Object missing required field `type`":
-        return f"{message}: expected one of {', '.join(sorted(types))}"
+        other = ", or an item type like shipment.delivered (kind.verb)" if items else ""
+        return f"{message}: expected one of {', '.join(sorted(types))}{other}"
     return message
