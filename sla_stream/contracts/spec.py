@@ -158,8 +158,12 @@ class RequestsSpec(_Strict):
     burn_rate_alerts: Literal["default", "none"] | list[BurnRateSpec] = "default"
 
 
-_TYPE = r"^[a-z][a-z0-9_]*\.[a-z0-9_.]+$"
-_NAME = r"^[a-z][a-z0-9_]*$"
+_TYPE = r"^[a-z][a-z0-9_]{0,63}\.[a-z0-9_.]{1,64}$"
+_NAME = r"^[a-z][a-z0-9_]{0,63}$"
+#: Fields every event has: a rule, the item key or the target field cannot be one of them.
+_ENVELOPE = frozenset({"event_id", "type", "contract_id", "occurred_at"})
+#: Alert details the engine writes itself: the target field cannot take their place.
+_DETAILS = frozenset({"fraction", "retracts", "priority", "cycle"})
 
 
 def _listed(value: object) -> object:
@@ -171,6 +175,14 @@ class MatchSpec(_Strict):
 
     event: str = Field(pattern=_TYPE)
     where: dict[str, str | list[str]] = {}
+
+    @field_validator("where")
+    @classmethod
+    def _fields(cls, where: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        for name in where:
+            if name in _ENVELOPE:
+                raise ValueError(f"{name} is part of every event; a rule looks at the event's other fields")
+        return where
 
 
 Matches = Annotated[list[MatchSpec], BeforeValidator(_listed)]
@@ -193,6 +205,8 @@ class ClockSpec(_Strict):
             raise ValueError("expected exactly one of target or targets")
         if (self.targets is None) != (self.target_by is None):
             raise ValueError("targets go with target_by, the field whose value picks one")
+        if self.target_by in _ENVELOPE | _DETAILS:
+            raise ValueError(f"target_by: {self.target_by} is taken (by the event or the alert details)")
         return self
 
 
@@ -206,9 +220,16 @@ class ItemsSpec(_Strict):
     @field_validator("kind")
     @classmethod
     def _kind(cls, kind: str) -> str:
-        if kind in ("ticket", "call", "request"):
-            raise ValueError(f"{kind} events are built in; items are another kind, like shipment")
+        if kind in ("ticket", "call", "request", "queue", "service"):
+            raise ValueError(f"{kind} is built in; items are another kind, like shipment")
         return kind
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, key: str) -> str:
+        if key in _ENVELOPE:
+            raise ValueError(f"{key} is part of every event; the item key is another field, like parcel_id")
+        return key
 
 
 class CompensationSpec(_Strict):

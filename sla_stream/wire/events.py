@@ -124,11 +124,12 @@ def decode_event(data: bytes | None, max_bytes: int = MAX_MESSAGE_BYTES, items: 
     if _too_deep(data):
         raise Rejected("invalid", f"JSON nested more than {MAX_DEPTH} levels deep")
     try:
-        if items:
-            generic = _item_decoder.decode(data)
-            kind = generic.get("type")
-            if isinstance(kind, str) and kind.split(".", 1)[0] not in _BUILT_IN:
-                return _item(generic)
+        if (
+            items
+            and (kind := _typed.decode(data).type) is not None
+            and kind.split(".", 1)[0] not in _BUILT_IN
+        ):
+            return _item(_item_decoder.decode(data))
         record = _decoder.decode(data)
     except msgspec.ValidationError as exc:
         message = _field_named(str(exc), data) if items else str(exc)
@@ -188,6 +189,15 @@ def decode_event(data: bytes | None, max_bytes: int = MAX_MESSAGE_BYTES, items: 
 
 
 _BUILT_IN = frozenset({"ticket", "call", "request"})
+
+
+class _Typed(msgspec.Struct):
+    """Only the ``type`` of a record (other fields are skipped): which decoder reads it."""
+
+    type: str | None = None
+
+
+_typed = msgspec.json.Decoder(_Typed)
 _ITEM_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}\.[a-z0-9_.]{1,64}")
 #: An item event's fields beside ``type``, ``event_id``, ``contract_id`` and ``occurred_at``.
 MAX_ITEM_FIELDS = 32

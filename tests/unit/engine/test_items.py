@@ -322,7 +322,11 @@ def test_item_state_survives_a_round_trip_through_its_stored_form(engine):
             ("calendar: working_days\n      target_by", "calendar: nights\n      target_by"),
             "no calendar named 'nights'",
         ),
-        (("kind: shipment", "kind: ticket"), "items.kind: ticket events are built in"),
+        (("kind: shipment", "kind: ticket"), "items.kind: ticket is built in"),
+        (("kind: shipment", "kind: service"), "items.kind: service is built in"),
+        (("key: parcel_id", "key: event_id"), "items.key: event_id is part of every event"),
+        (("target_by: service_class", "target_by: fraction"), "target_by: fraction is taken"),
+        (("where: {status: [", "where: {type: ["), "where: type is part of every event"),
     ],
 )
 def test_contract_mistakes_in_an_items_section_are_named(tmp_path, change, message):

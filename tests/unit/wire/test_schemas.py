@@ -571,8 +571,6 @@ ITEM_EDGES: dict[str, dict[str, Any]] = {
 # Disagreements the schema cannot help or a validator brings: kept here, and failing, so that
 # a change to either side shows.
 ITEM_EDGES_KNOWN = {
-    "occurred-at-10-fraction-digits": "the shared timestamp pattern takes any number of fraction digits,"
-    " the decoder 1 to 9",
     "value-beyond-a-double": "JSON Schema has no limit for a number; the decoder rejects 1e400",
 }
 
@@ -610,16 +608,7 @@ def test_item_edges_go_both_ways() -> None:
 @pytest.mark.parametrize(
     "path",
     [
-        pytest.param(
-            p,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="replay decodes every line with items=True, which reads all fields as scalars:"
-                " a ticket's object-valued extension (allowed by its schema, accepted live) is rejected",
-            ),
-        )
-        if p.name == "customer-replied-extra-field.json"
-        else p
+        p
         for p in examples("valid", "ticket-event")
         + examples("valid", "call-event")
         + examples("valid", "request-event")
