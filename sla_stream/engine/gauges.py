@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sla_stream.engine import calls, requests
+from sla_stream.engine import calls, requests, tickets
 from sla_stream.engine.clock import BREACH_FRACTION
 from sla_stream.engine.model import SERVICE_LEVEL, TICKET_OBJECTIVES, Contract
 from sla_stream.engine.penalties import Ledger, measures, period_of, statement, tally
@@ -43,6 +43,8 @@ class Gauges:
     """Contract -> its ledgers in every engine."""
     _month: dict[str, str] = field(default_factory=dict)
     """Contract -> the period it is in (by the first engine's clock that holds it)."""
+    _versions: dict[str, Contract] = field(default_factory=dict)
+    """Contract -> the version in force (by the first engine's clock that holds it)."""
 
     def add(self, engine: Engine) -> None:
         """Add what ``engine`` holds (engines of different partitions hold different contracts)."""
@@ -51,13 +53,14 @@ class Gauges:
             return
         self._tickets(engine, now)
         self._calls(engine, now)
-        self._requests(engine)
+        self._requests(engine, now)
         for contract_id, ledger in list(engine.ledgers.items()):
             contract = engine.contract_or_none(contract_id)
             if contract is None:
                 continue
             self._contracts[contract_id] = contract
             self._month.setdefault(contract_id, period_of(contract.zone, now))
+            self._versions.setdefault(contract_id, contract.at(now))
             self._ledgers.setdefault(contract_id, []).append(ledger)
 
     def _tickets(self, engine: Engine, now: int) -> None:
@@ -68,7 +71,7 @@ class Gauges:
             ticket = peek(key)
             if contract is None or contract.tickets is None or ticket is None:
                 continue
-            policy = contract.tickets
+            policy = tickets.policy_of(tickets.measured(contract, ticket))
             for name, clock in ticket.clocks.items():
                 if name not in policy.objectives or clock.stopped:
                     continue
@@ -93,7 +96,7 @@ class Gauges:
             contract = engine.contract_or_none(contract_id)
             if contract is None or contract.calls is None:
                 continue
-            level = contract.calls.objectives.get(SERVICE_LEVEL)
+            level = calls.policy_of(contract.at(now)).objectives.get(SERVICE_LEVEL)
             if level is None:
                 continue
             start = calls.interval_start(contract, now, level.interval)
@@ -105,13 +108,14 @@ class Gauges:
                 if value is not None:
                     self.call_level[contract_id, queue] = value
 
-    def _requests(self, engine: Engine) -> None:
+    def _requests(self, engine: Engine, now: int) -> None:
         for (contract_id, _service), service in list(engine.services.items()):
             contract = engine.contract_or_none(contract_id)
             if contract is None or contract.requests is None or not service.sums:
                 continue
             # Summed over the contract's services, as penalty statements count them.
             self._contracts[contract_id] = contract
+            self._versions.setdefault(contract_id, contract.at(now))
             for window, sums in service.sums.items():
                 totals = self._totals.setdefault((contract_id, window), [0, 0, 0, 0])
                 for index in range(4):
@@ -122,16 +126,16 @@ class Gauges:
         for contract_id, ledgers in self._ledgers.items():
             contract, month = self._contracts[contract_id], self._month[contract_id]
             # Tickets and the call service level: this period so far, as its statement counts them.
-            for name, measure, _, _ in measures(contract, tally(ledgers, month)):
+            for name, measure, _, _ in measures(self._versions[contract_id], tally(ledgers, month)):
                 if name in TICKET_OBJECTIVES or name == SERVICE_LEVEL:
                     self.compliance[contract_id, name] = float(measure)
             if contract.penalties is not None:
                 so_far = statement(contract, month, ledgers)
                 self.credit[contract_id] = float(so_far.credit_percent) / 100
         for contract_id, contract in sorted(self._contracts.items()):
-            if contract.requests is None:
+            policy = self._versions.get(contract_id, contract).requests
+            if policy is None:
                 continue
-            policy = contract.requests
             for objective in policy.objectives.values():
                 good_at, total_at = requests.counted(objective)
                 sums = self._totals.get((contract_id, objective.window_key), [0, 0, 0, 0])

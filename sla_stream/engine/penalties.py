@@ -23,7 +23,8 @@ The highest credit among an objective's tiers whose condition holds applies
 (``below``: the measure is under the limit; ``above``, for abandon rate and
 speed of answer: over it); exactly at the limit earns nothing. Credits add up
 over objectives, capped at 100%; the amount is that share of the monthly fee,
-rounded half up to the cent.
+rounded half up to the cent. Targets, tiers and fee are those of the contract's
+version in force at the period's last instant.
 """
 
 from __future__ import annotations
@@ -172,6 +173,9 @@ class Statement:
     currency: str
     excluded_ms: int
     """Time inside the period covered by exclusion windows."""
+    versions: tuple[tuple[Contract, int, int], ...] = ()
+    """Of a versioned contract: each version in force for some part of the period, with the
+    start and end of that part, in order."""
 
     @property
     def statement_id(self) -> str:
@@ -180,17 +184,19 @@ class Statement:
 
 def statement(contract: Contract, period: str, ledgers: Collection[Ledger]) -> Statement:
     """The statement of ``period`` from what every engine counted for ``contract``."""
-    policy = contract.penalties
+    start, end = bounds(contract.zone, period)
+    parts = spans(contract, start, end)
+    version = parts[-1][0]
+    policy = version.penalties
     assert policy is not None, "only contracts with penalties get statements"
     counted = tally(ledgers, period)
     attained = []
-    for objective, measure, target, counts in measures(contract, counted):
+    for objective, measure, target, counts in measures(version, counted):
         tiers = [t for t in policy.tiers if t.objective == objective and _holds(t, measure)]
         tier = max(tiers, key=lambda t: t.credit_percent, default=None)
         attained.append(Attainment(objective, measure, target, counts, tier))
     percent = min(Decimal(100), sum((a.credit_percent for a in attained), Decimal(0)))
     credit = (policy.fee * percent / 100).quantize(_CENT, rounding=ROUND_HALF_UP)
-    start, end = bounds(contract.zone, period)
     return Statement(
         contract=contract,
         period=period,
@@ -200,8 +206,20 @@ def statement(contract: Contract, period: str, ledgers: Collection[Ledger]) -> S
         credit_percent=percent,
         credit=credit,
         currency=policy.currency,
-        excluded_ms=contract.exclusions.overlap(start, end),
+        excluded_ms=sum(part.exclusions.overlap(lo, hi) for part, lo, hi in parts),
+        versions=tuple(parts) if contract.versions else (),
     )
+
+
+def spans(contract: Contract, start: int, end: int) -> list[tuple[Contract, int, int]]:
+    """``(version, from, to)`` for each version of ``contract`` in force during ``[start, end)``."""
+    found = []
+    while start < end:
+        following = contract.changes_after(start)
+        until = end if following is None else min(end, following)
+        found.append((contract.at(start), start, until))
+        start = until
+    return found
 
 
 def tally(ledgers: Iterable[Ledger], period: str) -> dict[str, list[int]]:

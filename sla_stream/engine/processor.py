@@ -77,6 +77,8 @@ class Engine:
         self.clock = clock
         self.allowed_lateness = allowed_lateness
         self._due: list[tuple[int, float, str, str, str]] = []
+        #: Per ticket, the version change scheduled for it (see ``_CHANGE``).
+        self._changes: dict[TicketKey, int] = {}
         self._call_due: list[tuple[int, str]] = []
         for key in list(self.tickets):
             contract = self._contract(key[0])
@@ -115,7 +117,11 @@ class Engine:
         # Nothing below rejects: thresholds passed before the event fire first.
         alerts = self.advance(event.at)
         ticket = self._load(key, contract)  # advance may have stored a newer copy
-        if ticket is not None and self.clock is not None and tickets.needs_rebuild(ticket, event.at):
+        if (
+            ticket is not None
+            and self.clock is not None
+            and tickets.needs_rebuild(contract, ticket, event.at)
+        ):
             # A late event: decide the ticket again with the event in its place by time.
             ticket, more = tickets.rebuild(contract, ticket, event, self.clock)
         elif ticket is None:
@@ -126,7 +132,7 @@ class Engine:
         self._book(contract, ticket)
         self._schedule(key, ticket, contract)
         alerts.extend(more)
-        return Applied(OK, alerts)
+        return Applied(OK, self._versions(alerts))
 
     def _apply_call(self, contract: Contract, event: CallEvent) -> Applied:
         centre = self.centres.get(event.contract_id)
@@ -146,7 +152,7 @@ class Engine:
             self._keep(contract.id, ledger, periods)
         self.centres[event.contract_id] = centre
         self._schedule_calls(event.contract_id, centre)
-        return Applied(OK, alerts)
+        return Applied(OK, self._versions(alerts))
 
     def _apply_request(self, contract: Contract, event: RequestEvent) -> Applied:
         key = (event.contract_id, event.service)
@@ -167,7 +173,7 @@ class Engine:
         following = requests.next_boundary(contract, service)
         if following is not None and following < self._boundary:
             self._boundary = following
-        return Applied(OK, alerts)
+        return Applied(OK, self._versions(alerts))
 
     def _check_late(self, at: int) -> None:
         if (
@@ -192,7 +198,7 @@ class Engine:
         while True:
             at = min(due[0][0] if due else _NEVER, call_due[0][0] if call_due else _NEVER, boundary)
             if at >= now:
-                return fired
+                return self._versions(fired)
             if due and due[0][0] == at:
                 self._fire_ticket(fired)
             elif call_due and call_due[0][0] == at:
@@ -217,14 +223,20 @@ class Engine:
     def _fire_ticket(self, fired: list[Alert]) -> None:
         observed_at, fraction, contract_id, ticket_id, objective = heapq.heappop(self._due)
         key = (contract_id, ticket_id)
+        if fraction == _CHANGE and self._changes.get(key) == observed_at:
+            del self._changes[key]
         contract = self._contract(contract_id)
         ticket = None if contract is None else self._load(key, contract)
         if ticket is None or contract is None:
             return
-        alert = tickets.fire(contract, ticket, objective, observed_at, fraction)
-        if alert is None:
-            return  # stale entry: the clock moved on since it was scheduled
-        fired.append(alert)
+        version = ticket.version
+        more = tickets.catch_up(contract, ticket, observed_at)
+        if fraction != _CHANGE:
+            alert = tickets.fire(contract, ticket, objective, observed_at, fraction)
+            more += [] if alert is None else [alert]
+        if not more and ticket.version == version:
+            return  # stale entry: the clock (or the ticket's version) moved on since it was scheduled
+        fired += more
         self.tickets[key] = ticket
         self._book(contract, ticket, (observed_at, ticket_id, objective))
         self._schedule(key, ticket, contract)
@@ -313,6 +325,20 @@ class Engine:
             return
         for observed_at, fraction, objective in tickets.due(contract, ticket):
             heapq.heappush(self._due, (observed_at, fraction, key[0], key[1], objective))
+        change = tickets.change_due(contract, ticket)
+        if change is not None and self._changes.get(key) != change:
+            self._changes[key] = change
+            heapq.heappush(self._due, (change, _CHANGE, key[0], key[1], ""))
+
+    def _versions(self, alerts: list[Alert]) -> list[Alert]:
+        """Name in each alert of a versioned contract the version it was measured against: the
+        one in force at its ``observed_at`` (for a queue, at the start of its interval)."""
+        for alert in alerts:
+            contract = self._contract(alert.contract_id)
+            if contract is not None and contract.versions:
+                at = alert.observed_at_ms if alert.interval_start_ms is None else alert.interval_start_ms
+                alert.details["contract_version"] = contract.at(at).version
+        return alerts
 
     def _schedule_calls(self, contract_id: str, centre: CallCentre) -> None:
         contract = self._contract(contract_id)
@@ -324,3 +350,6 @@ class Engine:
 
 
 _NEVER = 2**63
+_CHANGE = -1.0
+"""The fraction of a ticket's entry in the schedule at a version change: below every threshold's,
+so at the same instant the change comes first, as an event does."""

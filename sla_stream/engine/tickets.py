@@ -34,6 +34,9 @@ class Ticket:
     outcomes: dict[str, list[list[int]]] = field(default_factory=dict)
     """Per ``objective|cycle``, its outcomes as ``[met, decided at]``: one per period at most,
     a new one only when the outcome changed (met, then breached after a reopen)."""
+    version: str | None = None
+    """Of a versioned contract: the name of the version the clocks were last given targets from
+    (``None``, as in tickets stored before the contract had versions: the one at its creation)."""
     booked: list[tuple[str, int, int, int]] = field(default_factory=list)
     """``(objective, met, decided at, +1 or -1)`` of outcomes added or taken back since the
     engine last moved them to the period ledger (in memory only)."""
@@ -53,7 +56,7 @@ class Ticket:
         return self.revisions.get(f"{name}|{cycle}|{fraction!r}", 0)
 
     def to_state(self) -> dict[str, Any]:
-        return {
+        state = {
             "id": self.ticket_id,
             "p": self.priority,
             "s": self.status,
@@ -63,6 +66,9 @@ class Ticket:
             "r": self.revisions,
             "o": self.outcomes,
         }
+        if self.version is not None:
+            state["v"] = self.version
+        return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Ticket:
@@ -75,6 +81,7 @@ class Ticket:
             state["n"],
             dict(state["r"]),
             state.get("o", {}),
+            state.get("v"),
             decoded=True,
         )
 
@@ -98,7 +105,7 @@ def _check_priority(policy: TicketPolicy, contract: Contract, priority: str | No
 def adapt(contract: Contract, ticket: Ticket) -> Ticket:
     """Fit a stored ticket to the contract as loaded now: clocks of objectives the
     contract no longer has are dropped (their alerts were already decided)."""
-    objectives = policy_of(contract).objectives
+    objectives = policy_of(measured(contract, ticket)).objectives
     if any(name not in objectives for name in ticket.clocks):
         ticket.clocks = {name: clock for name, clock in ticket.clocks.items() if name in objectives}
     return ticket
@@ -106,6 +113,7 @@ def adapt(contract: Contract, ticket: Ticket) -> Ticket:
 
 def check(contract: Contract, ticket: Ticket | None, event: TicketEvent) -> None:
     """Raise :class:`Rejected` if ``event`` cannot be applied to ``ticket`` (``None``: not created)."""
+    contract = contract.at(event.at)
     policy = policy_of(contract)
     if event.type == ev.TICKET_CREATED:
         if ticket is not None:
@@ -121,9 +129,12 @@ def check(contract: Contract, ticket: Ticket | None, event: TicketEvent) -> None
 
 def create(contract: Contract, event: TicketEvent) -> Ticket:
     """A new ticket: starts its first-response and resolution clocks."""
+    contract = contract.at(event.at)
     policy = policy_of(contract)
     priority = event.priority or ""  # checked by check()
     ticket = Ticket(event.ticket_id, priority, event.status or "new", history=[event])
+    if contract.versioned:
+        ticket.version = contract.version
     for name in (FIRST_RESPONSE, RESOLUTION):
         objective = policy.objectives.get(name)
         if objective is not None:
@@ -135,7 +146,13 @@ def create(contract: Contract, event: TicketEvent) -> Ticket:
 
 
 def apply(contract: Contract, ticket: Ticket, event: TicketEvent) -> list[Alert]:
-    """Apply one event (already known not to be a duplicate) to an existing ticket."""
+    """Apply one event (already known not to be a duplicate) to an existing ticket, measured
+    against the version in force at its time (a change at the same instant comes first)."""
+    alerts = catch_up(contract, ticket, event.at)
+    return alerts + _apply(measured(contract, ticket), ticket, event)
+
+
+def _apply(contract: Contract, ticket: Ticket, event: TicketEvent) -> list[Alert]:
     policy = policy_of(contract)
     ticket.history.append(event)
     at = event.at
@@ -229,10 +246,73 @@ def _retarget(
     return [_alert(contract, ticket, name, clock, fraction, elapsed, deadline, at) for fraction, _ in passed]
 
 
+def measured(contract: Contract, ticket: Ticket) -> Contract:
+    """The version of ``contract`` the ticket's clocks were last given targets from."""
+    if not contract.versions:
+        return contract
+    if ticket.version is None:
+        return contract.at(ticket.history[0].at)
+    for version in (contract, *contract.versions):
+        if version.version == ticket.version:
+            return version
+    return contract.at(ticket.last_at)  # a version renamed since: the ticket was caught up to here
+
+
+def change_due(contract: Contract, ticket: Ticket) -> int | None:
+    """When the next version change falls due for the ticket, while it has a clock that is
+    not stopped (stopped clocks take the version in force when they run again)."""
+    if not contract.versions or all(clock.stopped for clock in ticket.clocks.values()):
+        return None
+    switched = measured(contract, ticket).effective_from
+    return contract.changes_after(_BEFORE_ALL if switched is None else switched)
+
+
+def catch_up(contract: Contract, ticket: Ticket, until: int) -> list[Alert]:
+    """Switch the ticket, in order, to each version that took effect at or before ``until``
+    after the one it was last measured against; the alerts the changes fire."""
+    alerts: list[Alert] = []
+    while contract.versions:
+        version = measured(contract, ticket)
+        change = contract.changes_after(
+            _BEFORE_ALL if version.effective_from is None else version.effective_from
+        )
+        if change is None or change > until:
+            break
+        alerts += _switch(version, contract.at(change), ticket, change)
+    return alerts
+
+
+def _switch(was: Contract, now: Contract, ticket: Ticket, at: int) -> list[Alert]:
+    """The change to version ``now`` at ``at``, as a priority change re-targets: each clock not
+    stopped gets the new version's target for the ticket's priority (kept when it has none), its
+    calendar, fractions and ``pause_on``; thresholds now in the past fire at once. Clocks of
+    objectives ``now`` does not have are dropped; objectives it adds start with the next ticket."""
+    before, policy = policy_of(was).objectives, policy_of(now)
+    ticket.version = now.version
+    alerts: list[Alert] = []
+    for name in list(ticket.clocks):
+        clock, objective = ticket.clocks[name], policy.objectives.get(name)
+        if objective is None:
+            del ticket.clocks[name]
+            continue
+        if clock.stopped:
+            continue
+        if clock.since is None or clock.since <= at:
+            # Open time before the change counts on the old calendar, from it on the new one.
+            clock.pause((before.get(name) or objective).calendar, at)
+            if ticket.status not in objective.pause_on:
+                clock.resume(at)
+        alerts += _retarget(now, policy, ticket, name, clock, at)
+    return alerts
+
+
+_BEFORE_ALL = -(2**63)
+
+
 def due(contract: Contract, ticket: Ticket) -> Iterator[tuple[int, float, str]]:
     """``(observed_at, fraction, objective)`` of each running clock's next threshold,
     when it differs from the one last handed out for that clock."""
-    policy = policy_of(contract)
+    policy = policy_of(measured(contract, ticket))
     for name, clock in ticket.clocks.items():
         found = clock.next_due(policy.objectives[name].calendar, policy.near_breach)
         if found is None:
@@ -245,7 +325,7 @@ def due(contract: Contract, ticket: Ticket) -> Iterator[tuple[int, float, str]]:
 def scheduled_before(contract: Contract, ticket: Ticket) -> None:
     """A ticket read back from its state had its next thresholds handed out when it was last
     changed: note them, so :func:`due` does not hand them out again."""
-    policy = policy_of(contract)
+    policy = policy_of(measured(contract, ticket))
     for name, clock in ticket.clocks.items():
         found = clock.next_due(policy.objectives[name].calendar, policy.near_breach)
         clock.scheduled = None if found is None else (found[0], found[1])
@@ -254,6 +334,7 @@ def scheduled_before(contract: Contract, ticket: Ticket) -> None:
 
 def fire(contract: Contract, ticket: Ticket, name: str, observed_at: int, fraction: float) -> Alert | None:
     """Fire a threshold that came due, if it is still the clock's next one."""
+    contract = measured(contract, ticket)
     policy = policy_of(contract)
     clock = ticket.clocks.get(name)
     if clock is None:
@@ -288,10 +369,14 @@ def _book(contract: Contract, ticket: Ticket, name: str, cycle: int, met: bool, 
     ticket.booked.append((name, int(met), at, 1))
 
 
-def needs_rebuild(ticket: Ticket, at: int) -> bool:
-    """Whether an event at ``at`` lands before something already applied or sent for the ticket."""
-    return at < ticket.last_at or any(
-        observed_at >= at for clock in ticket.clocks.values() for observed_at in clock.fired.values()
+def needs_rebuild(contract: Contract, ticket: Ticket, at: int) -> bool:
+    """Whether an event at ``at`` lands before something already applied or sent for the ticket
+    (a version change among them)."""
+    switched = measured(contract, ticket).effective_from
+    return (
+        at < ticket.last_at
+        or (switched is not None and at < switched)
+        or any(observed_at >= at for clock in ticket.clocks.values() for observed_at in clock.fired.values())
     )
 
 
@@ -328,21 +413,26 @@ def rebuild(contract: Contract, old: Ticket, late: TicketEvent, now: int) -> tup
     for original, (name, clock, fraction) in sent.items():
         key = f"{name}|{clock.cycle}|{fraction!r}"
         ticket.revisions[key] = ticket.revisions.get(key, 0) + 1
-        out.append(_retraction(contract, ticket, name, clock, fraction, original, late.at))
+        out.append(_retraction(measured(contract, old), ticket, name, clock, fraction, original, late.at))
     return ticket, out
 
 
 def fire_due(contract: Contract, ticket: Ticket, before: int) -> list[Alert]:
-    """Fire, in order, every threshold of the ticket observed before ``before``."""
-    policy = policy_of(contract)
+    """Fire, in order, every threshold of the ticket observed before ``before``, and switch it to
+    each version taking effect before then (a change first at the same instant)."""
     fired: list[Alert] = []
     while True:
+        policy = policy_of(measured(contract, ticket))
         due_now = [
             (found[0], found[1], name)
             for name, clock in ticket.clocks.items()
             if (found := clock.next_due(policy.objectives[name].calendar, policy.near_breach)) is not None
             and found[0] < before
         ]
+        change = change_due(contract, ticket)
+        if change is not None and change < before and (not due_now or change <= min(due_now)[0]):
+            fired += catch_up(contract, ticket, change)
+            continue
         if not due_now:
             return fired
         observed_at, fraction, name = min(due_now)
