@@ -92,8 +92,9 @@ _SECTIONS = ("tickets", "calls", "requests", "penalties")
 
 def _versions(path: Path, merged: dict[str, Any], errors: list[str]) -> list[dict[str, Any]] | None:
     """The document of each version, the first (``merged`` itself) then each entry of
-    ``versions`` deep-merged over the one before it, with ``name`` and ``effective_from`` (epoch
-    ms) set on the later ones; ``None`` after adding a line per problem to ``errors``."""
+    ``versions`` merged over the one before it (see :func:`_overlay`), with ``name`` and
+    ``effective_from`` (epoch ms) set on the later ones; ``None`` after adding a line per
+    problem to ``errors``."""
     entries = merged.get("versions")
     if entries is None:
         return [merged]
@@ -140,10 +141,24 @@ def _versions(path: Path, merged: dict[str, Any], errors: list[str]) -> list[dic
             names[name] = where
         previous = start if start is not None else previous
         terms = {k: v for k, v in entry.items() if k not in ("name", "effective_from", *_WHOLE)}
-        document = deep_merge(document, terms)
+        document = _overlay(document, terms)
         documents.append({**document, "name": name, "effective_from": start})
     errors.extend(f"{path}: {problem}" for problem in problems)
     return None if problems else documents
+
+
+def _overlay(base: Mapping[str, Any], terms: Mapping[str, Any]) -> dict[str, Any]:
+    """A version's ``terms`` over the version before it: :func:`deep_merge`, except that a null
+    removes what it names (an objective, a priority's target, a tier list...)."""
+    merged = dict(base)
+    for key, value in terms.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _overlay(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _instant(value: object) -> int | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import contracts_from, ms
+from helpers import REPO, contracts_from, ms
 
 from sla_stream.contracts import ContractError, load_dir
 
@@ -161,3 +161,11 @@ versions:
         "versions[0].calls: a version cannot add or remove a section (every version measures what the"
         " first one does)"
     ]
+
+
+def test_the_versioned_example_loads_and_is_the_golden_case_contract():
+    example = REPO / "examples" / "versioned" / "acme-renewal.yaml"
+    golden = REPO / "tests" / "golden" / "versioned-renewal" / "contracts" / "acme-renewal.yaml"
+    assert example.read_bytes() == golden.read_bytes()
+    contract = load_dir(example.parent)["acme-renewal"]
+    assert [contract.version, *(v.version for v in contract.versions)] == ["gold-2026", "gold-2027"]

@@ -13,11 +13,13 @@ from helpers import REPO, Events, contracts_from, ms
 from jsonschema import Draft202012Validator
 
 from sla_stream.engine.alerts import Alert
+from sla_stream.engine.events import Rejected
 from sla_stream.engine.model import Contract
 from sla_stream.engine.processor import Engine
 from sla_stream.engine.tickets import Ticket
 from sla_stream.replay import replay
 from sla_stream.wire.alerts import alert_record
+from sla_stream.wire.events import decode_event
 from sla_stream.wire.statements import statement_record
 
 ACME = """
@@ -261,3 +263,117 @@ def test_an_unversioned_contract_statement_has_no_versions(tmp_path):
     [statement] = statements(contracts_from(tmp_path, acme=PRICED), "2026-12-02T00:00:00Z")
     assert "versions" not in statement
     assert statement["credit"] == {"amount": 100.0, "currency": "USD"}
+
+
+CALLS_AND_REQUESTS = """
+version: 1
+id: acme
+timezone: Asia/Jakarta
+calls:
+  service_level: {answer_within: 20s, target: 0.8, interval: 30m}
+requests:
+  availability: {target: 0.99, window: 1h}
+  burn_rate_alerts: none
+versions:
+  - name: renewal
+    effective_from: 2027-01-01T00:00:00+07:00
+    calls: {service_level: {answer_within: 10s, target: 0.9}}
+    requests: {availability: {target: 0.999}}
+"""
+
+
+def decoded(*records: dict[str, Any]) -> list[Any]:
+    return [decode_event(orjson.dumps({"contract_id": "acme", **r})) for r in records]
+
+
+def test_a_call_interval_is_judged_by_the_version_in_force_at_its_start(tmp_path):
+    engine = Engine(contracts_from(tmp_path, acme=CALLS_AND_REQUESTS))
+    answered = [
+        {
+            "event_id": f"c{n}",
+            "type": "call.answered",
+            "call_id": f"k{n}",
+            "queue": "sales",
+            "wait_seconds": 15,
+        }
+        for n in range(2)
+    ]
+    before, after = decoded(
+        {**answered[0], "occurred_at": "2026-12-31T23:40:00+07:00"},
+        {**answered[1], "occurred_at": "2027-01-01T00:10:00+07:00"},
+    )
+    alerts = engine.apply(before).alerts + engine.apply(after).alerts
+    alerts += engine.advance(ms("2027-01-01T00:30:00.001+07:00"))
+    # 15 s is within the first version's 20 s, not the renewal's 10 s.
+    assert [
+        (a.kind, a.interval_start_ms, a.details["target"], a.details["contract_version"]) for a in alerts
+    ] == [
+        ("near_breach", ms("2027-01-01T00:00:00+07:00"), 0.9, "renewal"),
+        ("breach", ms("2027-01-01T00:00:00+07:00"), 0.9, "renewal"),
+    ]
+
+
+def test_a_request_objective_is_evaluated_by_the_version_in_force_at_each_minute_boundary(tmp_path):
+    engine = Engine(contracts_from(tmp_path, acme=CALLS_AND_REQUESTS))
+    [requests] = decoded(
+        {
+            "event_id": "r1",
+            "type": "request.batch",
+            "service": "api",
+            "total": 1000,
+            "good": 995,
+            "occurred_at": "2026-12-31T23:50:00+07:00",
+        }
+    )
+    engine.apply(requests)
+    assert engine.advance(ms("2026-12-31T23:59:59+07:00")) == []  # 0.995 meets 0.99
+    alerts = engine.advance(ms("2027-01-01T00:01:00+07:00"))
+    assert [(a.kind, alert_record(a)["observed_at"], a.details["target"]) for a in alerts] == [
+        ("breach", CHANGE, 0.999)
+    ]
+    assert alerts[0].details["contract_version"] == "renewal"
+
+
+RESHAPED = """
+version: 1
+id: acme
+tickets:
+  priorities: [P1, P2]
+  near_breach: []
+  objectives:
+    first_response: {targets: {P1: 30m, P2: 2h}}
+    next_reply: {targets: {P1: 30m, P2: 2h}}
+versions:
+  - name: reshaped
+    effective_from: 2027-01-01T00:00:00Z
+    tickets:
+      priorities: [P1]
+      objectives:
+        first_response: {targets: {P1: 10m, P2: null}}
+        next_reply: null
+        resolution: {targets: {P1: 1h}}
+"""
+
+
+def test_a_version_drops_and_adds_objectives_and_priorities_from_its_change_on(tmp_path, events):
+    engine = Engine(contracts_from(tmp_path, acme=RESHAPED))
+    engine.apply(events.created("T-1", "P2", "2026-12-31T23:00:00Z"))
+    engine.apply(events.created("T-2", "P1", "2026-12-31T23:50:00Z"))
+    engine.apply(events.agent("T-2", "2026-12-31T23:52:00Z"))
+    engine.apply(events.customer("T-2", "2026-12-31T23:55:00Z"))  # a next_reply cycle starts
+    alerts = engine.advance(ms("2027-01-01T01:00:00.001Z"))
+    # T-2's next_reply clock is dropped with its objective, and resolution, new, is not started
+    # for tickets already open; T-1's P2, which the new version no longer lists, keeps its 2h.
+    assert [(a.subject_id, a.objective, a.kind, alert_record(a)["observed_at"]) for a in alerts] == [
+        ("T-1", "first_response", "breach", "2027-01-01T01:00:00Z")
+    ]
+    assert set(engine.tickets["acme", "T-2"].clocks) == {"first_response"}
+    with pytest.raises(Rejected, match="priority 'P2' is not one of P1"):
+        engine.apply(events.created("T-3", "P2", "2027-01-01T01:00:00Z"))
+    engine.apply(events.created("T-4", "P1", "2027-01-01T01:00:00Z"))
+    assert set(engine.tickets["acme", "T-4"].clocks) == {"first_response", "resolution"}
+    later = engine.advance(ms("2027-01-01T02:00:00.001Z"))
+    assert [(a.subject_id, a.objective, alert_record(a)["observed_at"]) for a in later] == [
+        ("T-4", "first_response", "2027-01-01T01:10:00Z"),
+        ("T-4", "resolution", "2027-01-01T02:00:00Z"),
+    ]
