@@ -3,6 +3,8 @@ and the version in force at an instant."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -169,3 +171,23 @@ def test_the_versioned_example_loads_and_is_the_golden_case_contract():
     assert example.read_bytes() == golden.read_bytes()
     contract = load_dir(example.parent)["acme-renewal"]
     assert [contract.version, *(v.version for v in contract.versions)] == ["gold-2026", "gold-2027"]
+
+
+def test_validate_names_the_versions_of_a_versioned_contract():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sla_stream.cli",
+            "contracts",
+            "validate",
+            str(REPO / "examples" / "versioned"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert result.stdout == (
+        "ok acme-renewal (versions: gold-2026, gold-2027 from 2026-12-01T00:00:00+07:00)\n"
+    )
