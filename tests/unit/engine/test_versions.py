@@ -377,3 +377,31 @@ def test_a_version_drops_and_adds_objectives_and_priorities_from_its_change_on(t
         ("T-4", "first_response", "2027-01-01T01:10:00Z"),
         ("T-4", "resolution", "2027-01-01T02:00:00Z"),
     ]
+
+
+CALENDAR_CHANGE = """
+version: 1
+id: acme
+timezone: Asia/Jakarta
+calendars:
+  business:
+    weekly: {mon-fri: ["08:00-17:00"]}
+tickets:
+  priorities: [P1]
+  near_breach: []
+  objectives:
+    first_response: {calendar: business, targets: {P1: 1h}}
+versions:
+  - name: around-the-clock
+    effective_from: 2026-11-28T00:00:00+07:00
+    tickets: {objectives: {first_response: {calendar: 24x7}}}
+"""
+
+
+def test_time_before_a_calendar_change_counts_on_the_old_calendar_and_after_it_on_the_new(tmp_path, events):
+    engine = Engine(contracts_from(tmp_path, acme=CALENDAR_CHANGE))
+    engine.apply(events.created("T-1", "P1", "2026-11-27T16:50:00+07:00"))  # Friday: 10 min by 17:00
+    alerts = engine.advance(ms("2026-11-28T00:50:00.001+07:00"))
+    # The night is closed on the old calendar, open on the new one from the change on.
+    [breach] = records(alerts)
+    assert (breach["observed_at"], breach["deadline"]) == ("2026-11-28T00:50:00+07:00",) * 2
