@@ -96,9 +96,9 @@ def _versions(path: Path, merged: dict[str, Any], errors: list[str]) -> list[dic
     ``effective_from`` (epoch ms) set on the later ones; ``None`` after adding a line per
     problem to ``errors``."""
     entries = merged.get("versions")
-    if entries is None:
+    if entries is None or entries == []:
         return [merged]
-    if not isinstance(entries, list) or not entries:
+    if not isinstance(entries, list):
         errors.append(f"{path}: versions: expected a list of versions, each with effective_from")
         return None
     first = merged.get("version_name")

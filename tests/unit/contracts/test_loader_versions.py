@@ -191,3 +191,14 @@ def test_validate_names_the_versions_of_a_versioned_contract():
     assert result.stdout == (
         "ok acme-renewal (versions: gold-2026, gold-2027 from 2026-12-01T00:00:00+07:00)\n"
     )
+
+
+def test_a_contract_extending_one_with_versions_inherits_them_over_its_own_terms(tmp_path):
+    base = BASE.replace("id: acme", "id: base\nabstract: true") + VERSIONS
+    child = "version: 1\nid: child\nextends: base\ntickets: {objectives: {resolution: {targets: {P1: 8h}}}}\n"
+    contracts = contracts_from(tmp_path, base=base, child=child)
+    assert list(contracts) == ["child"]
+    renewal = contracts["child"].versions[0]
+    assert renewal.tickets is not None
+    assert renewal.tickets.objectives["resolution"].targets["P1"] == 8 * 3_600_000  # the child's
+    assert renewal.tickets.objectives["first_response"].targets["P1"] == 15 * 60_000  # the renewal's
