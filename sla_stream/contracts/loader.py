@@ -132,7 +132,7 @@ def _versions(path: Path, merged: dict[str, Any], errors: list[str]) -> list[dic
         if isinstance(name, date):  # YAML reads an unquoted 2027-01-01 as a date
             name = name.isoformat()
         if name is None and "name" not in entry:
-            pass  # named after effective_from, which is wrong
+            pass  # to be named after its effective_from, reported above as wrong
         elif not isinstance(name, str) or not name:
             problems.append(f"{where}.name: expected a non-empty string, got {name!r}")
         elif name in names:
