@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from sla_stream.contracts import ContractError, load_dir
 from sla_stream.engine.model import Contract
-from sla_stream.engine.time import parse_duration, to_ms
+from sla_stream.engine.time import format_ts, parse_duration, to_ms
 from sla_stream.runtime.stopping import hold_sigterm
 from sla_stream.runtime.topics import TopicError
 from sla_stream.settings import Settings, SettingsError, load_settings
@@ -467,7 +467,13 @@ def _simulate(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     contracts = _contracts(args.directory)
     for contract_id in sorted(contracts):
-        print(f"ok {contract_id}")
+        contract = contracts[contract_id]
+        later = ", ".join(
+            f"{v.version} from {format_ts(v.effective_from, contract.zone)}"
+            for v in contract.versions
+            if v.effective_from is not None
+        )
+        print(f"ok {contract_id}" + (f" (versions: {contract.version}, {later})" if later else ""))
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -293,6 +293,11 @@ class ContractSpec(_Strict):
     requests: RequestsSpec | None = None
     items: ItemsSpec | None = None
     penalties: PenaltiesSpec | None = None
+    version_name: str | None = Field(default=None, min_length=1)
+    """The name of the terms above, the first version (``initial`` when not given)."""
+    versions: list[dict[str, Any]] | None = None
+    """Later versions: each ``effective_from``, an optional ``name`` and the terms that change,
+    deep-merged over the version before it (checked and merged by the loader)."""
 
     @field_validator("timezone")
     @classmethod

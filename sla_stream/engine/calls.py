@@ -169,7 +169,7 @@ def day_start(contract: Contract, at: int) -> int:
 
 def check(contract: Contract, centre: CallCentre | None, event: CallEvent) -> None:
     """Raises :class:`Rejected` for a call event the engine cannot book."""
-    policy_of(contract)
+    policy_of(contract.at(event.at))
     if event.type == ev.CALL_QUEUED:
         return
     waiting = centre.waiting.get(event.call_id) if centre is not None else None
@@ -187,8 +187,9 @@ def check(contract: Contract, centre: CallCentre | None, event: CallEvent) -> No
 
 def apply(contract: Contract, centre: CallCentre, event: CallEvent, now: int, ledger: Ledger) -> list[Alert]:
     """Book one call event (checked by :func:`check`) to its interval, day and period;
-    near-breaches it raises."""
-    policy = policy_of(contract)
+    near-breaches it raises. The call is counted by the version of ``contract`` in force at its
+    time, each interval judged by the version in force at the interval's start."""
+    policy = policy_of(contract.at(event.at))
     centre.seen[event.event_id] = event.at
     if event.type == ev.CALL_QUEUED:
         assert event.queue is not None  # the decoder requires it
@@ -216,10 +217,22 @@ def apply(contract: Contract, centre: CallCentre, event: CallEvent, now: int, le
         interval.tally.add(booked)
         if interval.closed or start + length <= now:
             continue  # a late call for an interval already judged: counted, no alert
-        for objective in policy.objectives.values():
-            if objective.interval == length:
-                alerts += _warn(contract, centre, objective, queue, start, interval, event.at)
+        for objective in _judging(contract, start, length):
+            alerts += _warn(contract, centre, objective, queue, start, interval, event.at)
     return alerts
+
+
+def _judging(contract: Contract, start: int, length: int) -> list[CallObjective]:
+    """The objectives judging the ``length`` interval from ``start``: the version's in force then."""
+    policy = contract.at(start).calls
+    return [] if policy is None else [o for o in policy.objectives.values() if o.interval == length]
+
+
+def _answer_within(contract: Contract, since: int) -> int | None:
+    """``answer_within`` for a call queued at ``since`` (of the version in force then), if the
+    service level is measured."""
+    policy = contract.at(since).calls
+    return policy.answer_within if policy is not None and SERVICE_LEVEL in policy.objectives else None
 
 
 def due(contract: Contract, centre: CallCentre) -> int | None:
@@ -228,42 +241,45 @@ def due(contract: Contract, centre: CallCentre) -> int | None:
     times = [
         start + length for (_, length, start), interval in centre.intervals.items() if not interval.closed
     ]
-    answer_within = contract.calls.answer_within if contract.calls else None
-    if answer_within is not None and SERVICE_LEVEL in (contract.calls.objectives if contract.calls else {}):
-        times += [w.since + answer_within for w in centre.waiting.values() if not w.late]
+    for w in centre.waiting.values():
+        answer_within = None if w.late else _answer_within(contract, w.since)
+        if answer_within is not None:
+            times.append(w.since + answer_within)
     return min(times, default=None)
 
 
 def fire(contract: Contract, centre: CallCentre, at: int, keep_ms: int) -> list[Alert]:
     """Everything due at exactly ``at``: waiting calls passing ``answer_within``, then
     intervals ending."""
-    policy = policy_of(contract)
+    policy = policy_of(contract.at(at))
     alerts: list[Alert] = []
+    crossing = sorted(
+        (w.queue, call)
+        for call, w in centre.waiting.items()
+        if not w.late and (within := _answer_within(contract, w.since)) is not None and w.since + within == at
+    )
+    for _, call in crossing:
+        centre.waiting[call].late = True
     level = policy.objectives.get(SERVICE_LEVEL)
-    if level is not None and policy.answer_within is not None:
-        crossing = sorted(
-            (w.queue, call)
-            for call, w in centre.waiting.items()
-            if not w.late and w.since + policy.answer_within == at
-        )
-        for _, call in crossing:
-            centre.waiting[call].late = True
-        for queue in sorted({queue for queue, _ in crossing}):
-            start = interval_start(contract, at, level.interval)
-            interval = centre.intervals.get((queue, level.interval, start))
-            if interval is None:
-                interval = centre.intervals[queue, level.interval, start] = Interval()
-            if not interval.closed:
-                alerts += _warn(contract, centre, level, queue, start, interval, at)
+    for queue in sorted({queue for queue, _ in crossing}):
+        if level is None:
+            break  # the version in force now does not measure the service level
+        start = interval_start(contract, at, level.interval)
+        interval = centre.intervals.get((queue, level.interval, start))
+        if interval is None:
+            interval = centre.intervals[queue, level.interval, start] = Interval()
+        if not interval.closed:
+            for objective in _judging(contract, start, level.interval):
+                if objective.name == SERVICE_LEVEL:
+                    alerts += _warn(contract, centre, objective, queue, start, interval, at)
     ending = sorted(
         key for key, interval in centre.intervals.items() if not interval.closed and key[2] + key[1] == at
     )
     for queue, length, start in ending:
         interval = centre.intervals[queue, length, start]
         interval.closed = True
-        for objective in policy.objectives.values():
-            if objective.interval == length:
-                alerts += _close(contract, centre, objective, queue, start, interval)
+        for objective in _judging(contract, start, length):
+            alerts += _close(contract, centre, objective, queue, start, interval)
     if ending:
         _forget(centre, at - KEEP_MS, at - (keep_ms or KEEP_MS))
     return alerts

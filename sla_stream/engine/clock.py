@@ -77,8 +77,11 @@ class Clock:
 
     def reached(self, cal: Calendar, amount: int) -> int | None:
         """The instant elapsed time reached ``amount``: past, or projected while running."""
-        for start, end, before in self.segments:
-            if before + cal.between(start, end) >= amount:
+        for index, (start, _, before) in enumerate(self.segments):
+            # What a segment counted is where the next one starts: a segment before a contract
+            # version changed the calendar counted on the calendar of its time.
+            after = self.segments[index + 1][2] if index + 1 < len(self.segments) else self.elapsed
+            if after >= amount:
                 return cal.reach(start, amount - before)
         if self.since is None:
             return None

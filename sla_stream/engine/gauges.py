@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from sla_stream.engine import calls, requests
+from sla_stream.engine import calls, items, requests, tickets
 from sla_stream.engine.clock import BREACH_FRACTION, Clock
 from sla_stream.engine.items import Item
 from sla_stream.engine.model import (
@@ -51,6 +51,8 @@ class Gauges:
     """Contract -> its ledgers in every engine."""
     _month: dict[str, str] = field(default_factory=dict)
     """Contract -> the period it is in (by the first engine's clock that holds it)."""
+    _versions: dict[str, Contract] = field(default_factory=dict)
+    """Contract -> the version in force (by the first engine's clock that holds it)."""
 
     def add(self, engine: Engine) -> None:
         """Add what ``engine`` holds (engines of different partitions hold different contracts)."""
@@ -59,13 +61,14 @@ class Gauges:
             return
         self._tickets(engine, now)
         self._calls(engine, now)
-        self._requests(engine)
+        self._requests(engine, now)
         for contract_id, ledger in list(engine.ledgers.items()):
             contract = engine.contract_or_none(contract_id)
             if contract is None:
                 continue
             self._contracts[contract_id] = contract
             self._month.setdefault(contract_id, period_of(contract.zone, now))
+            self._versions.setdefault(contract_id, contract.at(now))
             self._ledgers.setdefault(contract_id, []).append(ledger)
 
     def _tickets(self, engine: Engine, now: int) -> None:
@@ -78,10 +81,16 @@ class Gauges:
                 contract = engine.contract_or_none(key[0])
                 if contract is None:
                     continue
-                policy = contract.tickets if store is engine.tickets else contract.items
                 found = peek(key)
-                if policy is not None and found is not None:
-                    self._clocks(contract.id, policy.objectives, found.clocks, now)
+                if isinstance(found, Ticket):
+                    measured = tickets.measured(contract, found)
+                    policy = measured.tickets if measured is not None else None
+                    if policy is not None:
+                        self._clocks(contract.id, policy.objectives, found.clocks, now)
+                elif isinstance(found, Item) and contract.items is not None:
+                    item_policy = items.measured(contract, found).items
+                    if item_policy is not None:
+                        self._clocks(contract.id, item_policy.objectives, found.clocks, now)
 
     def _clocks(
         self,
@@ -115,7 +124,7 @@ class Gauges:
             contract = engine.contract_or_none(contract_id)
             if contract is None or contract.calls is None:
                 continue
-            level = contract.calls.objectives.get(SERVICE_LEVEL)
+            level = calls.policy_of(contract.at(now)).objectives.get(SERVICE_LEVEL)
             if level is None:
                 continue
             start = calls.interval_start(contract, now, level.interval)
@@ -127,13 +136,14 @@ class Gauges:
                 if value is not None:
                     self.call_level[contract_id, queue] = value
 
-    def _requests(self, engine: Engine) -> None:
+    def _requests(self, engine: Engine, now: int) -> None:
         for (contract_id, _service), service in list(engine.services.items()):
             contract = engine.contract_or_none(contract_id)
             if contract is None or contract.requests is None or not service.sums:
                 continue
             # Summed over the contract's services, as penalty statements count them.
             self._contracts[contract_id] = contract
+            self._versions.setdefault(contract_id, contract.at(now))
             for window, sums in service.sums.items():
                 totals = self._totals.setdefault((contract_id, window), [0, 0, 0, 0])
                 for index in range(4):
@@ -145,17 +155,18 @@ class Gauges:
             contract, month = self._contracts[contract_id], self._month[contract_id]
             # Ticket and item clocks and the call service level: this period so far, as its
             # statement counts them.
-            item_objectives = contract.items.objectives if contract.items is not None else {}
-            for name, measure, _, _ in measures(contract, tally(ledgers, month)):
+            version = self._versions[contract_id]
+            item_objectives = version.items.objectives if version.items is not None else {}
+            for name, measure, _, _ in measures(version, tally(ledgers, month)):
                 if name in TICKET_OBJECTIVES or name == SERVICE_LEVEL or name in item_objectives:
                     self.compliance[contract_id, name] = float(measure)
             if contract.penalties is not None:
                 so_far = statement(contract, month, ledgers)
                 self.credit[contract_id] = float(so_far.credit_percent) / 100
         for contract_id, contract in sorted(self._contracts.items()):
-            if contract.requests is None:
+            policy = self._versions.get(contract_id, contract).requests
+            if policy is None:
                 continue
-            policy = contract.requests
             for objective in policy.objectives.values():
                 good_at, total_at = requests.counted(objective)
                 sums = self._totals.get((contract_id, objective.window_key), [0, 0, 0, 0])

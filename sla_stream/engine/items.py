@@ -17,11 +17,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from sla_stream.engine import tracked
 from sla_stream.engine.alerts import BREACH, NEAR_BREACH, RETRACTED, Alert, alert_id
 from sla_stream.engine.clock import BREACH_FRACTION, Clock
 from sla_stream.engine.events import ItemEvent, Rejected
 from sla_stream.engine.model import FLAG_PREFIX, ClockObjective, Contract, ItemPolicy
-from sla_stream.engine.penalties import period_of
 
 
 @dataclass(slots=True)
@@ -38,6 +38,8 @@ class Item:
     """Retractions per ``objective|cycle|fraction``: an alert that comes back gets a new id."""
     outcomes: dict[str, list[list[int]]] = field(default_factory=dict)
     """Per ``objective|0`` (and ``flag:reason|0``), its outcomes as ``[met, decided at]``."""
+    version: str | None = None
+    """Of a versioned contract: the version the clocks were last given targets from."""
     booked: list[tuple[str, int, int, int]] = field(default_factory=list)
     """Outcomes added or taken back since the engine last moved them to the ledger (in memory)."""
     decoded: bool = field(default=False, compare=False)
@@ -62,6 +64,7 @@ class Item:
             "h": [[*event[:4], [list(pair) for pair in event.fields]] for event in self.history],
             "r": self.revisions,
             "o": self.outcomes,
+            **({"ver": self.version} if self.version is not None else {}),
         }
 
     @classmethod
@@ -73,6 +76,7 @@ class Item:
             [ItemEvent(e[0], e[1], e[2], e[3], tuple((k, v) for k, v in e[4])) for e in state["h"]],
             dict(state["r"]),
             state["o"],
+            state.get("ver"),
             decoded=True,
         )
 
@@ -86,7 +90,7 @@ def policy_of(contract: Contract) -> ItemPolicy:
 def item_id(contract: Contract, event: ItemEvent) -> str:
     """The id of the item ``event`` is about; raises :class:`Rejected` for an event the
     contract's items section cannot take."""
-    policy = policy_of(contract)
+    policy = policy_of(contract.at(event.at))
     if event.type.split(".", 1)[0] != policy.kind:
         raise Rejected(
             "invalid",
@@ -102,7 +106,7 @@ def item_id(contract: Contract, event: ItemEvent) -> str:
 
 def adapt(contract: Contract, item: Item) -> Item:
     """Fit a stored item to the contract as loaded now: clocks of dropped objectives go."""
-    objectives = policy_of(contract).objectives
+    objectives = policy_of(measured(contract, item)).objectives
     if any(name not in objectives for name in item.clocks):
         item.clocks = {name: clock for name, clock in item.clocks.items() if name in objectives}
     return item
@@ -110,7 +114,7 @@ def adapt(contract: Contract, item: Item) -> Item:
 
 def check(contract: Contract, item: Item | None, event: ItemEvent) -> None:
     """Raise :class:`Rejected` if ``event`` cannot be applied to ``item`` (``None``: first event)."""
-    policy = policy_of(contract)
+    policy = policy_of(contract.at(event.at))
     for objective in policy.objectives.values():
         by = objective.target_by
         if by is None:
@@ -138,12 +142,22 @@ def check(contract: Contract, item: Item | None, event: ItemEvent) -> None:
 
 def create(contract: Contract, event: ItemEvent) -> tuple[Item, list[Alert]]:
     """A new item from its first event."""
-    item = Item(item_id(contract, event))
+    item = _new(contract, item_id(contract, event), event.at)
     return item, apply(contract, item, event)
 
 
+def _new(contract: Contract, name: str, at: int) -> Item:
+    return Item(name, version=contract.at(at).version if contract.versioned else None)
+
+
 def apply(contract: Contract, item: Item, event: ItemEvent) -> list[Alert]:
-    """Apply one event (already known not to be a duplicate) to the item."""
+    """Apply one event (already known not to be a duplicate) to the item, measured against the
+    version in force at its time (a change at the same instant comes first)."""
+    alerts = catch_up(contract, item, event.at)
+    return alerts + _apply(measured(contract, item), item, event)
+
+
+def _apply(contract: Contract, item: Item, event: ItemEvent) -> list[Alert]:
     policy = policy_of(contract)
     item.history.append(event)
     at = event.at
@@ -172,7 +186,7 @@ def apply(contract: Contract, item: Item, event: ItemEvent) -> list[Alert]:
             clock.resume(at)
     for reason, rule in policy.flags.items():
         if rule.matches(event):
-            _book(contract, item, FLAG_PREFIX + reason, 1, at)
+            _book(contract, item, FLAG_PREFIX + reason, True, at)
     return alerts
 
 
@@ -197,52 +211,67 @@ def _retarget(contract: Contract, item: Item, name: str, clock: Clock, at: int) 
     clock.fired.update((f, at) for f, _ in passed)
     if passed[-1][0] == BREACH_FRACTION:
         passed = passed[-1:]  # a breach replaces the near-breaches it passed
-        _book(contract, item, name, 0, at)
+        _book(contract, item, name, False, at)
     deadline = clock.reached(objective.calendar, clock.target)
     return [_alert(contract, item, name, clock, fraction, elapsed, deadline, at) for fraction, _ in passed]
 
 
 def _stop(contract: Contract, item: Item, name: str, clock: Clock, at: int) -> None:
     within = clock.stop(policy_of(contract).objectives[name].calendar, at)
-    _book(contract, item, name, int(within and BREACH_FRACTION not in clock.fired), at)
+    _book(contract, item, name, within and BREACH_FRACTION not in clock.fired, at)
 
 
-def _book(contract: Contract, item: Item, name: str, met: int, at: int) -> None:
-    """Record an outcome decided at ``at``, replacing an earlier different one of the same period."""
-    outcomes = item.outcomes.setdefault(f"{name}|0", [])
-    if outcomes and outcomes[-1][0] == met:
-        return
-    if outcomes and period_of(contract.zone, outcomes[-1][1]) == period_of(contract.zone, at):
-        was, decided = outcomes.pop()
-        item.booked.append((name, was, decided, -1))
-    outcomes.append([met, at])
-    item.booked.append((name, met, at, 1))
+def _book(contract: Contract, item: Item, name: str, met: bool, at: int) -> None:
+    """Record an outcome decided at ``at`` (items have one cycle, 0)."""
+    tracked.book(contract, item, name, 0, met, at)
+
+
+measured = tracked.measured
+change_due = tracked.change_due
+needs_rebuild = tracked.needs_rebuild
+
+
+def catch_up(contract: Contract, item: Item, until: int) -> list[Alert]:
+    """Switch the item to each version that took effect by ``until`` (see ``tracked``)."""
+    return tracked.catch_up(contract, item, until, _switch)
+
+
+def _switch(was: Contract, now: Contract, item: Item, at: int) -> list[Alert]:
+    """The change to version ``now`` at ``at``: each clock not stopped gets the new version's
+    target for the item's field value (kept when it has none) and calendar, as a change of that
+    value re-targets; running clocks keep running, paused ones stay paused. Clocks of objectives
+    ``now`` does not have are dropped; objectives it adds start with their next start event."""
+    before, objectives = policy_of(was).objectives, policy_of(now).objectives
+    alerts: list[Alert] = []
+    for name in list(item.clocks):
+        clock, objective = item.clocks[name], objectives.get(name)
+        if objective is None:
+            del item.clocks[name]
+            continue
+        if clock.stopped:
+            continue
+        if clock.since is not None and clock.since <= at:
+            # Open time before the change counts on the old calendar, from it on the new one.
+            clock.pause((before.get(name) or objective).calendar, at)
+            clock.resume(at)
+        alerts += _retarget(now, item, name, clock, at)
+    return alerts
 
 
 def due(contract: Contract, item: Item) -> Iterator[tuple[int, float, str]]:
-    """``(observed_at, fraction, objective)`` of each running clock's next threshold, when it
-    differs from the one last handed out for that clock."""
-    policy = policy_of(contract)
-    for name, clock in item.clocks.items():
-        found = clock.next_due(policy.objectives[name].calendar, policy.near_breach)
-        if found is None:
-            clock.scheduled = None
-        elif clock.scheduled != found[:2]:
-            clock.scheduled = found[0], found[1]
-            yield found[0], found[1], name
+    """The item's next thresholds not handed out yet (see ``tracked.due``)."""
+    return tracked.due(policy_of(measured(contract, item)), item)
 
 
 def scheduled_before(contract: Contract, item: Item) -> None:
-    """Note the thresholds a decoded item handed out when it last changed (see ``tickets``)."""
-    policy = policy_of(contract)
-    for name, clock in item.clocks.items():
-        found = clock.next_due(policy.objectives[name].calendar, policy.near_breach)
-        clock.scheduled = None if found is None else (found[0], found[1])
+    """Note the thresholds a decoded item handed out when it last changed."""
+    tracked.scheduled_before(policy_of(measured(contract, item)), item)
     item.decoded = False
 
 
 def fire(contract: Contract, item: Item, name: str, observed_at: int, fraction: float) -> Alert | None:
     """Fire a threshold that came due, if it is still the clock's next one."""
+    contract = measured(contract, item)
     policy = policy_of(contract)
     clock = item.clocks.get(name)
     if clock is None:
@@ -253,42 +282,22 @@ def fire(contract: Contract, item: Item, name: str, observed_at: int, fraction: 
         return None
     clock.fired[fraction] = observed_at
     if fraction == BREACH_FRACTION:
-        _book(contract, item, name, 0, observed_at)
+        _book(contract, item, name, False, observed_at)
     deadline = clock.reached(objective.calendar, clock.target)
     return _alert(contract, item, name, clock, fraction, found[2], deadline, observed_at)
 
 
 def fire_due(contract: Contract, item: Item, before: int) -> list[Alert]:
-    """Fire, in order, every threshold of the item observed before ``before``."""
-    fired: list[Alert] = []
-    while True:
-        policy = policy_of(contract)
-        due_now = [
-            (found[0], found[1], name)
-            for name, clock in item.clocks.items()
-            if (found := clock.next_due(policy.objectives[name].calendar, policy.near_breach)) is not None
-            and found[0] < before
-        ]
-        if not due_now:
-            return fired
-        observed_at, fraction, name = min(due_now)
-        alert = fire(contract, item, name, observed_at, fraction)
-        assert alert is not None
-        fired.append(alert)
-
-
-def needs_rebuild(item: Item, at: int) -> bool:
-    """Whether an event at ``at`` lands before something already applied or sent for the item."""
-    return at < item.last_at or any(
-        observed_at >= at for clock in item.clocks.values() for observed_at in clock.fired.values()
-    )
+    """Fire, in order, every threshold observed before ``before`` and every version change."""
+    return tracked.fire_due(contract, item, before, policy_of, fire, _switch)
 
 
 def rebuild(contract: Contract, old: Item, late: ItemEvent, now: int) -> tuple[Item, list[Alert]]:
     """Decide the item again with a late event in its place by time, up to ``now``: alerts not
     sent before are returned, and those sent before that no longer follow are retracted."""
     history = sorted([*old.history, late], key=lambda event: event.at)  # stable on ties
-    item = Item(old.item_id, revisions=dict(old.revisions))
+    item = _new(contract, old.item_id, history[0].at)
+    item.revisions = dict(old.revisions)
     decided: list[Alert] = []
     for event in history:
         decided += fire_due(contract, item, event.at)
@@ -300,21 +309,17 @@ def rebuild(contract: Contract, old: Item, late: ItemEvent, now: int) -> tuple[I
         for fraction in clock.fired
     }
     out = [alert for alert in decided if sent.pop(alert.alert_id, None) is None]
-    item.booked = [
-        *((key.split("|")[0], met, at, -1) for key, o in old.outcomes.items() for met, at in o),
-        *((key.split("|")[0], met, at, 1) for key, o in item.outcomes.items() for met, at in o),
-    ]
-    calendar = policy_of(contract).objectives
+    item.booked = tracked.rebooked(old, item)
+    was = measured(contract, old)
+    calendar = policy_of(was).objectives
     for original, (name, clock, fraction) in sent.items():
         key = f"{name}|0|{fraction!r}"
         item.revisions[key] = item.revisions.get(key, 0) + 1
         objective = calendar.get(name)
         elapsed = clock.elapsed_at(objective.calendar, late.at) if objective else clock.elapsed
         deadline = clock.reached(objective.calendar, clock.target) if objective else None
-        details = {"retracts": original, **_values(contract, item, name)}
-        out.append(
-            _make(contract, item, name, clock, RETRACTED, fraction, elapsed, deadline, late.at, details)
-        )
+        details = {"retracts": original, **_values(was, item, name)}
+        out.append(_make(was, item, name, clock, RETRACTED, fraction, elapsed, deadline, late.at, details))
     return item, out
 
 

@@ -67,12 +67,39 @@ class Contract:
     """Service credits per period, when the contract sets any."""
     items: ItemPolicy | None = None
     """Clocks the contract configures on items of its own kind (parcels, claims), when it has any."""
+    version: str = "initial"
+    """The name of this version of the contract's terms (``initial`` for the first, unless the
+    file says otherwise in ``version_name``)."""
+    effective_from: int | None = None
+    """The instant this version took effect; ``None`` for the first."""
+    versions: tuple[Contract, ...] = ()
+    """On the first version (what the loader returns): every later version, by ``effective_from``
+    ascending; each of them has none. Every version has the same id, zone and sections."""
 
     @property
     def sources(self) -> tuple[str, ...]:
         """The kinds of input the contract measures, among :data:`SOURCES`."""
         policies = (self.tickets, self.calls, self.requests, self.items)
         return tuple(kind for kind, policy in zip(SOURCES, policies, strict=True) if policy is not None)
+
+    @property
+    def versioned(self) -> bool:
+        """Whether the contract's file has more than one version (this one being any of them)."""
+        return bool(self.versions) or self.effective_from is not None
+
+    def at(self, instant: int) -> Contract:
+        """The version in force at ``instant``: the last to take effect at or before it."""
+        for version in reversed(self.versions):
+            if version.effective_from is not None and version.effective_from <= instant:
+                return version
+        return self
+
+    def changes_after(self, instant: int) -> int | None:
+        """The next instant after ``instant`` at which another version takes effect."""
+        for version in self.versions:
+            if version.effective_from is not None and version.effective_from > instant:
+                return version.effective_from
+        return None
 
 
 SERVICE_LEVEL, ABANDON_RATE, SPEED_OF_ANSWER = "service_level", "abandon_rate", "speed_of_answer"

@@ -23,7 +23,8 @@ The highest credit among an objective's tiers whose condition holds applies
 (``below``: the measure is under the limit; ``above``, for abandon rate and
 speed of answer: over it); exactly at the limit earns nothing. Credits add up
 over objectives, capped at 100%; the amount is that share of the monthly fee,
-rounded half up to the cent.
+rounded half up to the cent. Targets, tiers and fee are those of the contract's
+version in force at the period's last instant.
 """
 
 from __future__ import annotations
@@ -190,6 +191,9 @@ class Statement:
     """Time inside the period covered by exclusion windows."""
     compensation: tuple[Paid, ...] = ()
     """Amounts per late or flagged item (in ``credit`` too), one per compensation rule."""
+    versions: tuple[tuple[Contract, int, int], ...] = ()
+    """Of a versioned contract: each version in force for some part of the period, with the
+    start and end of that part, in order."""
 
     @property
     def statement_id(self) -> str:
@@ -198,11 +202,14 @@ class Statement:
 
 def statement(contract: Contract, period: str, ledgers: Collection[Ledger]) -> Statement:
     """The statement of ``period`` from what every engine counted for ``contract``."""
-    policy = contract.penalties
+    start, end = bounds(contract.zone, period)
+    parts = spans(contract, start, end)
+    version = parts[-1][0]
+    policy = version.penalties
     assert policy is not None, "only contracts with penalties get statements"
     counted = tally(ledgers, period)
     attained = []
-    for objective, measure, target, counts in measures(contract, counted):
+    for objective, measure, target, counts in measures(version, counted):
         tiers = [t for t in policy.tiers if t.objective == objective and _holds(t, measure)]
         tier = max(tiers, key=lambda t: t.credit_percent, default=None)
         attained.append(Attainment(objective, measure, target, counts, tier))
@@ -214,7 +221,6 @@ def statement(contract: Contract, period: str, ledgers: Collection[Ledger]) -> S
     credit = (policy.fee * percent / 100 + sum((p.amount for p in paid), Decimal(0))).quantize(
         _CENT, rounding=ROUND_HALF_UP
     )
-    start, end = bounds(contract.zone, period)
     return Statement(
         contract=contract,
         period=period,
@@ -224,7 +230,8 @@ def statement(contract: Contract, period: str, ledgers: Collection[Ledger]) -> S
         credit_percent=percent,
         credit=credit,
         currency=policy.currency,
-        excluded_ms=contract.exclusions.overlap(start, end),
+        excluded_ms=sum(part.exclusions.overlap(lo, hi) for part, lo, hi in parts),
+        versions=tuple(parts) if contract.versions else (),
         compensation=paid,
     )
 
@@ -235,6 +242,17 @@ def _compensated(rule: Compensation, counted: Mapping[str, Sequence[int]]) -> in
         met, total = counted.get(rule.objective, (0, 0))
         return total - met
     return counted.get(FLAG_PREFIX + rule.reason, (0, 0))[1]
+
+
+def spans(contract: Contract, start: int, end: int) -> list[tuple[Contract, int, int]]:
+    """``(version, from, to)`` for each version of ``contract`` in force during ``[start, end)``."""
+    found = []
+    while start < end:
+        following = contract.changes_after(start)
+        until = end if following is None else min(end, following)
+        found.append((contract.at(start), start, until))
+        start = until
+    return found
 
 
 def tally(ledgers: Iterable[Ledger], period: str) -> dict[str, list[int]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Mapping, MutableMapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sla_stream.engine import calls, items, requests, tickets
 from sla_stream.engine.alerts import Alert
@@ -82,6 +82,9 @@ class Engine:
         self.clock = clock
         self.allowed_lateness = allowed_lateness
         self._due: list[tuple[int, float, str, str, str]] = []
+        #: Per ticket, the version change scheduled for it (see ``_CHANGE``).
+        self._changes: dict[TicketKey, int] = {}
+        self._item_changes: dict[ItemKey, int] = {}
         self._call_due: list[tuple[int, str]] = []
         self._item_due: list[tuple[int, float, str, str, str]] = []
         for key in list(self.tickets):
@@ -130,7 +133,11 @@ class Engine:
         # Nothing below rejects: thresholds passed before the event fire first.
         alerts = self.advance(event.at)
         ticket = self._load(key, contract)  # advance may have stored a newer copy
-        if ticket is not None and self.clock is not None and tickets.needs_rebuild(ticket, event.at):
+        if (
+            ticket is not None
+            and self.clock is not None
+            and tickets.needs_rebuild(contract, ticket, event.at)
+        ):
             # A late event: decide the ticket again with the event in its place by time.
             ticket, more = tickets.rebuild(contract, ticket, event, self.clock)
         elif ticket is None:
@@ -141,7 +148,7 @@ class Engine:
         self._book(contract, ticket)
         self._schedule(key, ticket, contract)
         alerts.extend(more)
-        return Applied(OK, alerts)
+        return Applied(OK, self._versions(alerts))
 
     def _apply_item(self, contract: Contract, event: ItemEvent) -> Applied:
         key = (event.contract_id, items.item_id(contract, event))
@@ -152,7 +159,7 @@ class Engine:
         items.check(contract, item, event)
         alerts = self.advance(event.at)
         item = self._load_item(key, contract)
-        if item is not None and self.clock is not None and items.needs_rebuild(item, event.at):
+        if item is not None and self.clock is not None and items.needs_rebuild(contract, item, event.at):
             item, more = items.rebuild(contract, item, event, self.clock)
         elif item is None:
             item, more = items.create(contract, event)
@@ -162,7 +169,7 @@ class Engine:
         self._book(contract, item)
         self._schedule_item(key, item, contract)
         alerts.extend(more)
-        return Applied(OK, alerts)
+        return Applied(OK, self._versions(alerts))
 
     def _apply_call(self, contract: Contract, event: CallEvent) -> Applied:
         centre = self.centres.get(event.contract_id)
@@ -182,7 +189,7 @@ class Engine:
             self._keep(contract.id, ledger, periods)
         self.centres[event.contract_id] = centre
         self._schedule_calls(event.contract_id, centre)
-        return Applied(OK, alerts)
+        return Applied(OK, self._versions(alerts))
 
     def _apply_request(self, contract: Contract, event: RequestEvent) -> Applied:
         key = (event.contract_id, event.service)
@@ -203,7 +210,7 @@ class Engine:
         following = requests.next_boundary(contract, service)
         if following is not None and following < self._boundary:
             self._boundary = following
-        return Applied(OK, alerts)
+        return Applied(OK, self._versions(alerts))
 
     def _check_late(self, at: int) -> None:
         if (
@@ -234,7 +241,7 @@ class Engine:
                 boundary,
             )
             if at >= now:
-                return fired
+                return self._versions(fired)
             if due and due[0][0] == at:
                 self._fire_ticket(fired)
             elif item_due and item_due[0][0] == at:
@@ -259,34 +266,46 @@ class Engine:
                 boundary = self._boundary = self._next_boundary()
 
     def _fire_ticket(self, fired: list[Alert]) -> None:
-        observed_at, fraction, contract_id, ticket_id, objective = heapq.heappop(self._due)
-        key = (contract_id, ticket_id)
-        contract = self._contract(contract_id)
-        ticket = None if contract is None else self._load(key, contract)
-        if ticket is None or contract is None:
-            return
-        alert = tickets.fire(contract, ticket, objective, observed_at, fraction)
-        if alert is None:
-            return  # stale entry: the clock moved on since it was scheduled
-        fired.append(alert)
-        self.tickets[key] = ticket
-        self._book(contract, ticket, (observed_at, ticket_id, objective))
-        self._schedule(key, ticket, contract)
+        entry = heapq.heappop(self._due)
+        self._fire_tracked(fired, entry, tickets, self.tickets, self._changes, self._load, self._schedule)
 
     def _fire_item(self, fired: list[Alert]) -> None:
-        observed_at, fraction, contract_id, item_id, objective = heapq.heappop(self._item_due)
-        key = (contract_id, item_id)
+        entry = heapq.heappop(self._item_due)
+        self._fire_tracked(
+            fired, entry, items, self.items, self._item_changes, self._load_item, self._schedule_item
+        )
+
+    def _fire_tracked(
+        self,
+        fired: list[Alert],
+        entry: tuple[int, float, str, str, str],
+        kind: Any,
+        store: MutableMapping[tuple[str, str], Any],
+        changes: dict[tuple[str, str], int],
+        load: Callable[[tuple[str, str], Contract], Any],
+        schedule: Callable[[tuple[str, str], Any, Contract], None],
+    ) -> None:
+        """A ticket's or item's (``kind``: the module deciding it) threshold or version change
+        from the schedule, if it is still due."""
+        observed_at, fraction, contract_id, thing_id, objective = entry
+        key = (contract_id, thing_id)
+        if fraction == _CHANGE and changes.get(key) == observed_at:
+            del changes[key]
         contract = self._contract(contract_id)
-        item = None if contract is None else self._load_item(key, contract)
-        if item is None or contract is None:
+        thing = None if contract is None else load(key, contract)
+        if thing is None or contract is None:
             return
-        alert = items.fire(contract, item, objective, observed_at, fraction)
-        if alert is None:
-            return  # stale entry
-        fired.append(alert)
-        self.items[key] = item
-        self._book(contract, item, (observed_at, item_id, objective))
-        self._schedule_item(key, item, contract)
+        version = thing.version
+        more: list[Alert] = kind.catch_up(contract, thing, observed_at)
+        if fraction != _CHANGE:
+            alert = kind.fire(contract, thing, objective, observed_at, fraction)
+            more += [] if alert is None else [alert]
+        if not more and thing.version == version:
+            return  # stale entry: the clock (or the version) moved on since it was scheduled
+        fired += more
+        store[key] = thing
+        self._book(contract, thing, (observed_at, thing_id, objective))
+        schedule(key, thing, contract)
 
     def _ledger(self, contract_id: str) -> Ledger:
         return self.ledgers.get(contract_id) or Ledger()
@@ -380,6 +399,10 @@ class Engine:
     def _schedule_item(self, key: ItemKey, item: Item, contract: Contract) -> None:
         for observed_at, fraction, objective in items.due(contract, item):
             heapq.heappush(self._item_due, (observed_at, fraction, key[0], key[1], objective))
+        change = items.change_due(contract, item)
+        if change is not None and self._item_changes.get(key) != change:
+            self._item_changes[key] = change
+            heapq.heappush(self._item_due, (change, _CHANGE, key[0], key[1], ""))
 
     def _schedule(self, key: TicketKey, ticket: Ticket, contract: Contract | None = None) -> None:
         contract = contract or self._contract(key[0])
@@ -387,6 +410,20 @@ class Engine:
             return
         for observed_at, fraction, objective in tickets.due(contract, ticket):
             heapq.heappush(self._due, (observed_at, fraction, key[0], key[1], objective))
+        change = tickets.change_due(contract, ticket)
+        if change is not None and self._changes.get(key) != change:
+            self._changes[key] = change
+            heapq.heappush(self._due, (change, _CHANGE, key[0], key[1], ""))
+
+    def _versions(self, alerts: list[Alert]) -> list[Alert]:
+        """Name in each alert of a versioned contract the version it was measured against: the
+        one in force at its ``observed_at`` (for a queue, at the start of its interval)."""
+        for alert in alerts:
+            contract = self._contract(alert.contract_id)
+            if contract is not None and contract.versions:
+                at = alert.observed_at_ms if alert.interval_start_ms is None else alert.interval_start_ms
+                alert.details["contract_version"] = contract.at(at).version
+        return alerts
 
     def _schedule_calls(self, contract_id: str, centre: CallCentre) -> None:
         contract = self._contract(contract_id)
@@ -398,3 +435,6 @@ class Engine:
 
 
 _NEVER = 2**63
+_CHANGE = -1.0
+"""The fraction of a ticket's entry in the schedule at a version change: below every threshold's,
+so at the same instant the change comes first, as an event does."""

@@ -99,8 +99,10 @@ def windows(contract: Contract) -> tuple[int | str, ...]:
 
 
 def reach(contract: Contract) -> int:
-    """How many minutes a bucket stays inside some window."""
-    return policy_of(contract).reach
+    """How many minutes a bucket stays inside some window (of any version of ``contract``)."""
+    if not contract.versions:
+        return policy_of(contract).reach
+    return max(policy_of(version).reach for version in (contract, *contract.versions))
 
 
 def apply(
@@ -111,11 +113,13 @@ def apply(
 
     ``offset``, the input offset of the message, if known: a minute's bucket that has counted
     it already (see ``Service.through``) is left as it is; the ledger decides for itself.
+    The version of ``contract`` in force at the event's time decides what counts.
     """
-    policy = policy_of(contract)
+    version = contract.at(event.at)
+    policy = policy_of(version)
     if event.type != "request":
         service.seen[event.event_id] = event.at
-    if contract.exclusions.overlap(event.at, event.at + 1):
+    if version.exclusions.overlap(event.at, event.at + 1):
         return False
     latency = policy.objectives.get("latency")
     delta = [event.total, event.good, 0, 0]
@@ -166,10 +170,12 @@ def next_boundary(contract: Contract, service: Service) -> int | None:
 def evaluate(
     contract: Contract, service_id: str, service: Service, boundary: int, keep_ms: int = 0
 ) -> list[Alert]:
-    """Evaluate every objective at a minute ``boundary`` (ms) over the buckets before it."""
-    policy = policy_of(contract)
+    """Evaluate every objective at a minute ``boundary`` (ms) over the buckets before it, by the
+    version of ``contract`` in force at the boundary."""
+    version = contract.at(boundary)
+    policy = policy_of(version)
     service.evaluated = boundary
-    _slide(contract, service, boundary // MINUTE_MS)
+    _slide(version, service, boundary // MINUTE_MS)
     alerts: list[Alert] = []
     for objective in policy.objectives.values():
         good_at, total_at = counted(objective)
@@ -244,7 +250,12 @@ def month_start_minute(contract: Contract, minute: int) -> int:
 def _slide(contract: Contract, service: Service, minute: int) -> None:
     """Bring every window's sums to cover the minutes before ``minute``."""
     month = month_start_minute(contract, minute - 1) if _MONTH in windows(contract) else minute
-    if service.as_of is None or minute - service.as_of > 24 * 60 or minute < service.as_of:
+    if (
+        service.as_of is None
+        or minute - service.as_of > 24 * 60
+        or minute < service.as_of
+        or service.sums.keys() != set(windows(contract))  # summed for another version's windows
+    ):
         service.sums = {}
         for window in windows(contract):
             first = month if window == _MONTH else minute - int(window)

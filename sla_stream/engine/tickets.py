@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sla_stream.engine import events as ev
+from sla_stream.engine import tracked
 from sla_stream.engine.alerts import BREACH, NEAR_BREACH, RETRACTED, Alert, alert_id
 from sla_stream.engine.clock import BREACH_FRACTION, Clock
 from sla_stream.engine.events import Rejected, TicketEvent
 from sla_stream.engine.model import Contract, TicketObjective, TicketPolicy
-from sla_stream.engine.penalties import period_of
 
 DONE_STATUSES = frozenset({"solved", "closed"})
 FIRST_RESPONSE, NEXT_REPLY, RESOLUTION = "first_response", "next_reply", "resolution"
@@ -34,6 +34,9 @@ class Ticket:
     outcomes: dict[str, list[list[int]]] = field(default_factory=dict)
     """Per ``objective|cycle``, its outcomes as ``[met, decided at]``: one per period at most,
     a new one only when the outcome changed (met, then breached after a reopen)."""
+    version: str | None = None
+    """Of a versioned contract: the name of the version the clocks were last given targets from
+    (``None``, as in tickets stored before the contract had versions: the one at its creation)."""
     booked: list[tuple[str, int, int, int]] = field(default_factory=list)
     """``(objective, met, decided at, +1 or -1)`` of outcomes added or taken back since the
     engine last moved them to the period ledger (in memory only)."""
@@ -53,7 +56,7 @@ class Ticket:
         return self.revisions.get(f"{name}|{cycle}|{fraction!r}", 0)
 
     def to_state(self) -> dict[str, Any]:
-        return {
+        state = {
             "id": self.ticket_id,
             "p": self.priority,
             "s": self.status,
@@ -63,6 +66,9 @@ class Ticket:
             "r": self.revisions,
             "o": self.outcomes,
         }
+        if self.version is not None:
+            state["v"] = self.version
+        return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Ticket:
@@ -75,6 +81,7 @@ class Ticket:
             state["n"],
             dict(state["r"]),
             state.get("o", {}),
+            state.get("v"),
             decoded=True,
         )
 
@@ -98,7 +105,7 @@ def _check_priority(policy: TicketPolicy, contract: Contract, priority: str | No
 def adapt(contract: Contract, ticket: Ticket) -> Ticket:
     """Fit a stored ticket to the contract as loaded now: clocks of objectives the
     contract no longer has are dropped (their alerts were already decided)."""
-    objectives = policy_of(contract).objectives
+    objectives = policy_of(measured(contract, ticket)).objectives
     if any(name not in objectives for name in ticket.clocks):
         ticket.clocks = {name: clock for name, clock in ticket.clocks.items() if name in objectives}
     return ticket
@@ -106,6 +113,7 @@ def adapt(contract: Contract, ticket: Ticket) -> Ticket:
 
 def check(contract: Contract, ticket: Ticket | None, event: TicketEvent) -> None:
     """Raise :class:`Rejected` if ``event`` cannot be applied to ``ticket`` (``None``: not created)."""
+    contract = contract.at(event.at)
     policy = policy_of(contract)
     if event.type == ev.TICKET_CREATED:
         if ticket is not None:
@@ -121,9 +129,12 @@ def check(contract: Contract, ticket: Ticket | None, event: TicketEvent) -> None
 
 def create(contract: Contract, event: TicketEvent) -> Ticket:
     """A new ticket: starts its first-response and resolution clocks."""
+    contract = contract.at(event.at)
     policy = policy_of(contract)
     priority = event.priority or ""  # checked by check()
     ticket = Ticket(event.ticket_id, priority, event.status or "new", history=[event])
+    if contract.versioned:
+        ticket.version = contract.version
     for name in (FIRST_RESPONSE, RESOLUTION):
         objective = policy.objectives.get(name)
         if objective is not None:
@@ -135,7 +146,13 @@ def create(contract: Contract, event: TicketEvent) -> Ticket:
 
 
 def apply(contract: Contract, ticket: Ticket, event: TicketEvent) -> list[Alert]:
-    """Apply one event (already known not to be a duplicate) to an existing ticket."""
+    """Apply one event (already known not to be a duplicate) to an existing ticket, measured
+    against the version in force at its time (a change at the same instant comes first)."""
+    alerts = catch_up(contract, ticket, event.at)
+    return alerts + _apply(measured(contract, ticket), ticket, event)
+
+
+def _apply(contract: Contract, ticket: Ticket, event: TicketEvent) -> list[Alert]:
     policy = policy_of(contract)
     ticket.history.append(event)
     at = event.at
@@ -229,31 +246,52 @@ def _retarget(
     return [_alert(contract, ticket, name, clock, fraction, elapsed, deadline, at) for fraction, _ in passed]
 
 
+measured = tracked.measured
+change_due = tracked.change_due
+
+
+def catch_up(contract: Contract, ticket: Ticket, until: int) -> list[Alert]:
+    """Switch the ticket to each version that took effect by ``until`` (see ``tracked``)."""
+    return tracked.catch_up(contract, ticket, until, _switch)
+
+
+def _switch(was: Contract, now: Contract, ticket: Ticket, at: int) -> list[Alert]:
+    """The change to version ``now`` at ``at``, as a priority change re-targets: each clock not
+    stopped gets the new version's target for the ticket's priority (kept when it has none), its
+    calendar, fractions and ``pause_on``; thresholds now in the past fire at once. Clocks of
+    objectives ``now`` does not have are dropped; objectives it adds start with the next ticket."""
+    before, policy = policy_of(was).objectives, policy_of(now)
+    alerts: list[Alert] = []
+    for name in list(ticket.clocks):
+        clock, objective = ticket.clocks[name], policy.objectives.get(name)
+        if objective is None:
+            del ticket.clocks[name]
+            continue
+        if clock.stopped:
+            continue
+        if clock.since is None or clock.since <= at:
+            # Open time before the change counts on the old calendar, from it on the new one.
+            clock.pause((before.get(name) or objective).calendar, at)
+            if ticket.status not in objective.pause_on:
+                clock.resume(at)
+        alerts += _retarget(now, policy, ticket, name, clock, at)
+    return alerts
+
+
 def due(contract: Contract, ticket: Ticket) -> Iterator[tuple[int, float, str]]:
-    """``(observed_at, fraction, objective)`` of each running clock's next threshold,
-    when it differs from the one last handed out for that clock."""
-    policy = policy_of(contract)
-    for name, clock in ticket.clocks.items():
-        found = clock.next_due(policy.objectives[name].calendar, policy.near_breach)
-        if found is None:
-            clock.scheduled = None
-        elif clock.scheduled != found[:2]:
-            clock.scheduled = found[0], found[1]
-            yield found[0], found[1], name
+    """The ticket's next thresholds not handed out yet (see ``tracked.due``)."""
+    return tracked.due(policy_of(measured(contract, ticket)), ticket)
 
 
 def scheduled_before(contract: Contract, ticket: Ticket) -> None:
-    """A ticket read back from its state had its next thresholds handed out when it was last
-    changed: note them, so :func:`due` does not hand them out again."""
-    policy = policy_of(contract)
-    for name, clock in ticket.clocks.items():
-        found = clock.next_due(policy.objectives[name].calendar, policy.near_breach)
-        clock.scheduled = None if found is None else (found[0], found[1])
+    """Note the thresholds a decoded ticket handed out when it last changed."""
+    tracked.scheduled_before(policy_of(measured(contract, ticket)), ticket)
     ticket.decoded = False
 
 
 def fire(contract: Contract, ticket: Ticket, name: str, observed_at: int, fraction: float) -> Alert | None:
     """Fire a threshold that came due, if it is still the clock's next one."""
+    contract = measured(contract, ticket)
     policy = policy_of(contract)
     clock = ticket.clocks.get(name)
     if clock is None:
@@ -275,24 +313,8 @@ def _stop(contract: Contract, ticket: Ticket, name: str, clock: Clock, at: int) 
     _book(contract, ticket, name, clock.cycle, within and BREACH_FRACTION not in clock.fired, at)
 
 
-def _book(contract: Contract, ticket: Ticket, name: str, cycle: int, met: bool, at: int) -> None:
-    """Record a clock's outcome, decided at ``at``: in the period of ``at``, replacing an
-    earlier different outcome of the same period (met, reopened, then breached)."""
-    outcomes = ticket.outcomes.setdefault(f"{name}|{cycle}", [])
-    if outcomes and outcomes[-1][0] == met:
-        return
-    if outcomes and period_of(contract.zone, outcomes[-1][1]) == period_of(contract.zone, at):
-        was, decided = outcomes.pop()
-        ticket.booked.append((name, was, decided, -1))
-    outcomes.append([int(met), at])
-    ticket.booked.append((name, int(met), at, 1))
-
-
-def needs_rebuild(ticket: Ticket, at: int) -> bool:
-    """Whether an event at ``at`` lands before something already applied or sent for the ticket."""
-    return at < ticket.last_at or any(
-        observed_at >= at for clock in ticket.clocks.values() for observed_at in clock.fired.values()
-    )
+_book = tracked.book
+needs_rebuild = tracked.needs_rebuild
 
 
 def rebuild(contract: Contract, old: Ticket, late: TicketEvent, now: int) -> tuple[Ticket, list[Alert]]:
@@ -317,38 +339,17 @@ def rebuild(contract: Contract, old: Ticket, late: TicketEvent, now: int) -> tup
     }
     out = [alert for alert in decided if sent.pop(alert.alert_id, None) is None]
     # The ledger takes back every outcome the old history decided and books the new ones.
-    ticket.booked = [
-        *((name_cycle.split("|")[0], met, at, -1) for name_cycle, o in old.outcomes.items() for met, at in o),
-        *(
-            (name_cycle.split("|")[0], met, at, 1)
-            for name_cycle, o in ticket.outcomes.items()
-            for met, at in o
-        ),
-    ]
+    ticket.booked = tracked.rebooked(old, ticket)
     for original, (name, clock, fraction) in sent.items():
         key = f"{name}|{clock.cycle}|{fraction!r}"
         ticket.revisions[key] = ticket.revisions.get(key, 0) + 1
-        out.append(_retraction(contract, ticket, name, clock, fraction, original, late.at))
+        out.append(_retraction(measured(contract, old), ticket, name, clock, fraction, original, late.at))
     return ticket, out
 
 
 def fire_due(contract: Contract, ticket: Ticket, before: int) -> list[Alert]:
-    """Fire, in order, every threshold of the ticket observed before ``before``."""
-    policy = policy_of(contract)
-    fired: list[Alert] = []
-    while True:
-        due_now = [
-            (found[0], found[1], name)
-            for name, clock in ticket.clocks.items()
-            if (found := clock.next_due(policy.objectives[name].calendar, policy.near_breach)) is not None
-            and found[0] < before
-        ]
-        if not due_now:
-            return fired
-        observed_at, fraction, name = min(due_now)
-        alert = fire(contract, ticket, name, observed_at, fraction)
-        assert alert is not None
-        fired.append(alert)
+    """Fire, in order, every threshold observed before ``before`` and every version change."""
+    return tracked.fire_due(contract, ticket, before, policy_of, fire, _switch)
 
 
 def _alert_id(contract: Contract, ticket: Ticket, name: str, clock: Clock, fraction: float) -> str:

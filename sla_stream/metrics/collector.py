@@ -3,7 +3,7 @@ from the pipeline, and the two histograms observed as events and alerts pass."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -12,7 +12,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from sla_stream.engine import gauges
 from sla_stream.engine.alerts import Alert
 from sla_stream.metrics import conventions as m
-from sla_stream.runtime.pipeline import Pipeline
+from sla_stream.runtime.pipeline import Pipeline, wall_ms
 from sla_stream.runtime.reload import ContractSource
 
 
@@ -107,19 +107,24 @@ def state_families(state: gauges.Gauges) -> Iterator[GaugeMetricFamily]:
 class ContractsCollector(Collector):
     """The contracts in use and how their reloads went."""
 
-    def __init__(self, source: ContractSource) -> None:
+    def __init__(self, source: ContractSource, clock: Callable[[], int] = wall_ms) -> None:
         self._source = source
+        self._clock = clock
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         source = self._source
         yield GaugeMetricFamily(m.CONTRACTS, "Contracts in use.", value=len(source.contracts))
         info = GaugeMetricFamily(
             m.CONTRACT_INFO,
-            "1 for each contract in use, with a digest of its file (and of the files it extends).",
-            labels=[m.CONTRACT, m.DIGEST],
+            "1 for each contract in use, with a digest of its file (and of the files it extends)"
+            " and the version of its terms in force now.",
+            labels=[m.CONTRACT, m.DIGEST, m.VERSION],
         )
+        now = self._clock()
         for contract_id, digest in sorted(source.digests.items()):
-            info.add_metric([contract_id, digest], 1)
+            contract = source.contracts.get(contract_id)
+            if contract is not None:
+                info.add_metric([contract_id, digest, contract.at(now).version], 1)
         yield info
         reloads = CounterMetricFamily(m.RELOADS, "Contract reloads by outcome.", labels=[m.OUTCOME])
         for outcome, count in sorted(source.reloads.items()):
@@ -166,7 +171,7 @@ def registry_for(pipeline: Pipeline, source: ContractSource | None = None) -> Co
     registry = CollectorRegistry(auto_describe=True)
     registry.register(PipelineCollector(pipeline))
     if source is not None:
-        registry.register(ContractsCollector(source))
+        registry.register(ContractsCollector(source, pipeline.clock))
     observations = Observations(registry)
     pipeline.on_alert = observations.alert
     pipeline.on_event_time = observations.event

@@ -33,7 +33,8 @@ SERIES_DROPPED = "sla_metric_series_dropped"
 CONTRACTS = "sla_contracts"
 """Gauge: contracts in use."""
 CONTRACT_INFO = "sla_contract_info"
-"""Gauge: 1 per contract in use, by ``contract`` and ``digest`` (which version of its files)."""
+"""Gauge: 1 per contract in use, by ``contract``, ``digest`` (which version of its files) and
+``version`` (the version of its terms in force now)."""
 RELOADS = "sla_contract_reloads"
 """Counter (``_total``): contract reloads (SIGHUP or changed files) by ``outcome`` (``ok``, ``error``)."""
 RELOAD_FAILING = "sla_contract_reload_failing"
@@ -41,6 +42,7 @@ RELOAD_FAILING = "sla_contract_reload_failing"
 
 PARTITION = "partition"
 DIGEST = "digest"
+VERSION = "version"
 CONTRACT, OBJECTIVE, KIND, STATE, WINDOW, QUEUE, TOPIC, OUTCOME = (
     "contract",
     "objective",

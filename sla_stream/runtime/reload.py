@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import logging
 import signal
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import yaml
 
 from sla_stream.contracts import ContractError, load_dir
 from sla_stream.engine.model import Contract
+from sla_stream.engine.time import format_ts
 
 log = logging.getLogger("sla_stream.contracts")
 
@@ -64,6 +66,25 @@ def digests(directory: Path) -> dict[str, str]:
         return made.hexdigest()[:12]
 
     return {contract_id: digest(contract_id, ()) for contract_id in texts}
+
+
+def log_versions(contracts: Mapping[str, Contract], now: int | None = None) -> None:
+    """One line for each contract with versions: the version in force ``now`` (the wall clock
+    by default) and the next change."""
+    now = int(time.time() * 1000) if now is None else now
+    for contract_id, contract in sorted(contracts.items()):
+        if not contract.versions:
+            continue
+        version, following = contract.at(now), contract.changes_after(now)
+        log.info(
+            "contract %s: version %s in force (%d versions); next change: %s",
+            contract_id,
+            version.version,
+            len(contract.versions) + 1,
+            "none"
+            if following is None
+            else f"{contract.at(following).version} at {format_ts(following, contract.zone)}",
+        )
 
 
 class ContractSource:
@@ -119,6 +140,7 @@ class ContractSource:
             ", ".join(changed) or "none",
             ", ".join(removed) or "none",
         )
+        log_versions(contracts)
         if added or removed or changed:
             self._pending = contracts
             self._pending_digests = {k: v for k, v in digests(self.directory).items() if k in contracts}

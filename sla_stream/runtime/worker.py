@@ -15,6 +15,7 @@ import faust
 from sla_stream.engine.model import Contract
 from sla_stream.runtime.app import create_app
 from sla_stream.runtime.logs import logging_config
+from sla_stream.runtime.reload import log_versions
 from sla_stream.runtime.stopping import ignore_sigterm, release_sigterm
 from sla_stream.runtime.topics import ensure_topics
 from sla_stream.settings import Settings
@@ -47,6 +48,7 @@ def run_worker(settings: Settings, contracts: Mapping[str, Contract], loaded: st
         len(contracts),
         ", ".join(created) or "none",
     )
+    log_versions(contracts)
     code = 0
     try:
         worker.execute_from_commandline()

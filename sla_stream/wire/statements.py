@@ -15,7 +15,8 @@ STATEMENT_VERSION = 1
 
 
 def statement_record(statement: Statement) -> dict[str, Any]:
-    """The SPEC's statement object (section 5), plus ``customer`` and each objective's ``tier``."""
+    """The SPEC's statement object (section 5), plus ``customer``, each objective's ``tier`` and,
+    for a versioned contract, the ``versions`` in force during the period."""
     contract = statement.contract
     objectives = []
     for attainment in statement.objectives:
@@ -38,11 +39,23 @@ def statement_record(statement: Statement) -> dict[str, Any]:
     }
     if contract.customer is not None:
         record["customer"] = contract.customer
+    record["period"] = {
+        "start": format_ts(statement.start, contract.zone),
+        "end": format_ts(statement.end, contract.zone),
+    }
+    if statement.versions:
+        record["versions"] = [
+            {
+                "name": version.version,
+                "effective_from": None
+                if version.effective_from is None
+                else format_ts(version.effective_from, contract.zone),
+                "from": format_ts(start, contract.zone),
+                "to": format_ts(end, contract.zone),
+            }
+            for version, start, end in statement.versions
+        ]
     record.update(
-        period={
-            "start": format_ts(statement.start, contract.zone),
-            "end": format_ts(statement.end, contract.zone),
-        },
         objectives=objectives,
         credit_percent=_number(statement.credit_percent),
         credit={"amount": float(statement.credit), "currency": statement.currency},

@@ -360,3 +360,53 @@ def _replay(
         )
     )
     return alerts, found
+
+
+VERSIONED = (
+    PARCELS
+    + """
+versions:
+  - name: faster-2026-12
+    effective_from: 2026-12-01T00:00:00+01:00
+    items: {objectives: {delivery: {targets: {standard: 1d}}}}
+"""
+)
+
+
+def test_a_running_delivery_clock_takes_the_new_versions_target_at_the_change(tmp_path):
+    engine = Engine(contracts_from(tmp_path, parcels=VERSIONED), allowed_lateness=3_600_000)
+    parcel = Parcels()
+    # Picked up Monday 30 November 09:00 (standard: 2d). At midnight 15 working hours are used;
+    # from then on the target is 1d, so the breach falls at 09:00 on 1 December, with no event.
+    alerts = run(
+        engine,
+        parcel("picked_up", "P-10", "2026-11-30T09:00:00+01:00", service_class="standard"),
+        until="2026-12-02T00:00:00+01:00",
+    )
+    assert summary(alerts) == [
+        ("P-10", "delivery", "near_breach", "2026-12-01T03:00:00+01:00"),
+        ("P-10", "delivery", "breach", "2026-12-01T09:00:00+01:00"),
+    ]
+    assert [a.details["contract_version"] for a in alerts] == ["faster-2026-12"] * 2
+    assert alert_record(alerts[-1])["target_seconds"] == 86_400
+    # The schedule entry of the change is spent: nothing more falls due.
+    assert engine.advance(ms("2026-12-02T00:00:01+01:00")) == []
+
+
+def test_the_same_parcel_history_across_a_change_gives_the_same_alerts_in_any_order(tmp_path):
+    contracts = contracts_from(tmp_path, parcels=VERSIONED)
+    parcel = Parcels()
+    records = [
+        parcel.record("picked_up", "P-11", "2026-11-30T09:00:00+01:00", service_class="standard"),
+        parcel.record("status_changed", "P-11", "2026-11-30T20:00:00+01:00", status="customs_hold"),
+        parcel.record("status_changed", "P-11", "2026-12-01T02:00:00+01:00", status="in_transit"),
+    ]
+    in_order, _ = _replay(contracts, records, until="2026-12-03T00:00:00+01:00", lateness_h=48)
+    late, _ = _replay(
+        contracts, [records[0], records[2], records[1]], until="2026-12-03T00:00:00+01:00", lateness_h=48
+    )
+    # 11 h before the hold, resumed at 02:00 under the 1d target: breach at 15:00.
+    assert summary(in_order)[-1] == ("P-11", "delivery", "breach", "2026-12-01T15:00:00+01:00")
+    assert {alert_record(a)["observed_at"] for a in standing(late)} == {
+        alert_record(a)["observed_at"] for a in in_order
+    }

@@ -245,7 +245,12 @@ def test_the_worker_reports_which_version_of_each_contract_it_uses(directory):
     registry = registry_for(Pipeline(Settings(), source.contracts, {}, clock=lambda: 0), source)
     before = dict(source.digests)
     assert set(before) == {"a", "child"}
-    assert registry.get_sample_value("sla_contract_info", {"contract": "a", "digest": before["a"]}) == 1
+    assert (
+        registry.get_sample_value(
+            "sla_contract_info", {"contract": "a", "digest": before["a"], "version": "initial"}
+        )
+        == 1
+    )
     # The base changes: so do both versions, and the reported ones once the reload is taken.
     (directory / "a.yaml").write_text(FAST.format(id="a", target="1h"))
     source.reload()
@@ -254,6 +259,43 @@ def test_the_worker_reports_which_version_of_each_contract_it_uses(directory):
     after = digests(directory)
     assert source.digests == after and after["a"] != before["a"] and after["child"] != before["child"]
     assert (
-        registry.get_sample_value("sla_contract_info", {"contract": "child", "digest": after["child"]}) == 1
+        registry.get_sample_value(
+            "sla_contract_info", {"contract": "child", "digest": after["child"], "version": "initial"}
+        )
+        == 1
     )
-    assert registry.get_sample_value("sla_contract_info", {"contract": "a", "digest": before["a"]}) is None
+    assert (
+        registry.get_sample_value(
+            "sla_contract_info", {"contract": "a", "digest": before["a"], "version": "initial"}
+        )
+        is None
+    )
+
+
+def test_the_version_reported_is_the_one_in_force_at_the_scrape(directory):
+    (directory / "a.yaml").write_text(
+        FAST.format(id="a", target="20s")
+        + "versions:\n  - {name: renewal, effective_from: 2027-01-01T00:00:00Z}\n"
+    )
+    source = ContractSource(directory, load_dir(directory))
+    now = [ms("2026-12-31T23:59:59.999Z")]
+    registry = registry_for(Pipeline(Settings(), source.contracts, {}, clock=lambda: now[0]), source)
+    labels = {"contract": "a", "digest": source.digests["a"]}
+    assert registry.get_sample_value("sla_contract_info", {**labels, "version": "initial"}) == 1
+    now[0] = ms("2027-01-01T00:00:00Z")
+    assert registry.get_sample_value("sla_contract_info", {**labels, "version": "renewal"}) == 1
+    assert registry.get_sample_value("sla_contract_info", {**labels, "version": "initial"}) is None
+
+
+def test_loading_contracts_logs_the_version_in_force_of_each_versioned_one(directory, caplog):
+    from sla_stream.runtime.reload import log_versions
+
+    (directory / "b.yaml").write_text(
+        FAST.format(id="b", target="20s")
+        + "versions:\n  - {name: renewal, effective_from: 2027-01-01T00:00:00Z}\n"
+    )
+    with caplog.at_level(logging.INFO, logger="sla_stream.contracts"):
+        log_versions(load_dir(directory), ms("2026-12-01T00:00:00Z"))
+    assert caplog.messages == [
+        "contract b: version initial in force (2 versions); next change: renewal at 2027-01-01T00:00:00Z"
+    ]

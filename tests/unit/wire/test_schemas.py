@@ -162,6 +162,7 @@ BLAME = {
     "penalty-statement/currency-lowercase": "$.credit.currency",
     "penalty-statement/missing-period-end": "'end' is a required property",
     "penalty-statement/objective-without-counts": "$.objectives[0]",
+    "penalty-statement/version-without-span": "'from' is a required property",
     "request-event/batch-fractional-good": "$.good",
     "request-event/batch-negative-total": "$.total",
     "request-event/batch-without-service": "'service' is a required property",

@@ -1,0 +1,185 @@
+"""What ticket and item clocks share: their schedule, outcomes, late-event checks and the
+contract version they are measured against.
+
+A *tracked* thing (a :class:`~sla_stream.engine.tickets.Ticket` or an
+:class:`~sla_stream.engine.items.Item`) holds named clocks, the history of its
+events, its outcomes per period and the version it was last measured against;
+its policy (the contract's ``tickets`` or ``items`` section) gives each clock's
+calendar and the near-breach fractions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Protocol, TypeVar
+
+from sla_stream.engine.alerts import Alert
+from sla_stream.engine.calendar import Calendar
+from sla_stream.engine.clock import Clock
+from sla_stream.engine.model import Contract
+from sla_stream.engine.penalties import period_of
+
+
+class _Timed(Protocol):
+    @property
+    def at(self) -> int: ...
+
+
+class Tracked(Protocol):
+    clocks: dict[str, Clock]
+    outcomes: dict[str, list[list[int]]]
+    booked: list[tuple[str, int, int, int]]
+    version: str | None
+
+    @property
+    def history(self) -> Sequence[_Timed]: ...
+
+    @property
+    def last_at(self) -> int: ...
+
+
+class _Objective(Protocol):
+    @property
+    def calendar(self) -> Calendar: ...
+
+
+class Policy(Protocol):
+    @property
+    def near_breach(self) -> tuple[float, ...]: ...
+
+    @property
+    def objectives(self) -> Mapping[str, _Objective]: ...
+
+
+T = TypeVar("T", bound=Tracked)
+
+
+def due(policy: Policy, thing: Tracked) -> Iterator[tuple[int, float, str]]:
+    """``(observed_at, fraction, objective)`` of each running clock's next threshold,
+    when it differs from the one last handed out for that clock."""
+    for name, clock in thing.clocks.items():
+        found = clock.next_due(policy.objectives[name].calendar, policy.near_breach)
+        if found is None:
+            clock.scheduled = None
+        elif clock.scheduled != found[:2]:
+            clock.scheduled = found[0], found[1]
+            yield found[0], found[1], name
+
+
+def scheduled_before(policy: Policy, thing: Tracked) -> None:
+    """A thing read back from its state had its next thresholds handed out when it was last
+    changed: note them, so :func:`due` does not hand them out again."""
+    for name, clock in thing.clocks.items():
+        found = clock.next_due(policy.objectives[name].calendar, policy.near_breach)
+        clock.scheduled = None if found is None else (found[0], found[1])
+
+
+def passing(policy: Policy, thing: Tracked, before: int) -> tuple[int, float, str] | None:
+    """The first ``(observed_at, fraction, objective)`` among the clocks' next thresholds
+    observed before ``before``."""
+    due_now = [
+        (found[0], found[1], name)
+        for name, clock in thing.clocks.items()
+        if (found := clock.next_due(policy.objectives[name].calendar, policy.near_breach)) is not None
+        and found[0] < before
+    ]
+    return min(due_now, default=None)
+
+
+def fire_due(
+    contract: Contract,
+    thing: T,
+    before: int,
+    policy_of: Callable[[Contract], Policy],
+    fire: Callable[[Contract, T, str, int, float], Alert | None],
+    switch: Callable[[Contract, Contract, T, int], list[Alert]],
+) -> list[Alert]:
+    """Fire, in order, every threshold of ``thing`` observed before ``before``, and switch it to
+    each version taking effect before then (a change first at the same instant)."""
+    fired: list[Alert] = []
+    while True:
+        first = passing(policy_of(measured(contract, thing)), thing, before)
+        change = change_due(contract, thing)
+        if change is not None and change < before and (first is None or change <= first[0]):
+            fired += catch_up(contract, thing, change, switch)
+            continue
+        if first is None:
+            return fired
+        alert = fire(contract, thing, first[2], first[0], first[1])
+        assert alert is not None
+        fired.append(alert)
+
+
+def book(contract: Contract, thing: Tracked, name: str, cycle: int, met: bool, at: int) -> None:
+    """Record a clock's outcome, decided at ``at``: in the period of ``at``, replacing an
+    earlier different outcome of the same period (met, reopened, then breached)."""
+    outcomes = thing.outcomes.setdefault(f"{name}|{cycle}", [])
+    if outcomes and outcomes[-1][0] == met:
+        return
+    if outcomes and period_of(contract.zone, outcomes[-1][1]) == period_of(contract.zone, at):
+        was, decided = outcomes.pop()
+        thing.booked.append((name, was, decided, -1))
+    outcomes.append([int(met), at])
+    thing.booked.append((name, int(met), at, 1))
+
+
+def rebooked(old: Tracked, new: Tracked) -> list[tuple[str, int, int, int]]:
+    """What the ledger must do when ``new`` is decided again from ``old``'s history: take back
+    every outcome the old one decided and book the new one's."""
+    return [
+        *((key.split("|")[0], met, at, -1) for key, o in old.outcomes.items() for met, at in o),
+        *((key.split("|")[0], met, at, 1) for key, o in new.outcomes.items() for met, at in o),
+    ]
+
+
+def needs_rebuild(contract: Contract, thing: Tracked, at: int) -> bool:
+    """Whether an event at ``at`` lands before something already applied or sent for ``thing``
+    (a version change among them)."""
+    switched = measured(contract, thing).effective_from
+    return (
+        at < thing.last_at
+        or (switched is not None and at < switched)
+        or any(observed_at >= at for clock in thing.clocks.values() for observed_at in clock.fired.values())
+    )
+
+
+def measured(contract: Contract, thing: Tracked) -> Contract:
+    """The version of ``contract`` the thing's clocks were last given targets from."""
+    if not contract.versions:
+        return contract
+    if thing.version is None:
+        return contract.at(thing.history[0].at)
+    for version in (contract, *contract.versions):
+        if version.version == thing.version:
+            return version
+    return contract.at(thing.last_at)  # a version renamed since: the thing was caught up to here
+
+
+def change_due(contract: Contract, thing: Tracked) -> int | None:
+    """When the next version change falls due for the thing, while it has a clock that is
+    not stopped (stopped clocks take the version in force when they run again)."""
+    if not contract.versions or all(clock.stopped for clock in thing.clocks.values()):
+        return None
+    switched = measured(contract, thing).effective_from
+    return contract.changes_after(_BEFORE_ALL if switched is None else switched)
+
+
+def catch_up(
+    contract: Contract, thing: T, until: int, switch: Callable[[Contract, Contract, T, int], list[Alert]]
+) -> list[Alert]:
+    """Switch the thing, in order, to each version that took effect at or before ``until``
+    after the one it was last measured against; the alerts the changes fire."""
+    alerts: list[Alert] = []
+    while contract.versions:
+        version = measured(contract, thing)
+        change = contract.changes_after(
+            _BEFORE_ALL if version.effective_from is None else version.effective_from
+        )
+        if change is None or change > until:
+            break
+        thing.version = contract.at(change).version
+        alerts += switch(version, contract.at(change), thing, change)
+    return alerts
+
+
+_BEFORE_ALL = -(2**63)
