@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from sla_stream.engine import calls, items, requests, tickets
+from sla_stream.engine import calls, requests, tracked
 from sla_stream.engine.clock import BREACH_FRACTION, Clock
 from sla_stream.engine.items import Item
 from sla_stream.engine.model import (
@@ -82,15 +82,11 @@ class Gauges:
                 if contract is None:
                     continue
                 found = peek(key)
-                if isinstance(found, Ticket):
-                    measured = tickets.measured(contract, found)
-                    policy = measured.tickets if measured is not None else None
-                    if policy is not None:
-                        self._clocks(contract.id, policy.objectives, found.clocks, now)
-                elif isinstance(found, Item) and contract.items is not None:
-                    item_policy = items.measured(contract, found).items
-                    if item_policy is not None:
-                        self._clocks(contract.id, item_policy.objectives, found.clocks, now)
+                # Each clock by the version it is measured against.
+                if isinstance(found, Ticket) and (policy := tracked.measured(contract, found).tickets):
+                    self._clocks(contract.id, policy.objectives, found.clocks, now)
+                elif isinstance(found, Item) and (section := tracked.measured(contract, found).items):
+                    self._clocks(contract.id, section.objectives, found.clocks, now)
 
     def _clocks(
         self,
