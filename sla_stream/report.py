@@ -118,6 +118,19 @@ def table(statements: list[dict[str, Any]]) -> str:
                 ]
             )
         credit = s["credit"]
+        for version in s.get("versions", ()):
+            rows.append(
+                [
+                    s["contract_id"],
+                    period,
+                    f"~ version {version['name']}",
+                    "",
+                    "",
+                    f"from {version['from'][:16]}",
+                    f"to {version['to'][:16]}",
+                    "",
+                ]
+            )
         for paid in s.get("compensation", ()):
             rows.append(
                 [

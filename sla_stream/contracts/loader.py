@@ -73,6 +73,12 @@ def load_dir(directory: str | Path) -> dict[str, Contract]:
                 for section in _SECTIONS
                 if (getattr(spec, section) is None) != (getattr(before, section) is None)
             )
+            errors.extend(
+                f"{path}: versions[{index}].items.{name}: a version cannot change it"
+                " (it says which events are the contract's items and which item each is about)"
+                for name in ("kind", "key")
+                if spec.items and before.items and getattr(spec.items, name) != getattr(before.items, name)
+            )
         contract = replace(
             head[1], version=head[0].version_name or INITIAL, versions=tuple(c for _, c in later)
         )
@@ -87,7 +93,7 @@ INITIAL = "initial"
 """The name of a contract's first version when its file does not give one (``version_name``)."""
 _WHOLE = ("id", "extends", "abstract", "version", "versions", "version_name", "timezone", "customer")
 """Fields of the whole contract, which a version cannot set."""
-_SECTIONS = ("tickets", "calls", "requests", "penalties")
+_SECTIONS = ("tickets", "calls", "requests", "items", "penalties")
 
 
 def _versions(path: Path, merged: dict[str, Any], errors: list[str]) -> list[dict[str, Any]] | None:

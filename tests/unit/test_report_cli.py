@@ -176,3 +176,49 @@ def test_the_table_lists_each_compensation_rule_and_the_total_includes_it():
     assert late.split()[2:] == ["+", "late_delivery", "3", "x", "8.50", "25.50", "EUR"]
     assert damaged.split()[2:] == ["+", "damaged", "2", "x", "25.00", "50.00", "EUR"]
     assert total.split()[2:] == ["=", "total", "5%", "+", "compensation", "=", "125.50", "EUR"]
+
+
+def test_the_table_names_the_versions_a_statement_spans():
+    from sla_stream.report import table
+
+    statement = {
+        "statement_id": "acme/2026-12",
+        "contract_id": "acme",
+        "objectives": [],
+        "credit_percent": 0,
+        "credit": {"amount": 0.0, "currency": "USD"},
+        "excluded_seconds": 0,
+        "versions": [
+            {
+                "name": "gold-2026",
+                "effective_from": None,
+                "from": "2026-12-01T00:00:00+07:00",
+                "to": "2026-12-15T00:00:00+07:00",
+            },
+            {
+                "name": "gold-2027",
+                "effective_from": "2026-12-15T00:00:00+07:00",
+                "from": "2026-12-15T00:00:00+07:00",
+                "to": "2027-01-01T00:00:00+07:00",
+            },
+        ],
+    }
+    _, first, second, _ = table([statement]).splitlines()
+    assert first.split()[2:] == [
+        "~",
+        "version",
+        "gold-2026",
+        "from",
+        "2026-12-01T00:00",
+        "to",
+        "2026-12-15T00:00",
+    ]
+    assert second.split()[2:] == [
+        "~",
+        "version",
+        "gold-2027",
+        "from",
+        "2026-12-15T00:00",
+        "to",
+        "2027-01-01T00:00",
+    ]

@@ -410,3 +410,29 @@ def test_the_same_parcel_history_across_a_change_gives_the_same_alerts_in_any_or
     assert {alert_record(a)["observed_at"] for a in standing(late)} == {
         alert_record(a)["observed_at"] for a in in_order
     }
+
+
+def test_an_exclusion_window_stops_item_clocks_as_it_stops_ticket_clocks(tmp_path):
+    text = PARCELS.replace(
+        "items:\n",
+        "exclusions:\n"
+        "  - {start: 2026-11-02T12:00:00+01:00, end: 2026-11-02T15:00:00+01:00, reason: depot outage}\n"
+        "items:\n",
+    )
+    engine = Engine(contracts_from(tmp_path, parcels=text), allowed_lateness=3_600_000)
+    alerts = run(
+        engine,
+        Parcels()("picked_up", "P-12", "2026-11-02T09:00:00+01:00", service_class="express"),
+        until="2026-11-04T00:00:00+01:00",
+    )
+    # 24 working hours from Monday 09:00, with three hours excluded: Tuesday 12:00.
+    assert summary(alerts)[-1] == ("P-12", "delivery", "breach", "2026-11-03T12:00:00+01:00")
+
+
+def test_a_version_cannot_change_which_events_are_items(tmp_path):
+    (tmp_path / "parcels.yaml").write_text(
+        VERSIONED.replace("items: {objectives:", "items: {key: tracking_no, objectives:")
+    )
+    with pytest.raises(ContractError) as caught:
+        load_dir(tmp_path)
+    assert any("versions[0].items.key: a version cannot change it" in line for line in caught.value.errors)
