@@ -84,8 +84,8 @@ PANELS = [
     panel(
         3,
         "stat",
-        "Time to the next ticket deadline",
-        "Nearest deadline of a running ticket clock, by contract and objective.",
+        "Time to the next ticket or item deadline",
+        "Nearest deadline of a running ticket or item clock (a parcel delivery), by contract and objective.",
         [(f"sla_next_deadline_seconds{C}", "{{contract}} {{objective}}")],
         (0, 8, 12, 8),
         "s",
@@ -93,7 +93,7 @@ PANELS = [
     panel(
         4,
         "timeseries",
-        "Open ticket clocks by state",
+        "Open ticket and item clocks by state",
         "Open clocks: running, paused, at_risk (a near-breach fired), breached.",
         [(f"sum by (state) (sla_open_clocks{C})", "{{state}}")],
         (12, 8, 12, 8),
@@ -206,7 +206,7 @@ DASHBOARD = {
     "refresh": "10s",
     "time": {"from": "now-30m", "to": "now"},
     "schemaVersion": 39,
-    "version": 3,
+    "version": 4,
     "templating": {
         "list": [
             {
