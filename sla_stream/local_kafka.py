@@ -9,7 +9,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import re
 import shutil
 import signal
 import socket
@@ -23,10 +22,11 @@ from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
-from aiokafka.helpers import create_ssl_context
+
+from sla_stream import local_kafka_security as security
 
 DEFAULT_KAFKA_VERSION = "4.3.1"
-SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+SCRAM_MECHANISMS = security.SCRAM_MECHANISMS
 _T = TypeVar("_T")
 _DEP = "<dependency><groupId>{}</groupId><artifactId>{}</artifactId><version>{}</version></dependency>"
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>
@@ -260,13 +260,9 @@ class LocalBroker:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
         while self.controller_port == self.port:
             self.controller_port = free_port()
-        for name, password in self.scram_users.items():
-            # The storage tool's --add-scram syntax, [name=...,password=...], cannot quote these.
-            if not re.fullmatch(r"[\w.@-]+", name) or not re.fullmatch(r"[^\s,\[\]=\"\\;]+", password):
-                raise BrokerError(
-                    f"SCRAM user {name!r}: names take letters, digits and . _ @ -; passwords take"
-                    ' no spaces or , [ ] = " \\ ;'
-                )
+        problem = security.scram_user_problem(self.scram_users)
+        if problem:
+            raise BrokerError(problem)
 
     @property
     def bootstrap(self) -> str:
@@ -287,17 +283,9 @@ class LocalBroker:
     def auth(self) -> dict[str, Any]:
         """aiokafka security arguments for ``bootstrap``: the first SCRAM user's (SHA-256) and a
         TLS context trusting :attr:`ca_file`, as the broker wants them."""
-        auth: dict[str, Any] = {}
-        if self.security_protocol != "PLAINTEXT":
-            auth["security_protocol"] = self.security_protocol
-        if self.tls:
-            auth["ssl_context"] = create_ssl_context(cafile=self.ca_file)
-        if self.scram_users:
-            name, password = next(iter(self.scram_users.items()))
-            auth.update(
-                sasl_mechanism="SCRAM-SHA-256", sasl_plain_username=name, sasl_plain_password=password
-            )
-        return auth
+        return security.client_auth(
+            self.security_protocol, self.ca_file if self.tls else None, self.scram_users
+        )
 
     @property
     def pid_file(self) -> Path:
@@ -333,71 +321,11 @@ class LocalBroker:
             "log.cleaner.dedupe.buffer.size": "16777216",
             "min.insync.replicas": "1",
         }
-        return {**props, **self._security_properties(), **self.extra_properties}
-
-    def _security_properties(self) -> dict[str, str]:
-        """The client listener (also the inter-broker one) as ``scram_users`` and ``tls`` make it."""
-        protocol = self.security_protocol
-        if protocol == "PLAINTEXT":
-            return {}
-        p, c = self.port, self.controller_port
-        props = {
-            "listeners": f"{protocol}://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}",
-            "advertised.listeners": f"{protocol}://127.0.0.1:{p}",
-            "inter.broker.listener.name": protocol,
-            "listener.security.protocol.map": f"{protocol}:{protocol},CONTROLLER:PLAINTEXT",
-        }
-        if self.scram_users:
-            name, password = next(iter(self.scram_users.items()))
-            login = (
-                "org.apache.kafka.common.security.scram.ScramLoginModule required"
-                f' username="{name}" password="{password}";'
-            )
-            props["sasl.enabled.mechanisms"] = ",".join(SCRAM_MECHANISMS)
-            props["sasl.mechanism.inter.broker.protocol"] = SCRAM_MECHANISMS[0]
-            for mechanism in SCRAM_MECHANISMS:
-                props[f"listener.name.{protocol.lower()}.{mechanism.lower()}.sasl.jaas.config"] = login
-        if self.tls:
-            tls = self.ca_file.parent
-            props["ssl.keystore.type"] = "PEM"
-            props["ssl.keystore.location"] = str(tls / "broker-keystore.pem")
-            props["ssl.truststore.type"] = "PEM"
-            props["ssl.truststore.location"] = str(self.ca_file)
-        return props
-
-    def _make_certificates(self) -> None:
-        """A CA, and a broker certificate it signs for 127.0.0.1 and localhost (once per data dir)."""
-        tls = self.ca_file.parent
-        keystore = tls / "broker-keystore.pem"
-        if keystore.exists():
-            return
-        openssl = _which("openssl")
-        tls.mkdir(parents=True, exist_ok=True)
-        (tls / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-        steps = [
-            "req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=sla-stream-local-ca"
-            " -keyout ca.key -out ca.pem",
-            "req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout broker.key -out broker.csr",
-            "x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650"
-            " -extfile san.cnf -out broker.pem",
-        ]
-        for step in steps:
-            res = subprocess.run(
-                [openssl, *step.split()], cwd=tls, capture_output=True, text=True, timeout=60
-            )
-            if res.returncode != 0:
-                raise BrokerError(f"openssl {step.split()[0]} failed:\n{res.stderr[-2000:]}")
-        # Kafka's PEM keystore: the (unencrypted, PKCS#8) key and the certificate in one file.
-        keystore.write_text((tls / "broker.key").read_text() + (tls / "broker.pem").read_text())
-
-    def _scram_arguments(self) -> list[str]:
-        """``--add-scram`` arguments of the storage tool: every user, for every mechanism."""
-        return [
-            argument
-            for name, password in self.scram_users.items()
-            for mechanism in SCRAM_MECHANISMS
-            for argument in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
-        ]
+        # The client listener (also the inter-broker one) as scram_users and tls make it.
+        listener = security.listener_properties(
+            self.security_protocol, p, c, self.scram_users, self.ca_file if self.tls else None
+        )
+        return {**props, **listener, **self.extra_properties}
 
     def _java(self, libs: Path, *args: str) -> list[str]:
         log4j = self.data_dir / "log4j2.properties"
@@ -442,13 +370,19 @@ class LocalBroker:
                 raise BrokerError(f"port 127.0.0.1:{port} is already in use")
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         if self.tls:
-            self._make_certificates()
+            security.make_certificates(self.ca_file, _which("openssl"), BrokerError)
         (self.data_dir / "log4j2.properties").write_text(_LOG4J2.format(log=self.data_dir / "server.log"))
         self.properties_file.write_text("".join(f"{k}={v}\n" for k, v in self.properties().items()))
         if not (self.data_dir / "logs" / "meta.properties").exists():
             cluster_id = self._storage_tool(libs, "random-uuid").splitlines()[-1].strip()
             self._storage_tool(
-                libs, "format", "-t", cluster_id, "-c", str(self.properties_file), *self._scram_arguments()
+                libs,
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(self.properties_file),
+                *security.scram_arguments(self.scram_users),
             )
         cmd = self._java(libs, "kafka.Kafka", str(self.properties_file))
         cmd[1:1] = [f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true"]

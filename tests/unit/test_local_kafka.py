@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sla_stream import local_kafka_security as security
 from sla_stream.local_kafka import BrokerError, LocalBroker
 
 
@@ -18,7 +19,7 @@ def test_scram_users_make_the_client_listener_sasl_and_are_created_at_format(tmp
         'username="alice" password="pw-1"'
         in props["listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config"]
     )
-    assert broker._scram_arguments() == [
+    assert security.scram_arguments(broker.scram_users) == [
         "--add-scram",
         "SCRAM-SHA-256=[name=alice,password=pw-1]",
         "--add-scram",
