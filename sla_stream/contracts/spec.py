@@ -166,6 +166,13 @@ _ENVELOPE = frozenset({"event_id", "type", "contract_id", "occurred_at"})
 _DETAILS = frozenset({"fraction", "retracts", "priority", "cycle"})
 
 
+def _rule_fields(where: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+    for name in where:
+        if name in _ENVELOPE:
+            raise ValueError(f"{name} is part of every event; a rule looks at the event's other fields")
+    return where
+
+
 def _listed(value: object) -> object:
     return [value] if isinstance(value, dict) else value
 
@@ -178,11 +185,8 @@ class MatchSpec(_Strict):
 
     @field_validator("where")
     @classmethod
-    def _fields(cls, where: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
-        for name in where:
-            if name in _ENVELOPE:
-                raise ValueError(f"{name} is part of every event; a rule looks at the event's other fields")
-        return where
+    def _where(cls, where: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        return _rule_fields(where)
 
 
 Matches = Annotated[list[MatchSpec], BeforeValidator(_listed)]
@@ -240,6 +244,11 @@ class CompensationSpec(_Strict):
     reason: str | None = Field(default=None, pattern=_NAME)
     event: str | None = Field(default=None, pattern=_TYPE)
     where: dict[str, str | list[str]] = {}
+
+    @field_validator("where")
+    @classmethod
+    def _where(cls, where: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        return _rule_fields(where)
 
     @model_validator(mode="after")
     def _one_cause(self) -> CompensationSpec:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sla_stream.engine import tracked
 from sla_stream.engine.alerts import BREACH, NEAR_BREACH, RETRACTED, Alert, alert_id
@@ -40,6 +40,9 @@ class Item:
     """Per ``objective|0`` (and ``flag:reason|0``), its outcomes as ``[met, decided at]``."""
     version: str | None = None
     """Of a versioned contract: the version the clocks were last given targets from."""
+    retired: dict[str, Clock] = field(default_factory=dict)
+    """Clocks of objectives the contract dropped since they started (see ``tracked.retire``);
+    they do not start again."""
     booked: list[tuple[str, int, int, int]] = field(default_factory=list)
     """Outcomes added or taken back since the engine last moved them to the ledger (in memory)."""
     decoded: bool = field(default=False, compare=False)
@@ -65,6 +68,7 @@ class Item:
             "r": self.revisions,
             "o": self.outcomes,
             **({"ver": self.version} if self.version is not None else {}),
+            **({"x": {n: c.to_state() for n, c in self.retired.items()}} if self.retired else {}),
         }
 
     @classmethod
@@ -77,8 +81,12 @@ class Item:
             dict(state["r"]),
             state["o"],
             state.get("ver"),
+            {name: Clock.from_state(c) for name, c in state.get("x", {}).items()},
             decoded=True,
         )
+
+
+_D = TypeVar("_D", int, None)
 
 
 def policy_of(contract: Contract) -> ItemPolicy:
@@ -107,17 +115,28 @@ def item_id(contract: Contract, event: ItemEvent) -> str:
 def adapt(contract: Contract, item: Item) -> Item:
     """Fit a stored item to the contract as loaded now: clocks of dropped objectives go."""
     objectives = policy_of(measured(contract, item)).objectives
-    if any(name not in objectives for name in item.clocks):
-        item.clocks = {name: clock for name, clock in item.clocks.items() if name in objectives}
+    for name in [name for name in item.clocks if name not in objectives]:
+        tracked.retire(item, name)
     return item
 
 
 def check(contract: Contract, item: Item | None, event: ItemEvent) -> None:
-    """Raise :class:`Rejected` if ``event`` cannot be applied to ``item`` (``None``: first event)."""
+    """Raise :class:`Rejected` if ``event`` cannot be applied to ``item`` (``None``: first event).
+
+    A value of a ``target_by`` field must be one the clocks it picks a target for list, for
+    the clocks the item runs and those the event starts; a clock that the event starts needs
+    the value, from the event or from an earlier one (by time, as a late event is applied).
+    """
     policy = policy_of(contract.at(event.at))
     for objective in policy.objectives.values():
         by = objective.target_by
         if by is None:
+            continue
+        running = (
+            item is not None and objective.name in item.clocks and not item.clocks[objective.name].stopped
+        )
+        starts = _starts(objective, item, event)
+        if not (running or starts):
             continue
         value = event.field(by)
         if value is not None and value not in objective.targets:
@@ -126,18 +145,20 @@ def check(contract: Contract, item: Item | None, event: ItemEvent) -> None:
                 f"{by} {value!r} is not one of {', '.join(objective.targets)}"
                 f" defined by contract {contract.id} for {objective.name}",
             )
-        started = item is not None and objective.name in item.clocks
-        if (
-            value is None
-            and not started
-            and (item is None or by not in item.values)
-            and any(rule.matches(event) for rule in objective.start)
-        ):
+        earlier = item is not None and any(e.field(by) is not None for e in item.history if e.at <= event.at)
+        if starts and value is None and not earlier:
             raise Rejected(
                 "invalid",
                 f"{event.type} starts {objective.name}, whose target depends on `{by}`:"
                 " this event or an earlier one of the item must carry it",
             )
+
+
+def _starts(objective: ClockObjective, item: Item | None, event: ItemEvent) -> bool:
+    """Whether ``event`` starts the clock of ``objective`` (one cycle per item)."""
+    if item is not None and (objective.name in item.clocks or objective.name in item.retired):
+        return False
+    return any(rule.matches(event) for rule in objective.start)
 
 
 def create(contract: Contract, event: ItemEvent) -> tuple[Item, list[Alert]]:
@@ -154,15 +175,26 @@ def apply(contract: Contract, item: Item, event: ItemEvent) -> list[Alert]:
     """Apply one event (already known not to be a duplicate) to the item, measured against the
     version in force at its time (a change at the same instant comes first)."""
     alerts = catch_up(contract, item, event.at)
-    return alerts + _apply(measured(contract, item), item, event)
+    return alerts + _apply(measured(contract, item), _target_fields(contract), item, event)
 
 
-def _apply(contract: Contract, item: Item, event: ItemEvent) -> list[Alert]:
+def _target_fields(contract: Contract) -> set[str]:
+    """The fields some version's clocks pick their targets by: kept from every event, so a later
+    version that picks by one finds the item's value."""
+    return {
+        objective.target_by
+        for version in (contract, *contract.versions)
+        for objective in policy_of(version).objectives.values()
+        if objective.target_by is not None
+    }
+
+
+def _apply(contract: Contract, fields: set[str], item: Item, event: ItemEvent) -> list[Alert]:
     policy = policy_of(contract)
     item.history.append(event)
     at = event.at
     changed = set()
-    for by in {o.target_by for o in policy.objectives.values() if o.target_by is not None}:
+    for by in sorted(fields):
         value = event.field(by)
         if value is not None and item.values.get(by) != value:
             item.values[by] = value
@@ -171,8 +203,9 @@ def _apply(contract: Contract, item: Item, event: ItemEvent) -> list[Alert]:
     for name, objective in policy.objectives.items():
         clock = item.clocks.get(name)
         if clock is None:
-            if any(rule.matches(event) for rule in objective.start):
-                item.clocks[name] = Clock(target=_target(objective, item, 0), since=at)
+            target = _target(objective, item, None)
+            if target is not None and _starts(objective, item, event):
+                item.clocks[name] = Clock(target=target, since=at)
             continue
         if clock.stopped:
             continue
@@ -190,7 +223,7 @@ def _apply(contract: Contract, item: Item, event: ItemEvent) -> list[Alert]:
     return alerts
 
 
-def _target(objective: ClockObjective, item: Item, default: int) -> int:
+def _target(objective: ClockObjective, item: Item, default: _D) -> int | _D:
     value = item.values.get(objective.target_by, "") if objective.target_by else ""
     return objective.targets.get(value, default)
 
@@ -246,7 +279,7 @@ def _switch(was: Contract, now: Contract, item: Item, at: int) -> list[Alert]:
     for name in list(item.clocks):
         clock, objective = item.clocks[name], objectives.get(name)
         if objective is None:
-            del item.clocks[name]
+            tracked.retire(item, name)
             continue
         if clock.stopped:
             continue
@@ -305,8 +338,7 @@ def rebuild(contract: Contract, old: Item, late: ItemEvent, now: int) -> tuple[I
     decided += fire_due(contract, item, now)
     sent = {
         _alert_id(contract, old, name, fraction): (name, clock, fraction)
-        for name, clock in old.clocks.items()
-        for fraction in clock.fired
+        for name, clock, fraction in tracked.fired(old)
     }
     out = [alert for alert in decided if sent.pop(alert.alert_id, None) is None]
     item.booked = tracked.rebooked(old, item)

@@ -37,6 +37,8 @@ class Ticket:
     version: str | None = None
     """Of a versioned contract: the name of the version the clocks were last given targets from
     (``None``, as in tickets stored before the contract had versions: the one at its creation)."""
+    retired: dict[str, Clock] = field(default_factory=dict)
+    """Clocks of objectives the contract dropped since they started (see ``tracked.retire``)."""
     booked: list[tuple[str, int, int, int]] = field(default_factory=list)
     """``(objective, met, decided at, +1 or -1)`` of outcomes added or taken back since the
     engine last moved them to the period ledger (in memory only)."""
@@ -68,6 +70,8 @@ class Ticket:
         }
         if self.version is not None:
             state["v"] = self.version
+        if self.retired:
+            state["x"] = {name: clock.to_state() for name, clock in self.retired.items()}
         return state
 
     @classmethod
@@ -82,6 +86,7 @@ class Ticket:
             dict(state["r"]),
             state.get("o", {}),
             state.get("v"),
+            {name: Clock.from_state(c) for name, c in state.get("x", {}).items()},
             decoded=True,
         )
 
@@ -107,7 +112,8 @@ def adapt(contract: Contract, ticket: Ticket) -> Ticket:
     contract no longer has are dropped (their alerts were already decided)."""
     objectives = policy_of(measured(contract, ticket)).objectives
     if any(name not in objectives for name in ticket.clocks):
-        ticket.clocks = {name: clock for name, clock in ticket.clocks.items() if name in objectives}
+        for name in [name for name in ticket.clocks if name not in objectives]:
+            tracked.retire(ticket, name)
     return ticket
 
 
@@ -265,7 +271,7 @@ def _switch(was: Contract, now: Contract, ticket: Ticket, at: int) -> list[Alert
     for name in list(ticket.clocks):
         clock, objective = ticket.clocks[name], policy.objectives.get(name)
         if objective is None:
-            del ticket.clocks[name]
+            tracked.retire(ticket, name)
             continue
         if clock.stopped:
             continue
@@ -334,8 +340,7 @@ def rebuild(contract: Contract, old: Ticket, late: TicketEvent, now: int) -> tup
     decided += fire_due(contract, ticket, now)
     sent = {
         _alert_id(contract, old, name, clock, fraction): (name, clock, fraction)
-        for name, clock in old.clocks.items()
-        for fraction in clock.fired
+        for name, clock, fraction in tracked.fired(old)
     }
     out = [alert for alert in decided if sent.pop(alert.alert_id, None) is None]
     # The ledger takes back every outcome the old history decided and books the new ones.
@@ -369,10 +374,10 @@ def _alert_id(contract: Contract, ticket: Ticket, name: str, clock: Clock, fract
 def _retraction(
     contract: Contract, ticket: Ticket, name: str, clock: Clock, fraction: float, original: str, at: int
 ) -> Alert:
-    calendar = policy_of(contract).objectives[name].calendar
+    objective = policy_of(contract).objectives.get(name)  # None: an objective since dropped
     details = {"retracts": original, "priority": ticket.priority}
-    elapsed = clock.elapsed_at(calendar, at)
-    deadline = clock.reached(calendar, clock.target)
+    elapsed = clock.elapsed if objective is None else clock.elapsed_at(objective.calendar, at)
+    deadline = None if objective is None else clock.reached(objective.calendar, clock.target)
     return _ticket_alert(contract, ticket, name, clock, RETRACTED, fraction, elapsed, deadline, at, details)
 
 

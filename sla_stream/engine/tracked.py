@@ -27,6 +27,7 @@ class _Timed(Protocol):
 
 class Tracked(Protocol):
     clocks: dict[str, Clock]
+    retired: dict[str, Clock]
     outcomes: dict[str, list[list[int]]]
     booked: list[tuple[str, int, int, int]]
     version: str | None
@@ -121,6 +122,20 @@ def book(contract: Contract, thing: Tracked, name: str, cycle: int, met: bool, a
         thing.booked.append((name, was, decided, -1))
     outcomes.append([int(met), at])
     thing.booked.append((name, int(met), at, 1))
+
+
+def retire(thing: Tracked, name: str) -> None:
+    """Drop a clock whose objective the contract no longer has, keeping what it fired: a late
+    event that decides the thing again must know which of its alerts were sent."""
+    thing.retired[name] = thing.clocks.pop(name)
+
+
+def fired(thing: Tracked) -> Iterator[tuple[str, Clock, float]]:
+    """``(objective, clock, fraction)`` of every threshold the thing's clocks fired, retired
+    clocks included."""
+    for name, clock in (*thing.retired.items(), *thing.clocks.items()):
+        for fraction in clock.fired:
+            yield name, clock, fraction
 
 
 def rebooked(old: Tracked, new: Tracked) -> list[tuple[str, int, int, int]]:

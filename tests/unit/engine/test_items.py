@@ -436,3 +436,79 @@ def test_a_version_cannot_change_which_events_are_items(tmp_path):
     with pytest.raises(ContractError) as caught:
         load_dir(tmp_path)
     assert any("versions[0].items.key: a version cannot change it" in line for line in caught.value.errors)
+
+
+CLAIMS = """
+version: 1
+id: parcels
+items:
+  kind: shipment
+  key: parcel_id
+  near_breach: [0.5]
+  objectives:
+    delivery: {target: 1d, start: {event: shipment.picked_up}, stop: {event: shipment.delivered}}
+    claim_response: {target: 4h, start: {event: shipment.claim_filed}, stop: {event: shipment.claim_answered}}
+versions:
+  - name: no-claims
+    effective_from: 2026-11-02T12:00:00Z
+    items: {objectives: {claim_response: null}}
+  - name: claims-again
+    effective_from: 2026-11-04T00:00:00Z
+    items: {objectives: {claim_response: {target: 4h, start: {event: shipment.claim_filed},
+                                          stop: {event: shipment.claim_answered}}}}
+"""
+
+
+def test_alerts_of_an_objective_a_version_dropped_are_not_sent_again_by_a_late_event(tmp_path):
+    engine = Engine(contracts_from(tmp_path, parcels=CLAIMS), allowed_lateness=86_400_000)
+    parcel = Parcels()
+    first = run(
+        engine,
+        parcel("claim_filed", "P-20", "2026-11-02T09:00:00Z"),
+        parcel("status_changed", "P-20", "2026-11-02T14:00:00Z", status="in_transit"),
+    )
+    assert [(a.objective, a.kind) for a in first] == [("claim_response", "near_breach")]
+    late = run(engine, parcel("status_changed", "P-20", "2026-11-02T13:00:00Z", status="sorted"))
+    assert late == []  # decided again, the near-breach is the one already sent
+
+
+def test_an_objective_dropped_and_added_again_does_not_start_a_second_clock_for_an_item(tmp_path):
+    engine = Engine(contracts_from(tmp_path, parcels=CLAIMS), allowed_lateness=86_400_000)
+    parcel = Parcels()
+    run(
+        engine,
+        parcel("claim_filed", "P-21", "2026-11-02T09:00:00Z"),
+        parcel("claim_answered", "P-21", "2026-11-02T10:00:00Z"),
+        parcel("claim_filed", "P-21", "2026-11-05T09:00:00Z"),
+    )
+    item = engine.items["parcels", "P-21"]
+    assert "claim_response" not in item.clocks and item.outcomes["claim_response|0"] == [
+        [1, ms("2026-11-02T10:00:00Z")]
+    ]
+
+
+def test_a_start_is_checked_against_the_values_known_at_its_own_time(engine):
+    parcel = Parcels()
+    engine.apply(
+        parcel(
+            "status_changed", "P-22", "2026-11-02T10:00:00+01:00", status="labelled", service_class="standard"
+        )
+    )
+    # Picked up (reported late) at 09:00, before anything said which class the parcel is.
+    with pytest.raises(Rejected, match="starts delivery, whose target depends on `service_class`"):
+        engine.apply(parcel("picked_up", "P-22", "2026-11-02T09:00:00+01:00"))
+    # Picked up at 11:00: the class is known from 10:00.
+    assert engine.apply(parcel("picked_up", "P-22", "2026-11-02T11:00:00+01:00")).outcome == "ok"
+    assert engine.items["parcels", "P-22"].clocks["delivery"].target == 2 * 86_400_000
+
+
+def test_a_compensation_rule_on_an_envelope_field_is_a_contract_error(tmp_path):
+    (tmp_path / "parcels.yaml").write_text(
+        PARCELS.replace("where: {condition: damaged}", "where: {contract_id: x}")
+    )
+    with pytest.raises(ContractError) as caught:
+        load_dir(tmp_path)
+    assert any(
+        "penalties.compensation[1].where: contract_id is part of every event" in e
+        for e in caught.value.errors
+    )

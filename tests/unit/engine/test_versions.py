@@ -473,3 +473,22 @@ def test_out_of_order_arrival_across_changes_leaves_the_alerts_of_time_order(tmp
     changes = {v.effective_from for v in contracts["demo-fast"].versions}
     assert any(a.observed_at_ms in changes for a in in_order_alerts), "some alert should fire at a change"
     assert standing(run(arrival, 300_000)) == standing(in_order_alerts)
+
+
+def test_a_late_event_does_not_send_again_the_alerts_of_a_clock_a_version_dropped(tmp_path, events):
+    text = ACME.replace(
+        "        resolution: {targets: {P1: 2h}, pause_on: []}", "        first_response: null"
+    )
+    text = text.replace("        first_response: {targets: {P1: 15m}}\n", "")
+    engine = Engine(contracts_from(tmp_path, acme=text), allowed_lateness=86_400_000)
+    first = engine.apply(events.created("T-9", "P1", "2026-12-31T23:00:00+07:00")).alerts
+    first += engine.advance(ms("2027-01-01T01:00:00+07:00"))
+    assert [(a.objective, a.kind) for a in first] == [
+        ("first_response", "near_breach"),
+        ("first_response", "breach"),
+    ]
+    # A late status change before the change: decided again, the sent alerts are not sent twice.
+    late = engine.apply(events.status("T-9", "open", "2026-12-31T23:10:00+07:00")).alerts
+    assert [a for a in late if a.objective == "first_response"] == []
+    stored = Ticket.from_state(orjson.loads(orjson.dumps(engine.tickets["acme", "T-9"].to_state())))
+    assert set(stored.retired) == {"first_response"} and "first_response" not in stored.clocks
