@@ -79,6 +79,9 @@ class Settings:
     """Input messages longer than this are dead-lettered unread (reason ``too_large``)."""
     group_instance_id: str = ""
     tick_grace_ms: int = 250
+    stop_timeout_ms: int = 25_000
+    """After SIGTERM, how long a graceful stop may take before the process exits anyway (status
+    1, not marked clean): a stop waits for the broker, which may be gone."""
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     log_level: str = "info"
@@ -117,6 +120,7 @@ _DURATIONS = {
     "tick_grace": "tick_grace_ms",
     "batch_wait": "batch_wait_ms",
     "contracts_poll": "contracts_poll_ms",
+    "stop_timeout": "stop_timeout_ms",
 }
 _GUARANTEES = ("at_least_once", "exactly_once")
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -235,6 +239,8 @@ def _build(values: Mapping[str, Any], source: str) -> Settings:
         raise SettingsError(
             f"{source}: batch_wait: expected a positive duration (0 would wait for full batches)"
         )
+    if result.stop_timeout_ms <= 0:
+        raise SettingsError(f"{source}: stop_timeout: expected a positive duration")
     if result.ticket_cache < 0:
         raise SettingsError(f"{source}: ticket_cache: expected a number of tickets, 0 or more")
     if not 1024 <= result.max_message_bytes <= 1_000_000:

@@ -7,8 +7,10 @@ import logging
 import os
 import shutil
 import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import faust
 
@@ -34,6 +36,7 @@ def run_worker(settings: Settings, contracts: Mapping[str, Contract], loaded: st
     discard_unclean_state(settings, Path(app.conf.tabledir))
     worker = _Worker(
         app,
+        stop_timeout=settings.stop_timeout_ms / 1000,
         loglevel=settings.log_level.upper(),
         logging_config=logging_config(settings.log_format, settings.log_level),
         quiet=True,
@@ -77,6 +80,11 @@ class _Worker(faust.Worker):
     stopped_while_starting = False
     _startup_done = False
 
+    def __init__(self, *args: Any, stop_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._stop_timeout = stop_timeout
+        self._watchdog: threading.Timer | None = None
+
     def install_signal_handlers(self) -> None:
         super().install_signal_handlers()
         release_sigterm()  # a SIGTERM held while starting now stops the worker gracefully
@@ -84,11 +92,28 @@ class _Worker(faust.Worker):
     def _on_sigterm(self) -> None:
         if not self._startup_done:
             self.stopped_while_starting = True
+        if self._watchdog is None:
+            # A graceful stop flushes and commits through the broker; with the broker gone it
+            # waits for good (Faust waits for its streams, they for their sends). The state is
+            # on the changelog either way: exit, without marking the stop clean.
+            self._watchdog = threading.Timer(self._stop_timeout, _stop_now, (self._stop_timeout,))
+            self._watchdog.daemon = True
+            self._watchdog.start()
         super()._on_sigterm()
 
     async def on_startup_finished(self) -> None:
         self._startup_done = True
         await super().on_startup_finished()
+
+
+def _stop_now(timeout: float) -> None:
+    log.error(
+        "the worker did not stop within %gs of SIGTERM (is the broker reachable?): exiting now;"
+        " what was not committed is processed again on restart",
+        timeout,
+    )
+    logging.shutdown()
+    os._exit(1)
 
 
 def discard_unclean_state(settings: Settings, tabledir: Path) -> bool:
