@@ -16,7 +16,7 @@ import faust
 
 from sla_stream.engine.model import Contract
 from sla_stream.runtime.app import create_app
-from sla_stream.runtime.logs import logging_config
+from sla_stream.runtime.logs import logging_config, quiet_repeats
 from sla_stream.runtime.reload import log_versions
 from sla_stream.runtime.stopping import ignore_sigterm, release_sigterm
 from sla_stream.runtime.topics import ensure_topics
@@ -31,6 +31,7 @@ CLEAN_STOP = "clean-stop"
 def run_worker(settings: Settings, contracts: Mapping[str, Contract], loaded: str | None = None) -> int:
     """Run until stopped; returns the process exit code. ``loaded``: the fingerprint of the
     contract files taken before ``contracts`` were read (an edit since is reloaded)."""
+    quiet_repeats()
     created = asyncio.run(ensure_topics(settings))
     app = create_app(settings, contracts, loaded)
     discard_unclean_state(settings, Path(app.conf.tabledir))

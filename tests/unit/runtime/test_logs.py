@@ -30,3 +30,29 @@ def test_text_keeps_fausts_format_and_json_configures_the_root_logger():
     assert logging_config("text", "info") is None
     config = logging_config("json", "warning")
     assert config is not None and config["root"]["level"] == "WARNING"
+
+
+def test_a_kafka_line_repeated_while_the_broker_is_gone_is_shown_once_per_window_with_a_count():
+    from sla_stream.runtime.logs import Repeats
+
+    now = [0.0]
+    repeats = Repeats(window=10, clock=lambda: now[0])
+    shown: list[str] = []
+
+    def log(msg: str, *args: object, name: str = "aiokafka") -> None:
+        record = logging.LogRecord(name, logging.ERROR, __file__, 1, msg, args, None)
+        if repeats.filter(record):
+            shown.append(record.getMessage())
+
+    for step in range(300):  # 30 s of attempts, ten a second, to two nodes
+        now[0] = step / 10
+        log("Unable connect to node with id %s: %s", step % 2, "refused")
+    log("Unable to update metadata from %s", [1])
+    log("Unable connect to node with id %s: %s", 1, "refused", name="aiokafka.conn")
+    assert shown == [
+        "Unable connect to node with id 0: refused",
+        "Unable connect to node with id 0: refused (and 99 more like it in the last 10s)",
+        "Unable connect to node with id 0: refused (and 99 more like it in the last 10s)",
+        "Unable to update metadata from [1]",
+        "Unable connect to node with id 1: refused",
+    ]
