@@ -139,14 +139,17 @@ def check(contract: Contract, item: Item | None, event: ItemEvent) -> None:
         if not (running or starts):
             continue
         value = event.field(by)
+        if value is None and starts and item is not None:
+            # The item's value at the event's time (a late event is applied in its place).
+            known = [e.field(by) for e in sorted(item.history, key=lambda e: e.at) if e.at <= event.at]
+            value = next((v for v in reversed(known) if v is not None), None)
         if value is not None and value not in objective.targets:
             raise Rejected(
                 "invalid",
                 f"{by} {value!r} is not one of {', '.join(objective.targets)}"
                 f" defined by contract {contract.id} for {objective.name}",
             )
-        earlier = item is not None and any(e.field(by) is not None for e in item.history if e.at <= event.at)
-        if starts and value is None and not earlier:
+        if starts and value is None:
             raise Rejected(
                 "invalid",
                 f"{event.type} starts {objective.name}, whose target depends on `{by}`:"

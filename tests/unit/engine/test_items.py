@@ -512,3 +512,22 @@ def test_a_compensation_rule_on_an_envelope_field_is_a_contract_error(tmp_path):
         "penalties.compensation[1].where: contract_id is part of every event" in e
         for e in caught.value.errors
     )
+
+
+def test_a_start_is_rejected_when_the_items_value_has_no_target_for_that_clock(tmp_path):
+    text = PARCELS.replace(
+        "      stop: {event: shipment.delivered}\n",
+        "      stop: {event: shipment.delivered}\n"
+        "    return_pickup:\n"
+        "      target_by: service_class\n"
+        "      targets: {standard: 1d}\n"
+        "      start: {event: shipment.return_requested}\n"
+        "      stop: {event: shipment.returned}\n",
+        1,
+    )
+    engine = Engine(contracts_from(tmp_path, parcels=text), allowed_lateness=3_600_000)
+    parcel = Parcels()
+    engine.apply(parcel("picked_up", "P-30", "2026-11-02T09:00:00+01:00", service_class="express"))
+    # Express parcels have no return-pickup target: said, not a clock that silently never starts.
+    with pytest.raises(Rejected, match="service_class 'express' is not one of standard"):
+        engine.apply(parcel("return_requested", "P-30", "2026-11-02T10:00:00+01:00"))
