@@ -234,17 +234,8 @@ def _tail(path: Path, n: int = 40) -> str:
 
 @dataclass
 class LocalBroker:
-    """A single-node KRaft Kafka (broker+controller) whose state lives in ``data_dir``.
-
-    With ``scram_users`` its client port takes SASL only, with SCRAM-SHA-256 or SCRAM-SHA-512:
-    the users are created when the storage is formatted (a data dir formatted before keeps the
-    users it has). The first user is also the broker's own, on its inter-broker listener. With
-    ``tls`` the port takes TLS only (SSL, or SASL_SSL with users), with a certificate for
-    127.0.0.1 that a CA made with ``openssl`` in ``data_dir/tls`` signs (:attr:`ca_file`).
-    The controller listener stays PLAINTEXT, on loopback. It is a broker for tests and
-    trials: the passwords are in its properties file and, while it formats, on the command
-    line of the storage tool.
-    """
+    """A single-node KRaft Kafka (broker+controller) whose state lives in ``data_dir``; with
+    ``scram_users`` and ``tls``, secured as :mod:`sla_stream.local_kafka_security` says."""
 
     data_dir: Path
     port: int = field(default_factory=free_port)

@@ -1,6 +1,15 @@
 """SASL/SCRAM users and TLS for the local broker (:mod:`sla_stream.local_kafka`): its listener
 properties, the storage tool's SCRAM arguments, a CA and broker certificate made with ``openssl``,
-and what clients need to connect."""
+and what clients need to connect.
+
+With SCRAM users the broker's client port takes SASL only, with SCRAM-SHA-256 or SCRAM-SHA-512:
+the users are created when the storage is formatted (a data dir formatted before keeps the users
+it has). The first user is also the broker's own, on its inter-broker listener. With TLS the port
+takes TLS only (SSL, or SASL_SSL with users), with a certificate for 127.0.0.1 that a CA made with
+``openssl`` in ``data_dir/tls`` signs. The controller listener stays PLAINTEXT, on loopback. It is a
+broker for tests and trials: the passwords are in its properties file and, while it formats, on
+the command line of the storage tool.
+"""
 
 from __future__ import annotations
 

@@ -234,22 +234,11 @@ def _target(objective: ClockObjective, item: Item, default: _D) -> int | _D:
 def _retarget(contract: Contract, item: Item, name: str, clock: Clock, at: int) -> list[Alert]:
     """Give a clock the target of the item's field value now; thresholds passed fire at once."""
     policy = policy_of(contract)
-    objective = policy.objectives[name]
-    clock.target = _target(objective, item, clock.target)
-    elapsed = clock.elapsed_at(objective.calendar, at)
-    passed = [
-        (fraction, amount)
-        for fraction, amount in clock.thresholds(policy.near_breach)
-        if elapsed > amount and fraction not in clock.fired
-    ]
-    if not passed:
-        return []
-    clock.fired.update((f, at) for f, _ in passed)
-    if passed[-1][0] == BREACH_FRACTION:
-        passed = passed[-1:]  # a breach replaces the near-breaches it passed
+    clock.target = _target(policy.objectives[name], item, clock.target)
+    fractions, elapsed, deadline = tracked.passed(policy, name, clock, at)
+    if fractions and fractions[-1] == BREACH_FRACTION:
         _book(contract, item, name, False, at)
-    deadline = clock.reached(objective.calendar, clock.target)
-    return [_alert(contract, item, name, clock, fraction, elapsed, deadline, at) for fraction, _ in passed]
+    return [_alert(contract, item, name, clock, f, elapsed, deadline, at) for f in fractions]
 
 
 def _stop(contract: Contract, item: Item, name: str, clock: Clock, at: int) -> None:
@@ -310,17 +299,12 @@ def fire(contract: Contract, item: Item, name: str, observed_at: int, fraction: 
     contract = measured(contract, item)
     policy = policy_of(contract)
     clock = item.clocks.get(name)
-    if clock is None:
+    found = None if clock is None else tracked.fire(policy, name, clock, observed_at, fraction)
+    if clock is None or found is None:
         return None
-    objective = policy.objectives[name]
-    found = clock.next_due(objective.calendar, policy.near_breach)
-    if found is None or found[0] != observed_at or found[1] != fraction:
-        return None
-    clock.fired[fraction] = observed_at
     if fraction == BREACH_FRACTION:
         _book(contract, item, name, False, observed_at)
-    deadline = clock.reached(objective.calendar, clock.target)
-    return _alert(contract, item, name, clock, fraction, found[2], deadline, observed_at)
+    return _alert(contract, item, name, clock, fraction, *found, observed_at)
 
 
 def fire_due(contract: Contract, item: Item, before: int) -> list[Alert]:

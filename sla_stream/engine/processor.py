@@ -397,23 +397,13 @@ class Engine:
         return item
 
     def _schedule_item(self, key: ItemKey, item: Item, contract: Contract) -> None:
-        for observed_at, fraction, objective in items.due(contract, item):
-            heapq.heappush(self._item_due, (observed_at, fraction, key[0], key[1], objective))
-        change = items.change_due(contract, item)
-        if change is not None and self._item_changes.get(key) != change:
-            self._item_changes[key] = change
-            heapq.heappush(self._item_due, (change, _CHANGE, key[0], key[1], ""))
+        _schedule_tracked(self._item_due, self._item_changes, items, key, item, contract)
 
     def _schedule(self, key: TicketKey, ticket: Ticket, contract: Contract | None = None) -> None:
         contract = contract or self._contract(key[0])
         if contract is None:
             return
-        for observed_at, fraction, objective in tickets.due(contract, ticket):
-            heapq.heappush(self._due, (observed_at, fraction, key[0], key[1], objective))
-        change = tickets.change_due(contract, ticket)
-        if change is not None and self._changes.get(key) != change:
-            self._changes[key] = change
-            heapq.heappush(self._due, (change, _CHANGE, key[0], key[1], ""))
+        _schedule_tracked(self._due, self._changes, tickets, key, ticket, contract)
 
     def _versions(self, alerts: list[Alert]) -> list[Alert]:
         """Name in each alert of a versioned contract the version it was measured against: the
@@ -432,6 +422,24 @@ class Engine:
         at = calls.due(contract, centre)
         if at is not None:
             heapq.heappush(self._call_due, (at, contract_id))
+
+
+def _schedule_tracked(
+    due: list[tuple[int, float, str, str, str]],
+    changes: dict[tuple[str, str], int],
+    kind: Any,
+    key: tuple[str, str],
+    thing: Any,
+    contract: Contract,
+) -> None:
+    """Put a ticket's or item's (``kind``: the module deciding it) next thresholds and its next
+    version change, each once, in the schedule ``due``."""
+    for observed_at, fraction, objective in kind.due(contract, thing):
+        heapq.heappush(due, (observed_at, fraction, key[0], key[1], objective))
+    change = kind.change_due(contract, thing)
+    if change is not None and changes.get(key) != change:
+        changes[key] = change
+        heapq.heappush(due, (change, _CHANGE, key[0], key[1], ""))
 
 
 _NEVER = 2**63

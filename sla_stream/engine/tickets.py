@@ -234,22 +234,11 @@ def _retarget(
     contract: Contract, policy: TicketPolicy, ticket: Ticket, name: str, clock: Clock, at: int
 ) -> list[Alert]:
     """Give a clock its current priority's target; thresholds now in the past fire at once."""
-    objective = policy.objectives[name]
-    clock.target = objective.targets.get(ticket.priority, clock.target)
-    elapsed = clock.elapsed_at(objective.calendar, at)
-    passed = [
-        (fraction, amount)
-        for fraction, amount in clock.thresholds(policy.near_breach)
-        if elapsed > amount and fraction not in clock.fired
-    ]
-    if not passed:
-        return []
-    clock.fired.update((f, at) for f, _ in passed)
-    if passed[-1][0] == BREACH_FRACTION:
-        passed = passed[-1:]  # a breach replaces the near-breaches it passed
+    clock.target = policy.objectives[name].targets.get(ticket.priority, clock.target)
+    fractions, elapsed, deadline = tracked.passed(policy, name, clock, at)
+    if fractions and fractions[-1] == BREACH_FRACTION:
         _book(contract, ticket, name, clock.cycle, False, at)
-    deadline = clock.reached(objective.calendar, clock.target)
-    return [_alert(contract, ticket, name, clock, fraction, elapsed, deadline, at) for fraction, _ in passed]
+    return [_alert(contract, ticket, name, clock, f, elapsed, deadline, at) for f in fractions]
 
 
 measured = tracked.measured
@@ -300,17 +289,12 @@ def fire(contract: Contract, ticket: Ticket, name: str, observed_at: int, fracti
     contract = measured(contract, ticket)
     policy = policy_of(contract)
     clock = ticket.clocks.get(name)
-    if clock is None:
+    found = None if clock is None else tracked.fire(policy, name, clock, observed_at, fraction)
+    if clock is None or found is None:
         return None
-    objective = policy.objectives[name]
-    found = clock.next_due(objective.calendar, policy.near_breach)
-    if found is None or found[0] != observed_at or found[1] != fraction:
-        return None
-    clock.fired[fraction] = observed_at
     if fraction == BREACH_FRACTION:
         _book(contract, ticket, name, clock.cycle, False, observed_at)
-    deadline = clock.reached(objective.calendar, clock.target)
-    return _alert(contract, ticket, name, clock, fraction, found[2], deadline, observed_at)
+    return _alert(contract, ticket, name, clock, fraction, *found, observed_at)
 
 
 def _stop(contract: Contract, ticket: Ticket, name: str, clock: Clock, at: int) -> None:

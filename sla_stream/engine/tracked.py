@@ -15,7 +15,7 @@ from typing import Protocol, TypeVar
 
 from sla_stream.engine.alerts import Alert
 from sla_stream.engine.calendar import Calendar
-from sla_stream.engine.clock import Clock
+from sla_stream.engine.clock import BREACH_FRACTION, Clock
 from sla_stream.engine.model import Contract
 from sla_stream.engine.penalties import period_of
 
@@ -73,6 +73,38 @@ def scheduled_before(policy: Policy, thing: Tracked) -> None:
     for name, clock in thing.clocks.items():
         found = clock.next_due(policy.objectives[name].calendar, policy.near_breach)
         clock.scheduled = None if found is None else (found[0], found[1])
+
+
+def passed(policy: Policy, name: str, clock: Clock, at: int) -> tuple[list[float], int, int | None]:
+    """After a clock's target changed at ``at``: the fractions it has now passed without firing,
+    marked fired (a breach alone when it passed one: it replaces the near-breaches), with the
+    elapsed time and the deadline for their alerts."""
+    calendar = policy.objectives[name].calendar
+    elapsed = clock.elapsed_at(calendar, at)
+    fractions = [
+        fraction
+        for fraction, amount in clock.thresholds(policy.near_breach)
+        if elapsed > amount and fraction not in clock.fired
+    ]
+    if not fractions:
+        return [], elapsed, None
+    clock.fired.update((f, at) for f in fractions)
+    if fractions[-1] == BREACH_FRACTION:
+        fractions = fractions[-1:]
+    return fractions, elapsed, clock.reached(calendar, clock.target)
+
+
+def fire(
+    policy: Policy, name: str, clock: Clock, observed_at: int, fraction: float
+) -> tuple[int, int | None] | None:
+    """Mark a threshold that came due fired, if it is still the clock's next one: the elapsed time
+    and the deadline for its alert."""
+    calendar = policy.objectives[name].calendar
+    found = clock.next_due(calendar, policy.near_breach)
+    if found is None or found[0] != observed_at or found[1] != fraction:
+        return None
+    clock.fired[fraction] = observed_at
+    return found[2], clock.reached(calendar, clock.target)
 
 
 def passing(policy: Policy, thing: Tracked, before: int) -> tuple[int, float, str] | None:
