@@ -10,21 +10,29 @@ STAMP := $(VENV)/.installed
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
+# What is not Python (Java, Maven, promtool, ...): checked first, installed on Debian as root.
+deps-%:
+	@PYTHON=$(PYTHON) deploy/system-deps $*
+
+# The editable install's "be careful with folders named like your package" banner is setuptools
+# talking to itself about this very layout: silenced, and nothing else.
 $(STAMP): pyproject.toml
+	@PYTHON=$(PYTHON) deploy/system-deps run
+	@echo "sla-stream: installing into $(VENV) (pip, once; about 20 s)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install sla-stream with its dev tools
+install: $(STAMP) ## create .venv with sla-stream and its dev tools; first checks Python 3.11+, Java 17+, Maven (on Debian as root, installs what is missing)
 
 kafka: $(STAMP) ## fetch the Kafka broker jars from Maven Central into the cache (once)
 	$(BIN)/python -m sla_stream.local_kafka fetch
 
-run: install kafka ## the main job: local broker, worker, simulated traffic, alerts on screen
+run: deps-run install kafka ## the main job: local broker, worker, simulated traffic, alerts on screen
 	$(BIN)/sla-stream demo
 
-test: install kafka ## every test: lint and types, engine unit tests, integration tests on a real broker (the kill -9 loop included)
+test: deps-test install kafka ## every test: lint and types, engine unit tests, integration tests on a real broker (the kill -9 loop included)
 	$(BIN)/ruff check sla_stream tests
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -rs tests
@@ -38,7 +46,7 @@ expedition: install ## the expedition example: a month of simulated parcels agai
 	@echo "alerts: var/shipment-alerts.jsonl ($$(wc -l < var/shipment-alerts.jsonl) lines); statements: var/shipment-statements.jsonl"
 	$(BIN)/sla-stream report --statements var/shipment-statements.jsonl --contract swiftparcel-eu
 
-crash-test: install kafka ## just the kill -9 loop, with its seed printed (SLA_STREAM_CRASH_SEED=N repeats a run)
+crash-test: deps-run install kafka ## just the kill -9 loop, with its seed printed (SLA_STREAM_CRASH_SEED=N repeats a run)
 	$(BIN)/python -m pytest -q -s tests/integration/test_crash_recovery.py
 
 bench: install kafka ## the benchmark: plain consumer vs worker vs replay, latency, memory; report in bench/results/
