@@ -1,4 +1,4 @@
-"""Contract files, version 1, as validated records (the SPEC's section 3)."""
+"""Contract files, version 1, as validated records (docs/reference/contracts.md)."""
 
 from __future__ import annotations
 

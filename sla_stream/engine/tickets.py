@@ -1,4 +1,4 @@
-"""Ticket clocks: first response, next-reply cycles and resolution, per the SPEC's ticket rules."""
+"""Ticket clocks: first response, next-reply cycles and resolution (docs/reference/events.md#tickets)."""
 
 from __future__ import annotations
 

@@ -52,7 +52,7 @@ class PipelineCollector(Collector):
 
 
 def state_families(state: gauges.Gauges) -> Iterator[GaugeMetricFamily]:
-    """The SPEC's state gauges, one family each (empty families included, so they are known)."""
+    """The state gauges, one family each (empty families included, so they are known)."""
     by_objective = [m.CONTRACT, m.OBJECTIVE]
     for name, doc, values in (
         (m.COMPLIANCE, "Attained so far: good over total in the objective's window.", state.compliance),

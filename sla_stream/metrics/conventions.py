@@ -1,4 +1,4 @@
-"""Metric names and label keys (SPEC section 6), in one place."""
+"""Metric names and label keys, in one place (docs/reference/metrics.md is generated from them)."""
 
 from __future__ import annotations
 

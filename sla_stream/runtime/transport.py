@@ -8,7 +8,8 @@ Faust fixes the consumer's ``fetch_max_wait_ms`` at 1500. aiokafka keeps one
 fetch in flight per broker, and leaves partitions with buffered records out
 of it, so a tick that lands while an idle partition's fetch is waiting sits
 there for up to 1.5 s: breaches would be late by that much. A wait of a
-tenth of a second keeps them within the SPEC's "about a second".
+tenth of a second keeps them within the "about a second" that
+docs/reference/alerts.md promises.
 """
 
 from __future__ import annotations

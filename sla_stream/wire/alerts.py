@@ -13,7 +13,7 @@ ALERT_VERSION = 1
 
 
 def alert_record(alert: Alert, emitted_at_ms: int | None = None) -> dict[str, Any]:
-    """The SPEC's alert object; ``emitted_at`` is left out when not given (replay)."""
+    """The alert object (docs/reference/alerts.md); ``emitted_at`` is left out when not given (replay)."""
     subject: dict[str, Any] = {"kind": alert.subject_kind, "id": alert.subject_id}
     if alert.interval_start_ms is not None:
         subject["interval_start"] = format_ts(alert.interval_start_ms, alert.zone)

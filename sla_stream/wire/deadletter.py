@@ -24,7 +24,7 @@ def deadletter_record(
     key: bytes | None,
     value: bytes | None,
 ) -> dict[str, Any]:
-    """The SPEC's dead-letter record; bytes that are not UTF-8 are carried as base64.
+    """The dead-letter record (docs/reference/dead-letters.md); bytes not UTF-8 are carried as base64.
 
     A key or value longer than :data:`COPY_BYTES` is cut to that length, and the record
     says so: ``key_truncated`` / ``value_truncated`` true, with the original length in

@@ -15,7 +15,7 @@ STATEMENT_VERSION = 1
 
 
 def statement_record(statement: Statement) -> dict[str, Any]:
-    """The SPEC's statement object (section 5), plus ``customer``, each objective's ``tier`` and,
+    """The statement object (docs/reference/statements.md): with ``customer``, each objective's ``tier`` and,
     for a versioned contract, the ``versions`` in force during the period."""
     contract = statement.contract
     objectives = []

@@ -1,6 +1,6 @@
 """Golden files: contracts and events in, alerts out, byte for byte (``tests/golden/<case>/``).
 
-Each case's ``expected.jsonl`` was checked by hand against the SPEC's clock rules; the
+Each case's ``expected.jsonl`` was checked by hand against the clock rules (docs/reference/events.md); the
 reasoning is in the case's ``README.md``. Set ``UPDATE_GOLDEN=1`` to rewrite them after an
 intended change, then read the diff.
 """

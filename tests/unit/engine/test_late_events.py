@@ -52,7 +52,8 @@ def test_out_of_order_arrival_within_the_lateness_leaves_the_alerts_of_time_orde
     rng = random.Random(seed)
     # Each event may arrive up to two minutes behind its time: sort by a jittered arrival time.
     jittered = sorted(in_order, key=lambda e: e.at + rng.randint(0, 120_000))
-    # An event for a ticket not yet created is dead-lettered (SPEC), so creations keep their lead.
+    # An event for a ticket not yet created is dead-lettered (docs/reference/events.md), so creations
+    # keep their lead.
     arrival, created = [], set()
     creations = {e.ticket_id: e for e in in_order if e.type == "ticket.created"}
     for event in jittered:

@@ -1,5 +1,5 @@
 """Penalty statements: what each period counted, tiers, credits to the cent, and settling
-every period exactly once (SPEC section 5)."""
+every period exactly once (docs/reference/statements.md)."""
 
 from __future__ import annotations
 

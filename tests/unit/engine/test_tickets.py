@@ -1,4 +1,4 @@
-"""Ticket clock rules of SPEC section 2, each test named by the rule it checks (24x7 calendar)."""
+"""Ticket clock rules (docs/reference/events.md#tickets), each test named by its rule (24x7 calendar)."""
 
 from __future__ import annotations
 

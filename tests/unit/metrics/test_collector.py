@@ -1,4 +1,4 @@
-"""The metrics a scrape returns, read from a fresh registry per test (SPEC section 6)."""
+"""The metrics a scrape returns (docs/reference/metrics.md), read from a fresh registry per test."""
 
 from __future__ import annotations
 
