@@ -33,77 +33,134 @@ class Secret:
 
 @dataclass(frozen=True, slots=True)
 class Topics:
-    """Topic names (SPEC section 1); ``ticks`` is the worker's internal clock topic."""
+    """Topic names (``docs/reference/index.md``); ``ticks`` is the worker's internal clock topic."""
 
     tickets: str = "sla.tickets"
+    """Input: ticket events."""
     calls: str = "sla.calls"
+    """Input: call events."""
     requests: str = "sla.requests"
+    """Input: request events and request batches."""
     items: str = "sla.items"
-    """Events of the items a contract's ``items`` section tracks (parcels, claims)."""
+    """Input: events of the items a contract's ``items`` section tracks (parcels, claims)."""
     alerts: str = "sla.alerts"
+    """Output: alerts."""
     penalties: str = "sla.penalties"
+    """Output: penalty statements, one per contract and month."""
     deadletter: str = "sla.deadletter"
+    """Output: rejected input, with the reason."""
     ticks: str = "sla.ticks"
+    """Internal: the partition clocks' ticks (created with the input's partition count)."""
     contracts: str = "sla.contracts"
+    """Compacted: contract files, for ``contracts_from: topic``."""
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Every knob of the worker; see the README's configuration table."""
+    """Every knob of the worker. Each field's docstring is its line in the configuration
+    reference (``docs/reference/configuration.md``, generated from this class)."""
 
     bootstrap_servers: str = "127.0.0.1:19092"
+    """Kafka bootstrap servers, ``host:port[,host:port...]``."""
     app_id: str = "sla-stream"
+    """The workers' consumer group, and the prefix of their internal topics (the state changelog
+    is ``<app_id>-state-changelog``)."""
     contracts_dir: str = "examples/contracts"
+    """Directory of contract files (``*.yaml``), loaded at start."""
     contracts_from: str = "dir"
     """``dir``: the contract files in ``contracts_dir``; ``topic``: those published on the
     contracts topic (``sla-stream contracts publish``), followed while the worker runs."""
     contracts_poll_ms: int = 5_000
-    """How often the contract files are checked for changes (reloaded if changed); 0: never."""
+    """How often the contract files are checked for changes (reloaded if changed); ``0s``: only
+    on SIGHUP."""
     partitions: int = 8
+    """Partitions of every topic the worker creates. Input topics that already exist must have
+    exactly this many (the worker refuses to start otherwise): a contract's events, its ticks and
+    its state share one partition number."""
     replication_factor: int = 1
+    """Replication factor of the topics the worker creates."""
     store: str = "memory://"
+    """Faust table store for the state: ``memory://``, or ``rocksdb://`` (with the ``rocksdb``
+    extra installed)."""
     data_dir: str = "var/worker"
+    """Faust data directory (RocksDB tables, the clean-stop marker, contracts read from the topic)."""
     processing_guarantee: str = "at_least_once"
+    """``at_least_once``, or ``exactly_once`` (alerts, dead letters, state and offsets in one
+    Kafka transaction per input partition)."""
     allowed_lateness_ms: int = 5 * 60_000
+    """Events further behind their partition's clock than this go to the dead-letter topic as
+    ``late``; within it they are applied in their place by time."""
     max_future_ms: int = 5 * 60_000
+    """Events (and ticks) further ahead of the worker's wall clock than this are rejected as
+    ``invalid``, so one bad timestamp cannot fire deadlines early."""
     tick_interval_ms: int = 250
+    """How often each partition's clock ticks (through the ticks topic)."""
     session_timeout_ms: int = 10_000
+    """How long a worker that died without leaving its group holds its partitions."""
     commit_interval_ms: int = 100
+    """How often the agent commits input offsets (with ``exactly_once``: ends the transaction
+    holding state changes and alerts, so alerts reach ``read_committed`` readers up to this much
+    later)."""
     batch_size: int = 500
-    """At most this many messages are handled together (their state written once)."""
+    """At most this many messages are handled together: their alerts are sent together and each
+    partition's state is written once per batch (a ticket changed by ten messages is one
+    changelog record)."""
     batch_wait_ms: int = 50
-    """How long a batch waits to fill before it is handled with what it has."""
+    """How long a batch waits to fill before it is handled with what it has (with live traffic,
+    longer waits mean fuller batches)."""
     ticket_cache: int = 4096
-    """Tickets kept decoded per partition (the busiest); the rest are only JSON in the table."""
+    """Tickets kept decoded per partition (those decoded or changed last); the others are held
+    only as their JSON in the table."""
     max_message_bytes: int = MAX_MESSAGE_BYTES
-    """Input messages longer than this are dead-lettered unread (reason ``too_large``)."""
+    """Input messages longer than this go to the dead-letter topic unread, reason ``too_large``
+    (1024 to 1000000; an event is a few hundred bytes). Replay applies the default."""
     group_instance_id: str = ""
+    """Static group membership: a restarted worker with the same id takes its partitions straight
+    back, without a rebalance."""
     tick_grace_ms: int = 250
+    """How far behind the wall clock a tick stays (events still in flight arrive before it)."""
     stop_timeout_ms: int = 25_000
     """After SIGTERM, how long a graceful stop may take before the process exits anyway (status
-    1, not marked clean): a stop waits for the broker, which may be gone."""
+    1, not marked clean, so what was not committed is processed again on restart): a stop waits
+    for the broker, which may be gone. Keep it under the orchestrator's grace period."""
     web_host: str = "127.0.0.1"
+    """Bind address of ``/metrics``, ``/healthz`` and ``/readyz`` (``0.0.0.0`` to be scraped from
+    other hosts)."""
     web_port: int = 6066
+    """Port of ``/metrics``, ``/healthz`` and ``/readyz``."""
     log_level: str = "info"
+    """Log level: ``debug``, ``info``, ``warning``, ``error``."""
     log_format: str = "text"
+    """``text``, or ``json``: one JSON object per line (``ts``, ``level``, ``logger``,
+    ``message``; alert lines from ``sla_stream.alerts`` add ``contract``, ``objective``, ``kind``,
+    ``subject``, ``alert_id``; statement lines from ``sla_stream.statements`` add ``contract``,
+    ``statement_id``)."""
     topics: Topics = field(default_factory=Topics)
+    """Topic names, each its own setting."""
     security_protocol: str = "PLAINTEXT"
-    """How clients reach Kafka: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."""
+    """How every Kafka client connects: ``PLAINTEXT``, ``SSL``, ``SASL_PLAINTEXT`` or
+    ``SASL_SSL``."""
     sasl_mechanism: str = ""
-    """PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; PLAIN when a SASL protocol is set without one."""
+    """``PLAIN``, ``SCRAM-SHA-256`` or ``SCRAM-SHA-512``; ``PLAIN`` when a SASL protocol is set
+    without one."""
     sasl_username: str = ""
+    """The SASL user (with a SASL protocol only)."""
     sasl_password: Secret | None = field(default=None, repr=False)
-    """From ``SLA_STREAM_SASL_PASSWORD`` or the file ``sasl_password_file`` names, never the config file."""
+    """The SASL password: from ``SLA_STREAM_SASL_PASSWORD``, or from the file ``sasl_password_file``
+    names (its line end dropped); never from the config file itself."""
     ssl_cafile: str = ""
-    """CA certificates (PEM) the broker's certificate is checked against; the system's if empty."""
+    """CA certificates (PEM) the broker's certificate must chain to; the system's if empty
+    (``SSL`` or ``SASL_SSL`` only)."""
     ssl_certfile: str = ""
     """The client's certificate (PEM), for brokers that require one (mutual TLS)."""
     ssl_keyfile: str = ""
     """The client certificate's private key (PEM), if it is not in ``ssl_certfile``."""
     ssl_key_password: Secret | None = field(default=None, repr=False)
-    """The private key's password: from ``SLA_STREAM_SSL_KEY_PASSWORD`` or ``ssl_key_password_file``."""
+    """The private key's password: from ``SLA_STREAM_SSL_KEY_PASSWORD``, or from the file
+    ``ssl_key_password_file`` names; never from the config file itself."""
     ssl_check_hostname: bool = True
-    """Whether the broker's certificate must name the host connected to."""
+    """Whether the broker's certificate must name the host of the bootstrap address (``false``,
+    e.g. for a test broker reached by IP, with ``SSL`` or ``SASL_SSL`` only)."""
 
     @property
     def source_topics(self) -> tuple[str, ...]:
