@@ -36,6 +36,7 @@ test: deps-test install kafka ## every test: lint and types, engine unit tests, 
 	$(BIN)/ruff check sla_stream tests
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -rs tests
+	$(BIN)/python -m mkdocs build --strict --quiet
 
 expedition: install ## the expedition example: a month of simulated parcels against examples/contracts/swiftparcel.yaml, its alerts and penalty statement
 	@mkdir -p var
@@ -65,6 +66,15 @@ lint: install ## ruff and mypy
 	$(BIN)/ruff check sla_stream tests
 	$(BIN)/mypy
 
+docs: install ## serve the documentation site on http://127.0.0.1:8000 (it rebuilds as pages change)
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
+docs-build: install ## build the documentation site into site/ with --strict (a broken link fails it)
+	$(BIN)/mkdocs build --strict
+
+docs-gen: install ## rewrite the generated reference pages (command line, configuration, metrics, schemas) from the code
+	$(BIN)/python -m sla_stream.reference_docs
+
 broker: install kafka ## start a local broker in the background on 127.0.0.1:19092
 	deploy/kafka/local-broker start
 
@@ -74,4 +84,4 @@ broker-stop: ## stop that broker
 clean: ## remove local state (broker data, worker state); keeps .venv and the jar cache
 	rm -rf var
 
-.PHONY: help install kafka run test expedition crash-test bench bench-requests unit audit lint broker broker-stop clean
+.PHONY: help install kafka run test expedition crash-test bench bench-requests unit audit lint broker broker-stop clean docs docs-build docs-gen
