@@ -1,4 +1,5 @@
-"""The ``sla-stream`` command line: worker, replay, report, simulate, contracts validate, tail, demo."""
+"""What each ``sla-stream`` command does (worker, replay, report, whatif, simulate, contracts,
+tail, demo), and how a user's mistake ends: one line, exit 2."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sla_stream.cli_parser import parser
 from sla_stream.contracts import ContractError, load_dir
 from sla_stream.engine.model import Contract
 from sla_stream.engine.time import format_ts, parse_duration, to_ms
@@ -30,10 +32,9 @@ _T = TypeVar("_T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     try:
-        return int(args.run(args) or 0)
+        return int(_COMMANDS[args.command](args) or 0)
     except (UserError, SettingsError, TopicError) as exc:
         print(f"sla-stream: error: {exc}", file=sys.stderr)
         return 2
@@ -47,164 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sla-stream", description="Event-driven SLA breach detection on Kafka."
-    )
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
-
-    worker = commands.add_parser(
-        "worker", help="run the stream processor (Faust worker) with its metrics endpoint"
-    )
-    worker.add_argument("--config", help="YAML settings file (also $SLA_STREAM_CONFIG)")
-    worker.add_argument("--contracts", help="directory of contract files (also $SLA_STREAM_CONTRACTS_DIR)")
-    worker.add_argument("--bootstrap-servers", help="Kafka bootstrap servers host:port[,host:port]")
-    worker.add_argument("--web-port", type=int, help="port of /metrics and /healthz")
-    worker.set_defaults(run=_worker)
-
-    rep = commands.add_parser(
-        "replay", help="run the engine over event files, no Kafka; alerts as JSON lines on stdout"
-    )
-    rep.add_argument("--contracts", required=True, help="directory of contract files")
-    rep.add_argument(
-        "--until", help="move the clock to this RFC 3339 time at the end (default: the last event's time)"
-    )
-    rep.add_argument(
-        "--allowed-lateness",
-        default="5m",
-        help="events further behind the clock are rejected as late (default 5m)",
-    )
-    rep.add_argument(
-        "--deadletter",
-        help="write rejected lines here as dead-letter records (default: count them on stderr)",
-    )
-    rep.add_argument(
-        "--partitions",
-        type=int,
-        help="one clock per partition, as a worker with this many partitions has (default: one clock)",
-    )
-    rep.add_argument(
-        "--penalties",
-        help="write the penalty statement of every period closed by the end here, as JSON lines",
-    )
-    rep.add_argument("--stats", action="store_true", help="print events per second to stderr at the end")
-    rep.add_argument(
-        "events", nargs="+", type=Path, help="JSON-lines event files, applied in the order given"
-    )
-    rep.set_defaults(run=_replay)
-
-    report = commands.add_parser(
-        "report",
-        help="attainment and credits per contract and period: from a replay, statement files or the topic",
-    )
-    source = report.add_mutually_exclusive_group(required=True)
-    source.add_argument("--events", nargs="+", type=Path, help="replay these event files (needs --contracts)")
-    source.add_argument(
-        "--statements", nargs="+", type=Path, help="statement files, as replay --penalties writes them"
-    )
-    source.add_argument(
-        "--from-topic", action="store_true", help="read the statements topic (settings' broker and name)"
-    )
-    report.add_argument("--contracts", help="directory of contract files (with --events)")
-    report.add_argument("--until", help="with --events: move the clock to this RFC 3339 time at the end")
-    report.add_argument("--allowed-lateness", default="5m", help="with --events (default 5m)")
-    report.add_argument("--config", help="YAML settings file, for --from-topic (also $SLA_STREAM_CONFIG)")
-    report.add_argument("--bootstrap-servers", help="Kafka bootstrap servers, for --from-topic")
-    report.add_argument("--period", help="only this period, YYYY-MM")
-    report.add_argument("--contract", help="only this contract id")
-    report.add_argument("--json", action="store_true", help="print the statements as a JSON array")
-    report.set_defaults(run=_report)
-
-    whatif = commands.add_parser(
-        "whatif",
-        help="what if the contracts had been different: one history measured against two contract sets",
-    )
-    whatif.add_argument("--contracts", required=True, help="directory of the contracts as they are")
-    whatif.add_argument("--against", required=True, help="directory of the contracts to compare with")
-    whatif.add_argument("--until", help="move the clock to this RFC 3339 time at the end")
-    whatif.add_argument("--allowed-lateness", default="5m", help="as in replay (default 5m)")
-    whatif.add_argument("--period", help="only this period, YYYY-MM")
-    whatif.add_argument("--contract", help="only this contract id")
-    whatif.add_argument("--json", action="store_true", help="print the comparison as JSON")
-    whatif.add_argument("events", nargs="+", type=Path, help="JSON-lines event files, in order")
-    whatif.set_defaults(run=_whatif)
-
-    sim = commands.add_parser(
-        "simulate", help="produce realistic ticket, call, request and item traffic to Kafka, or to a file"
-    )
-    sim.add_argument(
-        "--contracts", default=None, help="directory of contract files (default: the settings' contracts_dir)"
-    )
-    sim.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (default: the settings')")
-    sim.add_argument("--rate", type=float, default=2.0, help="new tickets per second (default 2)")
-    sim.add_argument(
-        "--late-share", type=float, default=0.2, help="share of tickets answered late (default 0.2)"
-    )
-    sim.add_argument(
-        "--bad-share", type=float, default=0.0, help="share of deliberately malformed messages (default 0)"
-    )
-    sim.add_argument(
-        "--call-rate", type=float, default=1.0, help="calls offered per second (default 1; 0 for none)"
-    )
-    sim.add_argument(
-        "--request-rate",
-        type=float,
-        default=20.0,
-        help="requests per second per service (default 20; 0 for none)",
-    )
-    sim.add_argument(
-        "--item-rate",
-        type=float,
-        default=0.2,
-        help="new items (parcels) per second, for contracts with an items section (default 0.2; 0 for none)",
-    )
-    sim.add_argument(
-        "--seed",
-        type=int,
-        help="random seed, also part of ticket ids (default: 1 for --output, else the time)",
-    )
-    sim.add_argument(
-        "--duration", help="stop after this much event time, e.g. 10m or 30d (default: run until stopped)"
-    )
-    sim.add_argument(
-        "--output",
-        type=Path,
-        help="write JSON lines here instead of producing to Kafka (event time, no pacing)",
-    )
-    sim.add_argument("--start", help="RFC 3339 start of event time for --output (default: now)")
-    sim.set_defaults(run=_simulate)
-
-    con = commands.add_parser("contracts", help="work with contract files")
-    con_commands = con.add_subparsers(required=True, metavar="ACTION")
-    validate = con_commands.add_parser("validate", help="check every contract file in a directory")
-    validate.add_argument("directory", type=Path)
-    validate.set_defaults(run=_validate)
-    pub = con_commands.add_parser(
-        "publish",
-        help="put a directory's contract files on the contracts topic (for contracts_from: topic)",
-    )
-    pub.add_argument("directory", type=Path)
-    pub.add_argument("--config", help="YAML settings file (also $SLA_STREAM_CONFIG)")
-    pub.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (default: the settings')")
-    pub.set_defaults(run=_publish)
-
-    tail = commands.add_parser(
-        "tail", help="print records of a topic as they arrive (default: the alert topic)"
-    )
-    tail.add_argument("--topic", help="topic to read (default: the settings' alert topic)")
-    tail.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (default: the settings')")
-    tail.add_argument("--from-beginning", action="store_true")
-    tail.set_defaults(run=_tail)
-
-    demo = commands.add_parser(
-        "demo", help="the whole thing locally: broker, worker, simulated traffic, alerts on screen"
-    )
-    demo.add_argument(
-        "--minutes", type=float, default=0, help="stop after this many minutes (default: until Ctrl-C)"
-    )
-    demo.add_argument("--rate", type=float, default=2.0, help="new tickets per second (default 2)")
-    demo.set_defaults(run=_demo)
-    return parser
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings, with the command's ``--config`` and ``--bootstrap-servers``."""
+    overrides = {"bootstrap_servers": args.bootstrap_servers} if args.bootstrap_servers else None
+    return load_settings(args.config, overrides=overrides)
 
 
 def _contracts(directory: str | Path) -> dict[str, Contract]:
@@ -256,7 +103,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     from sla_stream.engine.penalties import Statement
-    from sla_stream.replay import ReplayStats, encode_replay_alert, read_lines, replay
+    from sla_stream.replay import ReplayStats, encode_replay_alert, read_lines, replay, still_open
     from sla_stream.wire.statements import encode_statement
 
     contracts = _contracts(args.contracts)
@@ -297,6 +144,15 @@ def _replay(args: argparse.Namespace) -> int:
             f"sla-stream: {stats.rejected} event lines rejected (keep them with --deadletter FILE)",
             file=sys.stderr,
         )
+    if until is None and (open_ := still_open(stats)) is not None:
+        # On stderr: stdout is exactly the alerts, for pipes and golden files.
+        last, deadline = format_ts(stats.last or 0, open_.zone), format_ts(open_.next_deadline, open_.zone)
+        clocks = f"{open_.clocks} clock is" if open_.clocks == 1 else f"{open_.clocks} clocks are"
+        print(
+            f"sla-stream replay: the clock stopped at the last event, {last}; {clocks} still open"
+            f" (next deadline {deadline}): pass --until TIME to see what happens after it",
+            file=sys.stderr,
+        )
     if args.stats:
         rate = stats.events / spent if spent else 0.0
         print(
@@ -317,8 +173,7 @@ def _report(args: argparse.Namespace) -> int:
         elif args.statements:
             found = report.from_files(args.statements)
         else:
-            overrides = {"bootstrap_servers": args.bootstrap_servers} if args.bootstrap_servers else None
-            settings = load_settings(args.config, overrides=overrides)
+            settings = _settings(args)
             found = asyncio.run(report.from_topic(settings, settings.topics.penalties))
     except report.ReportError as exc:
         raise UserError(str(exc)) from None
@@ -359,8 +214,7 @@ def _kafka(settings: Settings, work: Coroutine[Any, Any, _T]) -> _T:
 def _publish(args: argparse.Namespace) -> int:
     from sla_stream.runtime.contract_topic import contract_files, publish
 
-    overrides = {"bootstrap_servers": args.bootstrap_servers} if args.bootstrap_servers else None
-    settings = load_settings(args.config, overrides=overrides)
+    settings = _settings(args)
     files = contract_files(args.directory)  # nothing is sent unless every file loads
     published, removed = _kafka(settings, publish(settings, files))
     print(f"published {published} contract files to {settings.topics.contracts}; removed {removed}")
@@ -436,9 +290,7 @@ class _Null:
 def _simulate(args: argparse.Namespace) -> int:
     from sla_stream.simulate import Traffic
 
-    settings = load_settings(
-        overrides={"bootstrap_servers": args.bootstrap_servers} if args.bootstrap_servers else None
-    )
+    settings = _settings(args)
     contracts = _contracts(args.contracts or settings.contracts_dir)
     seed = args.seed if args.seed is not None else (1 if args.output else int(time.time()) % 100_000)
     traffic = Traffic(
@@ -460,7 +312,7 @@ def _simulate(args: argparse.Namespace) -> int:
         return 0
     from sla_stream.simulate_io import produce_live
 
-    asyncio.run(produce_live(settings, contracts, traffic, duration))
+    _kafka(settings, produce_live(settings, contracts, traffic, duration))
     return 0
 
 
@@ -480,17 +332,30 @@ def _validate(args: argparse.Namespace) -> int:
 def _tail(args: argparse.Namespace) -> int:
     from sla_stream.simulate_io import tail
 
-    settings = load_settings(
-        overrides={"bootstrap_servers": args.bootstrap_servers} if args.bootstrap_servers else None
-    )
-    asyncio.run(tail(settings, args.topic or settings.topics.alerts, args.from_beginning))
+    settings = _settings(args)
+    _kafka(settings, tail(settings, args.topic or settings.topics.alerts, args.from_beginning, args.lines))
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
     from sla_stream.demo import run_demo
 
-    return run_demo(minutes=args.minutes, rate=args.rate)
+    return run_demo(
+        minutes=args.minutes, rate=args.rate, prometheus=args.prometheus, prometheus_port=args.prometheus_port
+    )
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "worker": _worker,
+    "replay": _replay,
+    "report": _report,
+    "whatif": _whatif,
+    "simulate": _simulate,
+    "contracts validate": _validate,
+    "contracts publish": _publish,
+    "tail": _tail,
+    "demo": _demo,
+}
 
 
 if __name__ == "__main__":

@@ -143,14 +143,6 @@ def _describe(dead: bool, value: bytes) -> tuple[str, str]:
     record = orjson.loads(value)
     if dead:
         return f"  dead-letter  {record['reason']}: {record['detail']}", "dead-letter"
-    kind = record["kind"]
-    colour = _COLOURS.get(kind, "") if sys.stdout.isatty() else ""
-    reset = "\033[0m" if colour else ""
-    subject = record["subject"]
-    extra = f" at {record['details']['fraction']:.0%}" if "fraction" in record["details"] else ""
-    return (
-        f"{colour}{kind.upper():12}{reset} {record['contract_id']} {record['objective']}{extra} "
-        f"{subject['kind']} {subject['id']}: target {record['target_seconds']}s, "
-        f"deadline {record['deadline']}, observed {record['observed_at']}",
-        kind,
-    )
+    from sla_stream.alert_lines import alert_line
+
+    return alert_line(record, colour=sys.stdout.isatty()), record["kind"]

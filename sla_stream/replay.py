@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
+from zoneinfo import ZoneInfo
 
 import orjson
 from aiokafka.partitioner import murmur2
 
+from sla_stream.engine import gauges
 from sla_stream.engine.alerts import Alert
 from sla_stream.engine.events import Rejected, source_of
 from sla_stream.engine.model import SOURCES, Contract
@@ -28,6 +30,36 @@ class ReplayStats:
     alerts: int = 0
     rejected: int = 0
     duplicates: int = 0
+    last: int | None = None
+    """The latest event time applied."""
+    engines: list[Engine] = field(default_factory=list)
+    """The engines as the replay left them (see :func:`still_open`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StillOpen:
+    """Clocks a replay left open with a deadline still to come: what a later end would fire."""
+
+    clocks: int
+    """Ticket and item clocks open and not breached."""
+    next_deadline: int
+    """The nearest deadline of a running clock (epoch ms)."""
+    zone: ZoneInfo
+    """The zone of the contract that deadline belongs to."""
+
+
+def still_open(stats: ReplayStats) -> StillOpen | None:
+    """What the clocks of a replay that ended at its last event (no ``until``) still have due
+    after it, if anything: read from the engines' gauges once, at the end."""
+    if stats.last is None:
+        return None
+    found = gauges.read(stats.engines)
+    if not found.next_deadline:
+        return None
+    (contract_id, _), left = min(found.next_deadline.items(), key=lambda item: item[1])
+    clocks = sum(n for (_, _, state), n in found.open_clocks.items() if state != "breached")
+    zone = next(e.contract(contract_id).zone for e in stats.engines if e.contract_or_none(contract_id))
+    return StillOpen(clocks, stats.last + round(left * 1000), zone)
 
 
 def replay(
@@ -93,6 +125,8 @@ def replay(
         if on_statement is not None:
             for statement in closers[where[1]].close(sources[where[1]]):
                 on_statement(statement)
+    stats.last = last
+    stats.engines = list(engines.values())
     end = until if until is not None else last
     if end is not None:
         for _, engine in sorted(engines.items()):

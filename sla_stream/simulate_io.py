@@ -10,9 +10,11 @@ from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from sla_stream.engine.model import Contract
 from sla_stream.kafka_client import client_kwargs
+from sla_stream.runtime.topics import TopicError, quiet_kafka
 from sla_stream.settings import Settings
 from sla_stream.simulate import Traffic, generate
 
@@ -37,7 +39,7 @@ async def produce_live(
 ) -> None:
     """Produce traffic to the input topics as its event time comes, keyed by contract id."""
     producer = AIOKafkaProducer(**client_kwargs(settings), linger_ms=5)
-    await producer.start()
+    await start_client(producer, settings)
     start = int(time.time() * 1000)
     sent = 0
     try:
@@ -71,8 +73,21 @@ def topic_for(settings: Settings, event: dict[str, object] | bytes) -> str:
     return settings.topics.tickets
 
 
-async def tail(settings: Settings, topic: str, from_beginning: bool) -> None:
-    """Print each record of ``topic`` as one line until interrupted."""
+async def start_client(client: AIOKafkaConsumer | AIOKafkaProducer, settings: Settings) -> None:
+    """Start ``client``; a broker out of reach is one line (:class:`TopicError`), as when the
+    worker checks its topics, and the client is stopped, so nothing warns of it unclosed."""
+    try:
+        with quiet_kafka() as errors:
+            await client.start()
+    except KafkaError as exc:
+        await client.stop()
+        why = f" ({errors[-1]})" if errors else ""
+        raise TopicError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}{why}") from None
+
+
+async def tail(settings: Settings, topic: str, from_beginning: bool, lines: bool = False) -> None:
+    """Print each record of ``topic`` as one line until interrupted: its value, or with
+    ``lines`` an alert as :func:`~sla_stream.alert_lines.alert_line` says it."""
     consumer = AIOKafkaConsumer(
         topic,
         **client_kwargs(settings),
@@ -80,10 +95,24 @@ async def tail(settings: Settings, topic: str, from_beginning: bool) -> None:
         enable_auto_commit=False,
         isolation_level="read_committed",
     )
-    await consumer.start()
+    await start_client(consumer, settings)
+    colour = lines and sys.stdout.isatty()
     try:
         async for record in consumer:
-            sys.stdout.write((record.value or b"").decode("utf-8", "replace") + "\n")
+            value = record.value or b""
+            line = _readable(value, colour) if lines else None
+            sys.stdout.write((line or value.decode("utf-8", "replace")) + "\n")
             sys.stdout.flush()
     finally:
         await consumer.stop()
+
+
+def _readable(value: bytes, colour: bool) -> str | None:
+    """An alert record's line, or ``None`` for anything else (printed as it is)."""
+    from sla_stream.alert_lines import alert_line
+
+    try:
+        record = orjson.loads(value)
+        return alert_line(record, colour) if isinstance(record, dict) else None
+    except (KeyError, TypeError, ValueError):  # not an alert record (orjson's errors are ValueErrors)
+        return None
