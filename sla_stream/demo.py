@@ -1,115 +1,288 @@
 """``sla-stream demo``: a local broker, the worker and simulated traffic, with alerts on screen.
 
-The broker is started from the Kafka jars (see :mod:`sla_stream.local_kafka`)
-unless ``SLA_STREAM_BOOTSTRAP_SERVERS`` names one already running.
+The broker is started from the Kafka jars (see :mod:`sla_stream.local_kafka`) unless
+``SLA_STREAM_BOOTSTRAP_SERVERS`` names one; a broker already running for var/kafka (``make
+broker``) is used and left running. With ``--prometheus``, a real Prometheus scrapes the worker
+(:mod:`sla_stream.local_prometheus`). Whatever ends the demo (Ctrl-C, SIGTERM, SIGHUP from a
+closed terminal, the reader of its output going away, an error), what it started is stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
+from types import FrameType
 
 import orjson
 from aiokafka import AIOKafkaConsumer
 
 from sla_stream.kafka_client import client_kwargs
-from sla_stream.local_kafka import LocalBroker
+from sla_stream.local_kafka import BrokerError, LocalBroker, fetch_jars, port_in_use, wait_ready
+from sla_stream.local_prometheus import LocalPrometheus, PrometheusError
 from sla_stream.settings import Settings, load_settings
 
 _VAR = Path("var")
-_COLOURS = {"breach": "\033[31m", "near_breach": "\033[33m", "recovered": "\033[32m", "retracted": "\033[36m"}
+#: The share of the simulator's messages that are malformed on purpose (the dead-letter path).
+_BAD_SHARE = 0.01
+#: Seconds between two "still waiting" lines while something starts.
+_PROGRESS_EVERY = 5.0
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def run_demo(minutes: float = 0, rate: float = 2.0) -> int:
+class DemoError(Exception):
+    """Something in the demo's way; the message is one line saying what to do."""
+
+
+class _Screen:
+    """Lines for the user on stdout, which may be a pipe whose reader goes away (``| head``, or
+    ``| tee`` killed by the same Ctrl-C) or a terminal that was closed: after the first failed
+    write the rest go nowhere, ``gone`` is set, and the demo stops (nobody is watching)."""
+
+    def __init__(self) -> None:
+        self.gone = False
+
+    def say(self, line: str = "") -> None:
+        if self.gone:
+            return
+        try:
+            print(line, flush=True)
+        except (OSError, ValueError):
+            self.gone = True
+            with contextlib.suppress(OSError):
+                # Whatever is still buffered, and the interpreter's flush at exit, must not fail again.
+                same = os.path.sameopenfile(1, 2)
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 1)
+                if same:
+                    os.dup2(devnull, 2)
+
+
+class _Stop:
+    """SIGINT, SIGTERM and SIGHUP all ask the demo to stop. While it starts things the signal is
+    raised as KeyboardInterrupt; while it shows alerts (which polls ``signal``) and while it stops
+    what it started, it is only noted, so nothing cuts the stopping short."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self.raising = True
+
+    def __call__(self, signum: int, _frame: FrameType | None) -> None:
+        self.signal = signum
+        if self.raising:
+            self.raising = False
+            raise KeyboardInterrupt
+
+
+def run_demo(
+    minutes: float = 0, rate: float = 2.0, prometheus: bool = False, prometheus_port: int = 9090
+) -> int:
+    """Run the demo until ``minutes`` have passed (0: until stopped); its exit status."""
     settings = load_settings()
-    broker = None
-    if "SLA_STREAM_BOOTSTRAP_SERVERS" not in os.environ:
-        _host, _, port = settings.bootstrap_servers.rpartition(":")
-        broker = LocalBroker(data_dir=_VAR / "kafka", port=int(port), controller_port=int(port) + 1)
-        print(
-            f"demo: starting a local Kafka broker on {broker.bootstrap} (first run fetches its jars) ...",
-            flush=True,
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # retries while things start are expected
+    screen, stop = _Screen(), _Stop()
+    previous = {sig: signal.signal(sig, stop) for sig in _SIGNALS}
+    started = contextlib.ExitStack()  # what to stop at the end, last started first
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            _run(settings, minutes, rate, prometheus_port if prometheus else None, screen, stop, started)
+    except (DemoError, BrokerError, PrometheusError) as exc:
+        first = str(exc).partition("\n")[0]
+        with contextlib.suppress(OSError, ValueError):
+            print(f"sla-stream: error: {first}", file=sys.stderr, flush=True)
+        return 2
+    finally:
+        stop.raising = False
+        try:
+            started.close()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    return 128 + stop.signal if stop.signal else 0
+
+
+def _run(
+    settings: Settings,
+    minutes: float,
+    rate: float,
+    prometheus_port: int | None,
+    screen: _Screen,
+    stop: _Stop,
+    started: contextlib.ExitStack,
+) -> None:
+    if port_in_use(settings.web_port, settings.web_host):
+        raise DemoError(
+            f"{settings.web_host}:{settings.web_port}, the worker's metrics port, is already in use"
+            " (another worker or demo?): stop it, or set SLA_STREAM_WEB_PORT to a free port"
         )
-        broker.start()
+    server = None
+    if prometheus_port is not None:
+        target = f"{settings.web_host}:{settings.web_port}"
+        server = LocalPrometheus(_VAR / "prometheus", [target], prometheus_port)
+        server.check()
+    if "SLA_STREAM_BOOTSTRAP_SERVERS" not in os.environ:
+        settings = _broker(settings, screen, started)
+    if server is not None:  # before the worker, so that it is scraped from its start
+        started.callback(_stop_prometheus, server, screen)
+        server.start()
+        screen.say(
+            f"demo: Prometheus {server.url} scrapes the worker every 5 s; the project's rules and what"
+            f" fires: {server.page('alerts')} (its data in {_VAR / 'prometheus'})"
+        )
     env = {**os.environ, "SLA_STREAM_BOOTSTRAP_SERVERS": settings.bootstrap_servers}
     logs = _VAR / "demo"
     logs.mkdir(parents=True, exist_ok=True)
     children: list[subprocess.Popen[bytes]] = []
+    started.callback(_stop_children, children, screen)
+    screen.say(f"demo: starting the worker (log: {logs / 'worker.log'}) ...")
+    began = time.monotonic()
+    children.append(_spawn(["worker"], env, logs / "worker.log"))
+    _wait_ready(settings, children[0], logs / "worker.log", screen)
+    metrics = f"http://{settings.web_host}:{settings.web_port}/metrics"
+    screen.say(
+        f"demo: worker ready in {time.monotonic() - began:.1f} s (its topics created; metrics: {metrics})"
+    )
+    simulate = ["simulate", "--rate", str(rate), "--bad-share", str(_BAD_SHARE)]
+    children.append(
+        _spawn([*simulate, "--seed", str(int(time.time()) % 100_000)], env, logs / "simulate.log")
+    )
+    screen.say("demo: simulated ticket, call, request and parcel traffic started")
+    screen.say(
+        f"demo: dead-letter lines are the simulator's deliberate bad messages (--bad-share {_BAD_SHARE}:"
+        f" about {rate * _BAD_SHARE * 60:.2g} a minute), sent to show the dead-letter path"
+    )
+    screen.say(
+        "demo: state stays in var/ (the next run resumes where this one stopped; make clean starts afresh)"
+    )
+    screen.say("demo: alerts appear below (Ctrl-C stops everything)\n")
+    stop.raising = False  # from now on, _show polls stop.signal
+    if stop.signal is None:
+        asyncio.run(_show(settings, minutes * 60 if minutes else None, children, screen, stop))
+
+
+def _broker(settings: Settings, screen: _Screen, started: contextlib.ExitStack) -> Settings:
+    """The local broker of var/kafka: the one already running, or one started (and stopped at the end)."""
+    running = LocalBroker.running(_VAR / "kafka")
+    if running is not None:
+        screen.say(
+            f"demo: using the broker already running for {_VAR / 'kafka'} on {running.bootstrap}"
+            " (left running at the end; make broker-stop stops it)"
+        )
+        started.callback(screen.say, f"demo: the broker of {_VAR / 'kafka'} stays running, as it was")
+        try:
+            wait_ready(running.bootstrap, timeout=60)
+        except BrokerError:
+            raise DemoError(
+                f"the broker running for {_VAR / 'kafka'} does not answer on {running.bootstrap}:"
+                " stop it (make broker-stop) and run again"
+            ) from None
+        return replace(settings, bootstrap_servers=running.bootstrap)
+    _host, _, port = settings.bootstrap_servers.rpartition(":")
+    broker = LocalBroker(data_dir=_VAR / "kafka", port=int(port), controller_port=int(port) + 1)
+    for taken in (broker.port, broker.controller_port):
+        if port_in_use(taken):
+            raise DemoError(
+                f"127.0.0.1:{taken}, the local broker's port, is taken by another program: stop it, or"
+                " point the demo at a Kafka of yours with SLA_STREAM_BOOTSTRAP_SERVERS=host:port"
+            )
+    fetch_jars(broker.version, say=lambda line: screen.say(f"demo: {line}"))
+    screen.say(f"demo: starting a local Kafka broker on {broker.bootstrap} (data in {_VAR / 'kafka'}) ...")
+    began = time.monotonic()
+    started.callback(_stop_broker, broker, screen)
     try:
-        children.append(_spawn(["worker"], env, logs / "worker.log"))
-        print(
-            f"demo: worker started (log: {logs / 'worker.log'}, metrics: http://{settings.web_host}:{settings.web_port}/metrics)",
-            flush=True,
-        )
-        _wait_ready(settings, children[0])
-        simulate = [
-            "simulate",
-            "--rate",
-            str(rate),
-            "--bad-share",
-            "0.01",
-            "--seed",
-            str(int(time.time()) % 100_000),
-        ]
-        children.append(_spawn(simulate, env, logs / "simulate.log"))
-        print(
-            "demo: simulated ticket, call, request and parcel traffic started;"
-            " alerts appear below (Ctrl-C stops everything)\n",
-            flush=True,
-        )
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_show(settings, minutes * 60 if minutes else None, children))
-    finally:
-        for child in reversed(children):
-            _stop(child)
-        if broker is not None:
-            print("demo: stopping the local broker", flush=True)
-            broker.stop()
-    return 0
+        broker.start()
+    except BrokerError as exc:
+        raise DemoError(f"{str(exc).partition(chr(10))[0]}; see {broker.data_dir / 'server.log'}") from None
+    screen.say(f"demo: broker ready in {time.monotonic() - began:.1f} s")
+    return settings
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "sla_stream.cli", *args], env=env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "sla_stream.cli", *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
 
 
-def _stop(child: subprocess.Popen[bytes]) -> None:
-    if child.poll() is None:
+def _stop_children(children: list[subprocess.Popen[bytes]], screen: _Screen) -> None:
+    """The simulator and the worker: SIGTERM together (a graceful stop), SIGKILL after 30 s."""
+    alive = [child for child in children if child.poll() is None]
+    if not alive:
+        return
+    screen.say("demo: stopping the simulator and the worker ...")
+    for child in alive:
         child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    for child in alive:
         try:
-            child.wait(30)
+            child.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
+            child.wait()
 
 
-def _wait_ready(settings: Settings, worker: subprocess.Popen[bytes], timeout: float = 120) -> None:
+def _stop_prometheus(server: LocalPrometheus, screen: _Screen) -> None:
+    screen.say("demo: stopping Prometheus")
+    server.stop()
+
+
+def _stop_broker(broker: LocalBroker, screen: _Screen) -> None:
+    screen.say(f"demo: stopping the local broker (its data stays in {_VAR / 'kafka'})")
+    broker.stop()
+
+
+def _wait_ready(
+    settings: Settings, worker: subprocess.Popen[bytes], log: Path, screen: _Screen, timeout: float = 120
+) -> None:
     import urllib.error
     import urllib.request
 
     url = f"http://{settings.web_host}:{settings.web_port}/readyz"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    began = time.monotonic()
+    said = began
+    while time.monotonic() < began + timeout:
         if worker.poll() is not None:
-            raise SystemExit("demo: the worker stopped; see var/demo/worker.log")
+            raise DemoError(f"the worker stopped while starting (exit {worker.returncode}); see {log}")
         with (
             contextlib.suppress(urllib.error.URLError, OSError),
             urllib.request.urlopen(url, timeout=2) as answer,
         ):
             if answer.status == 200:
                 return
+        if time.monotonic() - said >= _PROGRESS_EVERY:
+            said = time.monotonic()
+            screen.say(f"demo:   ... {said - began:.0f} s: {_last_line(log) or 'starting'}")
         time.sleep(0.5)
-    raise SystemExit(f"demo: the worker was not ready after {timeout:.0f}s; see var/demo/worker.log")
+    raise DemoError(f"the worker was not ready after {timeout:.0f} s; see {log}")
 
 
-async def _show(settings: Settings, seconds: float | None, children: list[subprocess.Popen[bytes]]) -> None:
+def _last_line(log: Path) -> str:
+    """The worker's latest log line, without its time stamp, cut to fit a line."""
+    try:
+        lines = log.read_bytes()[-4000:].decode(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1][-100:] if lines else ""
+
+
+async def _show(
+    settings: Settings,
+    seconds: float | None,
+    children: list[subprocess.Popen[bytes]],
+    screen: _Screen,
+    stop: _Stop,
+) -> None:
     topics = settings.topics
     consumer = AIOKafkaConsumer(
         topics.alerts,
@@ -121,22 +294,21 @@ async def _show(settings: Settings, seconds: float | None, children: list[subpro
     counts: dict[str, int] = {}
     ends = time.monotonic() + seconds if seconds else None
     try:
-        while ends is None or time.monotonic() < ends:
+        while (ends is None or time.monotonic() < ends) and stop.signal is None and not screen.gone:
             if any(child.poll() is not None for child in children):
-                print("demo: a child process stopped; see var/demo/*.log", flush=True)
+                screen.say("demo: a child process stopped; see var/demo/*.log")
                 return
             batch = await consumer.getmany(timeout_ms=500)
             for records in batch.values():
                 for record in records:
                     line, kind = _describe(record.topic == topics.deadletter, record.value or b"{}")
                     counts[kind] = counts.get(kind, 0) + 1
-                    print(line, flush=True)
+                    if record.topic == topics.deadletter:
+                        line += "  (simulated bad input, on purpose)"
+                    screen.say(line)
     finally:
         await consumer.stop()
-        print(
-            "\ndemo: seen " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing"),
-            flush=True,
-        )
+        screen.say("\ndemo: seen " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing"))
 
 
 def _describe(dead: bool, value: bytes) -> tuple[str, str]:

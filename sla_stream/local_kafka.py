@@ -6,10 +6,8 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
-import fcntl
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,17 +22,30 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from sla_stream import local_kafka_security as security
+from sla_stream.local_kafka_jars import (
+    DEFAULT_KAFKA_VERSION,
+    BrokerError,
+    cache_dir,
+    fetch_jars,
+    kafka_version,
+    require,
+)
 
-DEFAULT_KAFKA_VERSION = "4.3.1"
+__all__ = [
+    "DEFAULT_KAFKA_VERSION",
+    "BrokerError",
+    "LocalBroker",
+    "cache_dir",
+    "create_topics",
+    "fetch_jars",
+    "free_port",
+    "kafka_version",
+    "port_in_use",
+    "wait_ready",
+]
+
 SCRAM_MECHANISMS = security.SCRAM_MECHANISMS
 _T = TypeVar("_T")
-_DEP = "<dependency><groupId>{}</groupId><artifactId>{}</artifactId><version>{}</version></dependency>"
-_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>
-  <groupId>local.sla-stream</groupId><artifactId>kafka-runtime</artifactId><version>1</version>
-  <packaging>pom</packaging><dependencies>
-    {deps}
-  </dependencies></project>
-"""
 _LOG4J2 = """status = warn
 shutdownHook = disable
 appender.file.type = File
@@ -53,68 +64,6 @@ logger.config.level = WARN
 """
 
 
-class BrokerError(RuntimeError):
-    """A broker could not be fetched, formatted, started or reached."""
-
-
-def kafka_version() -> str:
-    """Kafka version to use: env SLA_STREAM_KAFKA_VERSION or DEFAULT_KAFKA_VERSION."""
-    return os.environ.get("SLA_STREAM_KAFKA_VERSION") or DEFAULT_KAFKA_VERSION
-
-
-def cache_dir() -> Path:
-    """Jar cache root: env SLA_STREAM_KAFKA_CACHE or ~/.cache/sla-stream/kafka."""
-    return Path(os.environ.get("SLA_STREAM_KAFKA_CACHE") or "~/.cache/sla-stream/kafka").expanduser()
-
-
-def _which(tool: str) -> str:
-    if path := shutil.which(tool):
-        return path
-    raise BrokerError(f"'{tool}' not found on PATH (install it to run a local Kafka broker)")
-
-
-def fetch_jars(version: str | None = None) -> Path:
-    """Download Kafka and its runtime dependencies with Maven once; return the libs dir."""
-    version = version or kafka_version()
-    home = cache_dir() / f"kafka-{version}"
-    libs, marker = home / "libs", home / ".complete"
-    if marker.exists() and (libs / f"kafka_2.13-{version}.jar").exists():
-        return libs
-    mvn = _which("mvn")
-    home.mkdir(parents=True, exist_ok=True)
-    with open(home / ".lock", "w") as lock:  # serialise concurrent fetches
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if marker.exists() and (libs / f"kafka_2.13-{version}.jar").exists():
-            return libs
-        deps = [
-            ("org.apache.kafka", "kafka_2.13", version),
-            ("org.slf4j", "slf4j-api", "2.0.17"),
-            ("org.apache.logging.log4j", "log4j-slf4j2-impl", "2.25.3"),
-            ("org.apache.logging.log4j", "log4j-core", "2.25.3"),
-        ]
-        pom = home / "pom.xml"
-        pom.write_text(_POM.format(deps="\n    ".join(_DEP.format(*d) for d in deps)))
-        cmd = [
-            mvn,
-            "-q",
-            "-B",
-            "-f",
-            str(pom),
-            "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies",
-            "-DincludeScope=runtime",
-            f"-DoutputDirectory={libs}",
-        ]
-        with open(home / "mvn.log", "w") as out:
-            try:
-                rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, timeout=900).returncode
-            except subprocess.TimeoutExpired:
-                rc = -1
-        if rc != 0 or not (libs / f"kafka_2.13-{version}.jar").exists():
-            raise BrokerError(f"Maven failed to fetch Kafka {version} (exit {rc}); see {home / 'mvn.log'}")
-        marker.write_text(version + "\n")
-    return libs
-
-
 def free_port() -> int:
     """Return a currently unused TCP port on 127.0.0.1."""
     with socket.socket() as s:
@@ -122,11 +71,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _port_in_use(port: int) -> bool:
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something listens on (or holds) ``host:port``."""
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind((host, port))
         except OSError:
             return True
     return False
@@ -320,7 +270,7 @@ class LocalBroker:
 
     def _java(self, libs: Path, *args: str) -> list[str]:
         log4j = self.data_dir / "log4j2.properties"
-        return [_which("java"), f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{libs}/*", *args]
+        return [require("java"), f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{libs}/*", *args]
 
     def _storage_tool(self, libs: Path, *args: str) -> str:
         res = subprocess.run(
@@ -344,6 +294,25 @@ class LocalBroker:
             return pid
         return pid if b"kafka.Kafka" in cmdline and str(self.properties_file).encode() in cmdline else None
 
+    @classmethod
+    def running(cls, data_dir: Path) -> LocalBroker | None:
+        """The broker another process started for ``data_dir`` and left running, on its own
+        ports; None when there is none. A secured one is a BrokerError (its users are unknown)."""
+        found = cls(data_dir)
+        if found._read_pid() is None:
+            return None
+        lines = found.properties_file.read_text().splitlines()
+        props = dict(line.partition("=")[::2] for line in lines)
+        protocol, _, port = props.get("advertised.listeners", "").partition("://127.0.0.1:")
+        if protocol != "PLAINTEXT":
+            raise BrokerError(
+                f"a broker speaking {protocol or 'an unknown protocol'} runs for {found.data_dir};"
+                f" stop it first: deploy/kafka/local-broker stop --data-dir {found.data_dir}"
+            )
+        found.port = int(port)
+        found.controller_port = int(props["controller.quorum.voters"].rpartition(":")[2])
+        return found
+
     def is_running(self) -> bool:
         """True while the broker JVM for this data dir is alive."""
         if self._proc is not None:
@@ -355,13 +324,13 @@ class LocalBroker:
         if self.is_running():
             raise BrokerError(f"a broker is already running for {self.data_dir}")
         libs = fetch_jars(self.version)
-        _which("java")
+        require("java")
         for port in (self.port, self.controller_port):
-            if _port_in_use(port):
+            if port_in_use(port):
                 raise BrokerError(f"port 127.0.0.1:{port} is already in use")
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         if self.tls:
-            security.make_certificates(self.ca_file, _which("openssl"), BrokerError)
+            security.make_certificates(self.ca_file, require("openssl"), BrokerError)
         (self.data_dir / "log4j2.properties").write_text(_LOG4J2.format(log=self.data_dir / "server.log"))
         self.properties_file.write_text("".join(f"{k}={v}\n" for k, v in self.properties().items()))
         if not (self.data_dir / "logs" / "meta.properties").exists():
@@ -436,6 +405,10 @@ def _first_line(path: Path) -> str:
         raise BrokerError(f"--scram-password-file: cannot read {path} ({exc.strerror})") from None
 
 
+def _say(line: str) -> None:
+    print(f"local-broker: {line}", file=sys.stderr, flush=True)
+
+
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
@@ -466,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         if args.command == "fetch":
-            print(fetch_jars(args.version))
+            print(fetch_jars(args.version, say=_say))
         elif args.command == "stop":
             broker.stop()
             print("stopped")
@@ -475,10 +448,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ready at {broker.bootstrap} (cluster {info.get('cluster_id')})")
         elif args.command == "start":
             if not broker.is_running():
+                fetch_jars(args.version, say=_say)
                 broker.start(args.timeout)
             print(broker.bootstrap)
         else:  # run: foreground until Ctrl-C / SIGTERM, then stop the broker
             signal.signal(signal.SIGTERM, _interrupt)
+            fetch_jars(args.version, say=_say)
             broker.start(args.timeout)
             where = f"{broker.bootstrap} ({broker.security_protocol})"
             print(f"Kafka {args.version} ready at {where} (Ctrl-C to stop)", flush=True)

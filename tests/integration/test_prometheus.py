@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 import sys
 import time
 import urllib.error
@@ -24,6 +22,7 @@ from helpers import REPO
 
 from sla_stream.contracts import load_dir
 from sla_stream.local_kafka import free_port
+from sla_stream.local_prometheus import LocalPrometheus
 from sla_stream.simulate import Traffic, generate
 
 sys.path.insert(0, str(REPO / "deploy" / "grafana"))
@@ -38,46 +37,16 @@ RULES = REPO / "deploy" / "prometheus" / "rules" / "sla-stream.yml"
 @pytest.fixture
 def prometheus(tmp_path: Path) -> Iterator[Callable[[str], str]]:
     """Starts ``prometheus`` scraping a target every second, with the repository's rules."""
-    binary = shutil.which("prometheus")
-    assert binary, "prometheus is missing: install Debian's prometheus package (apt-get install prometheus)"
-    processes: list[subprocess.Popen[bytes]] = []
+    started: list[LocalPrometheus] = []
 
     def start(target: str) -> str:
-        port = free_port()
-        config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(RULES)],
-            "scrape_configs": [{"job_name": "sla-stream", "static_configs": [{"targets": [target]}]}],
-        }
-        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-        log = (tmp_path / "prometheus.log").open("wb")
-        processes.append(
-            subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={tmp_path / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(url + "/-/ready", timeout=2) as response:
-                    if response.status == 200:
-                        return url
-            except OSError:
-                time.sleep(0.3)
-        raise AssertionError("prometheus did not become ready:\n" + (tmp_path / "prometheus.log").read_text())
+        server = LocalPrometheus(tmp_path, [target], port=free_port(), interval="1s", rule_files=[str(RULES)])
+        started.append(server)
+        return server.start().url
 
     yield start
-    for process in processes:
-        process.terminate()
-        process.wait(30)
+    for server in started:
+        server.stop()
 
 
 def query(url: str, expr: str) -> list[dict]:
