@@ -32,6 +32,9 @@ kafka: $(STAMP) ## fetch the Kafka broker jars from Maven Central into the cache
 run: deps-run install kafka ## the main job: local broker, worker, simulated traffic, alerts on screen
 	$(BIN)/sla-stream demo
 
+run-prometheus: deps-prometheus install kafka ## make run, plus a real Prometheus (Debian's package) on http://127.0.0.1:9090 scraping the worker with the project's rules
+	$(BIN)/sla-stream demo --prometheus
+
 test: deps-test install kafka ## every test: lint and types, engine unit tests, integration tests on a real broker (the kill -9 loop included)
 	$(BIN)/ruff check sla_stream tests
 	$(BIN)/mypy
@@ -84,4 +87,4 @@ broker-stop: ## stop that broker
 clean: ## remove local state (broker data, worker state); keeps .venv and the jar cache
 	rm -rf var
 
-.PHONY: help install kafka run test expedition crash-test bench bench-requests unit audit lint broker broker-stop clean docs docs-build docs-gen
+.PHONY: help install kafka run run-prometheus test expedition crash-test bench bench-requests unit audit lint broker broker-stop clean docs docs-build docs-gen
