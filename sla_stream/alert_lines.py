@@ -88,7 +88,7 @@ def _queue(record: Mapping[str, Any], details: Mapping[str, Any]) -> str:
         calls = f"{abandoned - short} of {answered + abandoned - short} calls abandoned"
         said = _versus("abandon rate", value, target, higher_is_better=False, render=_percent)
     else:
-        calls = f"{answered} calls answered"
+        calls = f"{answered} call answered" if answered == 1 else f"{answered} calls answered"
         said = _versus("average speed of answer", value, target, higher_is_better=False, render=_seconds)
     so_far = " so far" if kind == "near_breach" else ""
     return f"{said} in {_interval(record['subject'].get('interval_start'), details)}{so_far} ({calls})"
