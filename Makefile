@@ -39,7 +39,7 @@ test: deps-test install kafka ## every test: lint and types, engine unit tests, 
 	$(BIN)/ruff check sla_stream tests
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -rs tests
-	$(BIN)/python -m mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
 
 expedition: install ## the expedition example: a month of simulated parcels against examples/contracts/swiftparcel.yaml, its alerts and penalty statement
 	@mkdir -p var
@@ -70,10 +70,10 @@ lint: install ## ruff and mypy
 	$(BIN)/mypy
 
 docs: install ## serve the documentation site on http://127.0.0.1:8000 (it rebuilds as pages change)
-	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
 docs-build: install ## build the documentation site into site/ with --strict (a broken link fails it)
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 docs-gen: install ## rewrite the generated reference pages (command line, configuration, metrics, schemas) from the code
 	$(BIN)/python -m sla_stream.reference_docs
