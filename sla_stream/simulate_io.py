@@ -43,6 +43,14 @@ async def produce_live(
     start = int(time.time() * 1000)
     sent = 0
     try:
+        # Sent to a missing topic, an event waits for metadata, warning each retry, then fails.
+        present = (await producer.client.fetch_all_metadata()).topics()
+        missing = [topic for topic in settings.source_topics if topic not in present]
+        if missing:
+            raise TopicError(
+                f"no topic {', '.join(missing)} on {settings.bootstrap_servers}: start the worker once"
+                f" (it creates its topics), or create them with {settings.partitions} partitions each"
+            )
         for at, event in generate(contracts, start, traffic):
             if duration is not None and at >= start + duration:
                 break

@@ -1,0 +1,107 @@
+"""``sla-stream simulate`` and ``tail`` against a real broker: a missing topic is one line, and
+``tail --lines`` shows alerts as the demo does."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from helpers import REPO, contracts_from, ms
+
+from sla_stream.alert_lines import alert_line
+from sla_stream.local_kafka import LocalBroker
+from sla_stream.replay import encode_replay_alert, replay
+from sla_stream.wire.alerts import alert_record
+
+_names = itertools.count(1)
+
+CONTRACT = """
+version: 1
+id: acme
+tickets:
+  priorities: [P1]
+  near_breach: [0.5]
+  objectives:
+    first_response: {targets: {P1: 30m}}
+"""
+
+
+def _env(broker: LocalBroker, **topics: str) -> dict[str, str]:
+    env = {**os.environ, "SLA_STREAM_BOOTSTRAP_SERVERS": broker.bootstrap}
+    env.update({f"SLA_STREAM_TOPIC_{name.upper()}": topic for name, topic in topics.items()})
+    return env
+
+
+def test_simulate_to_topics_that_do_not_exist_says_so_in_one_line(broker: LocalBroker):
+    run = next(_names)
+    topics = {name: f"cli-live-{run}-{name}" for name in ("tickets", "calls", "requests", "items")}
+    result = subprocess.run(
+        [sys.executable, "-m", "sla_stream.cli", "simulate", "--contracts", "examples/contracts"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+        env=_env(broker, **topics),
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"sla-stream: error: no topic {', '.join(topics.values())} on {broker.bootstrap}: start the"
+        " worker once (it creates its topics), or create them with 8 partitions each\n"
+    )
+
+
+def test_tail_lines_prints_alerts_as_lines_and_other_records_as_they_are(broker: LocalBroker, tmp_path):
+    topic = f"cli-live-alerts-{next(_names)}"
+    created = b'{"event_id":"e1","type":"ticket.created","contract_id":"acme",'
+    created += b'"occurred_at":"2026-11-24T09:00:00Z","ticket_id":"T-1","priority":"P1"}'
+    alerts = list(
+        replay(contracts_from(tmp_path, acme=CONTRACT), [("e", 1, created)], ms("2026-11-24T10:00:00Z"))
+    )
+    values = [encode_replay_alert(alert) for alert in alerts] + [b'{"reason": "invalid"}']
+
+    async def put() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topic, 1, 1)])
+        finally:
+            await admin.close()
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+        await producer.start()
+        try:
+            for value in values:
+                await producer.send_and_wait(topic, value)
+        finally:
+            await producer.stop()
+
+    asyncio.run(put())
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "sla_stream.cli", "tail", "--topic", topic, "--from-beginning", "--lines"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(broker),
+    )
+    assert tail.stdout is not None and tail.stderr is not None
+    out = tail.stdout
+    seen: list[str] = []
+    reader = threading.Thread(
+        target=lambda: seen.extend(out.readline().decode().rstrip("\n") for _ in values), daemon=True
+    )
+    reader.start()
+    reader.join(60)
+    tail.send_signal(signal.SIGINT)
+    tail.wait(30)
+    assert seen == [alert_line(alert_record(alert)) for alert in alerts] + ['{"reason": "invalid"}']
+    assert seen[0].startswith(
+        "NEAR_BREACH  acme first_response ticket T-1 (P1): target 30m, elapsed 15m (50%)"
+    )
+    # Ctrl-C ends it quietly: no traceback, no warning of a client left open.
+    assert (tail.returncode, tail.stderr.read()) == (130, b"")
