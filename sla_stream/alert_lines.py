@@ -10,7 +10,7 @@ from sla_stream.engine.time import format_duration
 
 _COLOURS = {"breach": "\033[31m", "near_breach": "\033[33m", "recovered": "\033[32m", "retracted": "\033[36m"}
 _RESET = "\033[0m"
-#: Details already said by the measure (or ids), not repeated among the subject's extras.
+#: Details the line says in its own words; any other (an item's target field) is shown as it is.
 _MEASURED = frozenset(
     {
         "fraction", "retracts", "priority", "cycle", "contract_version", "long_window", "short_window",
@@ -129,7 +129,8 @@ def _versus(
     name: str, value: float, target: float, higher_is_better: bool, render: Callable[[float, int], str]
 ) -> str:
     """``name value < target``: the comparison that makes it good or bad, the value shown with
-    the digits the target needs, and more when the two would look the same (79.7% < 80%)."""
+    the digits the target needs, and more when it would look like the target (79.7% < 80%) or
+    like a perfect 100% (99.95% > 99.9%)."""
     if value == target:
         sign = "="
     elif higher_is_better:
@@ -138,9 +139,19 @@ def _versus(
         sign = "<" if value < target else ">"
     digits = _digits(target * 100 if render is _percent else target)
     shown = digits
-    while shown < 4 and value != target and render(value, shown) == render(target, shown):
+    while shown < 4 and _alike(value, target, shown, render):
         shown += 1
     return f"{name} {render(value, shown)} {sign} {render(target, digits)}"
+
+
+def _alike(value: float, target: float, digits: int, render: Callable[[float, int], str]) -> bool:
+    """Whether ``value`` would read as the target, or as a perfect 100% (or 0%) it is not."""
+    shown = render(value, digits)
+    if value != target and shown == render(target, digits):
+        return True
+    return (
+        render is _percent and value not in (0.0, 1.0) and shown in (render(0.0, digits), render(1.0, digits))
+    )
 
 
 def _digits(number: float) -> int:
@@ -159,8 +170,9 @@ def _seconds(value: float, digits: int) -> str:
 
 
 def _times(rate: float) -> str:
-    """A burn rate to three significant digits: ``15.2×``, ``2×``."""
-    return f"{rate:.3g}×"
+    """A burn rate to three significant digits (``15.2×``, ``2×``), whole from 100 (``1000×``,
+    all requests failing on a 99.9% target)."""
+    return f"{rate:.3g}×" if rate < 100 else f"{rate:.0f}×"
 
 
 def _human(seconds: float) -> str:

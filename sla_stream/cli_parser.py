@@ -125,7 +125,7 @@ def _worker(commands: _Commands) -> None:
         "run the stream processor (Faust worker) with its metrics endpoint",
         "It reads the input topics, keeps each contract's clocks, and writes alerts, dead letters"
         " and penalty statements to their topics; it stops cleanly on SIGTERM or Ctrl-C, and"
-        " reloads the contracts on SIGHUP.",
+        " reloads the contracts on SIGHUP and when their files change.",
         epilog=_EPILOG,
     )
     _kafka_flags(worker)
