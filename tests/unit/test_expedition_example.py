@@ -1,5 +1,5 @@
 """The expedition example as `make expedition` runs it: the Makefile's own commands, with the
-output paths moved to a temporary directory, give the statement the README shows."""
+output paths moved to a temporary directory, give the statement docs/guide/items.md shows."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def recipe() -> list[list[str]]:
     return [shlex.split(line.split("sla-stream", 1)[1]) for line in lines if "$(BIN)/sla-stream" in line]
 
 
-def test_make_expedition_gives_the_statement_the_readme_shows(tmp_path: Path) -> None:
+def test_make_expedition_gives_the_statement_the_items_guide_shows(tmp_path: Path) -> None:
     commands = recipe()
     assert [c[0] for c in commands] == ["simulate", "replay", "report"]
     for command in commands:
@@ -42,4 +42,4 @@ def test_make_expedition_gives_the_statement_the_readme_shows(tmp_path: Path) ->
         ("damaged", 238, 5950.0),
     ]
     assert statement["credit"] == {"amount": 16909.0, "currency": "EUR"}
-    assert "5% + compensation = 16,909.00 EUR" in (REPO / "README.md").read_text()
+    assert "5% + compensation = 16,909.00 EUR" in (REPO / "docs" / "guide" / "items.md").read_text()
