@@ -1,5 +1,5 @@
 """The README as a newcomer follows it: the worked example's files and output, its commands' flags,
-its links, its length."""
+its links, its length; and the contract and alerts of its long version, docs/own-helpdesk.md."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import sys
 from functools import cache
 from pathlib import Path
 
+import orjson
 from helpers import REPO
+
+from sla_stream.alert_lines import alert_line
 
 README = (REPO / "README.md").read_text()
 SLA_STREAM = Path(sys.executable).parent / "sla-stream"  # the command the README tells users to run
@@ -96,3 +99,21 @@ def test_the_readme_links_point_at_files_in_the_repository() -> None:
 
 def test_the_readme_stays_short() -> None:
     assert len(README.splitlines()) <= 250, "the README is a page: the rest belongs in docs/"
+
+
+def test_the_own_helpdesk_contract_gives_the_alerts_the_page_shows(tmp_path: Path) -> None:
+    page = (REPO / "docs" / "own-helpdesk.md").read_text()
+    languages = {lang: text for lang, text in reversed(blocks(page))}  # the first block of each
+    contract, events = languages["yaml"], languages["json"]
+    [command] = re.findall(r"`(sla-stream replay [^`]*)`", page)
+    shown = page.split("shows live alerts this way):", 1)[1]
+    [(_lang, lines)] = blocks(shown)[:1]
+    (tmp_path / "contracts").mkdir()
+    (tmp_path / "contracts" / "northwind.yaml").write_text(contract)
+    (tmp_path / "events.jsonl").write_text(events)
+    args = shlex.split(command)[1:]
+    args[args.index("--contracts") + 1] = str(tmp_path / "contracts")
+    args[-1] = str(tmp_path / "events.jsonl")
+    ran = subprocess.run([SLA_STREAM, *args], capture_output=True, text=True, check=False)
+    assert ran.returncode == 0, ran.stderr
+    assert [alert_line(orjson.loads(line)) for line in ran.stdout.splitlines()] == lines.splitlines()
