@@ -124,13 +124,8 @@ def cli_page() -> str:
     from sla_stream.cli_parser import parser
 
     root = parser()
-    out = [
-        "# Command line\n\n",
-        _NOTICE.format(source="sla_stream/cli_parser.py (its argparse parser)"),
-        "\nEvery command's `--help`, as `sla-stream` prints it. A mistake in a command line (an\n"
-        "unknown flag, a bad value, a broken contract file, an unusable setting) prints one line,\n"
-        "`sla-stream: error: ...`, and exits non-zero, without a traceback.\n\n",
-    ]
+    out = ["# Command line\n\n", _NOTICE.format(source="sla_stream/cli_parser.py (its argparse parser)")]
+    out.append(_CLI_INTRO)
     paths = list(_commands(root, ("sla-stream",)))
     out.append("".join(f"- [`{' '.join(p)}`](#{_anchor(p)})\n" for p in paths))
     for path in paths:
@@ -142,6 +137,35 @@ def cli_page() -> str:
 
 def _anchor(path: tuple[str, ...]) -> str:
     return "-".join(path)
+
+
+_CLI_INTRO = """
+`sla-stream` is on `PATH` once `.venv` is activated (`source .venv/bin/activate`, after `make
+install`), or run it as `.venv/bin/sla-stream`. `sla-stream --version` prints its version.
+
+**Exit status.** 0 when the command did its work; 1 when contract files do not load (each problem
+on its own line); 2 for a mistake in the command line or the settings, or a broker that cannot be
+reached, in one line, `sla-stream: error: ...`, without a traceback; 130 after Ctrl-C.
+
+**How `replay` runs.** `sla-stream replay` runs the engine the worker runs over event files (JSON
+lines, applied in the order given), with no Kafka. Its clock is the latest `occurred_at` applied:
+before an event is applied, every threshold whose `observed_at` is earlier than the event's
+`occurred_at` fires; at the end the clock moves to `--until` (default: the last event's time), and
+every threshold earlier than that fires (without `--until`, when clocks are still open, a line on
+stderr says so and when the next deadline is). Alerts go to stdout as JSON lines, in the order
+the engine emits them, without `emitted_at`, so outputs compare byte for byte. Lines that cannot
+be used are rejected as the worker rejects messages (dead-letter records with `--deadletter FILE`,
+else counted on stderr), events further behind the clock than `--allowed-lateness` as `late`.
+`--penalties FILE` writes the statement of every month whose end plus the allowed lateness the
+clock passed.
+Without `--partitions` one clock serves the whole replay; a worker has one per partition of each
+input. The two differ only when events arrive late: one clock can pass a threshold on other
+contracts' events, fire it, and retract it when the late event comes; the alerts left standing
+are the same. With `--partitions N`, events are routed by `contract_id` with Kafka's default
+partitioner and each partition of each input (tickets, calls, requests, items) has its own clock:
+exactly the alerts of a worker with `SLA_STREAM_PARTITIONS=N`, retractions included.
+
+"""
 
 
 # Configuration
@@ -284,8 +308,10 @@ def metrics_page() -> str:
         + _NOTICE.format(source="sla_stream/metrics/ (a fresh registry, as the worker builds it)")
         + """
 `GET /metrics` on the worker (`SLA_STREAM_WEB_HOST`:`SLA_STREAM_WEB_PORT`, `127.0.0.1:6066` by
-default) serves these, in the Prometheus text format. What they mean and how the project's rules
-and dashboard use them: [Observability](../observability.md).
+default) serves these, in the Prometheus text format, on a registry of the worker's own (no
+process or Python metrics). Names follow Prometheus conventions: base units (seconds), `_total`
+for counters, `_ratio` for values from 0 to 1. What they mean and how the project's rules and
+dashboard use them: [Observability](../observability.md).
 
 """
         + "".join(rows)
@@ -295,6 +321,25 @@ observed as events and alerts pass. Labels are bounded by the contracts and part
 `queue`, which producers name: past {MAX_QUEUES_PER_CONTRACT} queues per contract (in name order)
 a contract's further queues are left out of `sla_call_service_level_ratio` and counted in
 `sla_metric_series_dropped`.
+
+Label values:
+
+- `objective`: the objective's name (`first_response`, `service_level`, `availability`, an item
+  objective such as `delivery`); `contract`: the contract id; `queue`: the call queue.
+- `state` (`sla_open_clocks`): `running`, `paused`, `at_risk` (a near-breach fired) or `breached`.
+- `window` (`sla_burn_rate`): each window of the contract's burn-rate rules, as a duration (`5m`,
+  `1h`).
+- `kind` (`sla_alerts_total`, `sla_alert_delay_seconds`): the alert kind, `near_breach`, `breach`,
+  `retracted` or `recovered` (the delay histogram observes only `near_breach` and `breach`: a
+  breach's delay is from its deadline, a near-breach's from its `observed_at`).
+- `outcome` (`sla_events_total`): `ok`, `duplicate`, or the dead-letter reason (`invalid`,
+  `unknown_contract`, `late`, `too_large`, `error`); (`sla_contract_reloads_total`): `ok` or
+  `error`.
+- `topic`, `partition`: the input topic and partition (`sla_events_total` counts unreadable ticks
+  under the ticks topic).
+- `digest` (`sla_contract_info`): 12 hex digits naming the version of the contract's file and of
+  the files it extends; `version`: the [version](contracts.md#versions) of its terms in force
+  (`initial`, or its `version_name`, for a contract without versions).
 
 Histogram buckets (seconds, `le`):
 
