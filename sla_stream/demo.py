@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -129,6 +130,8 @@ def _run(
         server.check()
     if "SLA_STREAM_BOOTSTRAP_SERVERS" not in os.environ:
         settings = _broker(settings, screen, started)
+    if screen.gone:  # nobody reads what follows (`| head` has had its lines)
+        return
     if server is not None:  # before the worker, so that it is scraped from its start
         started.callback(_stop_prometheus, server, screen)
         server.start()
@@ -145,6 +148,8 @@ def _run(
     began = time.monotonic()
     children.append(_spawn(["worker"], env, logs / "worker.log"))
     _wait_ready(settings, children[0], logs / "worker.log", screen)
+    if screen.gone:
+        return
     metrics = f"http://{settings.web_host}:{settings.web_port}/metrics"
     screen.say(
         f"demo: worker ready in {time.monotonic() - began:.1f} s (its topics created; metrics: {metrics})"
@@ -273,7 +278,7 @@ def _last_line(log: Path) -> str:
         lines = log.read_bytes()[-4000:].decode(errors="replace").strip().splitlines()
     except OSError:
         return ""
-    return lines[-1][-100:] if lines else ""
+    return re.sub(r"^(\[[^\]]*\] ){1,3}", "", lines[-1])[:100] if lines else ""
 
 
 async def _show(
