@@ -20,11 +20,13 @@ from helpers import REPO, ms
 
 from sla_stream import reference_docs
 from sla_stream.contracts import load_dir
+from sla_stream.contracts.build import default_burn_rates
 from sla_stream.engine.alerts import Alert
+from sla_stream.engine.time import parse_duration
 from sla_stream.metrics import conventions
 from sla_stream.replay import ReplayStats, read_lines, replay
 from sla_stream.runtime.pipeline import Pipeline
-from sla_stream.settings import Settings
+from sla_stream.settings import Settings, load_settings
 from sla_stream.wire.alerts import alert_record
 from sla_stream.wire.statements import statement_record
 
@@ -225,3 +227,21 @@ def test_every_contract_the_contracts_page_shows_loads(tmp_path: Path) -> None:
                 (folder / f"{needed['id']}.yaml").write_text(yaml.safe_dump(needed), encoding="utf-8")
         loaded = load_dir(folder)
         assert contract.get("abstract") or contract["id"] in loaded
+
+
+def test_the_configuration_page_example_file_loads(tmp_path: Path) -> None:
+    text = (REFERENCE / "configuration.md").read_text(encoding="utf-8")
+    [example] = re.findall(r"```yaml\n(.*?)```", text, re.DOTALL)
+    (tmp_path / "settings.yaml").write_text(example, encoding="utf-8")
+    loaded = load_settings(tmp_path / "settings.yaml", environ={})
+    assert loaded != Settings()
+    assert loaded.topics.tickets == yaml.safe_load(example)["topics"]["tickets"]
+
+
+def test_the_default_burn_rate_rules_are_the_ones_the_contracts_page_lists() -> None:
+    text = (REFERENCE / "contracts.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (page|ticket) \| (\w+) \| (\w+) \| ([\d.]+) \|", text, re.MULTILINE)
+    listed = [
+        (severity, parse_duration(long), parse_duration(short), float(f)) for severity, long, short, f in rows
+    ]
+    assert listed == [(r.severity, r.long, r.short, r.factor) for r in default_burn_rates()]
