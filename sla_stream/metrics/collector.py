@@ -55,11 +55,15 @@ def state_families(state: gauges.Gauges) -> Iterator[GaugeMetricFamily]:
     """The state gauges, one family each (empty families included, so they are known)."""
     by_objective = [m.CONTRACT, m.OBJECTIVE]
     for name, doc, values in (
-        (m.COMPLIANCE, "Attained so far: good over total in the objective's window.", state.compliance),
+        (
+            m.COMPLIANCE,
+            "Attained so far: clocks met and calls answered in time this month; good requests in the window.",
+            state.compliance,
+        ),
         (m.ERROR_BUDGET, "Share of the error budget left (below 0 when overspent).", state.budget),
         (
             m.NEXT_DEADLINE,
-            "Seconds until the nearest deadline of a running ticket clock.",
+            "Seconds until the nearest deadline of a running ticket or item clock.",
             state.next_deadline,
         ),
     ):
@@ -81,7 +85,9 @@ def state_families(state: gauges.Gauges) -> Iterator[GaugeMetricFamily]:
     for triple, value in sorted(state.burn.items()):
         burn.add_metric(list(triple), value)
     yield burn
-    clocks = GaugeMetricFamily(m.OPEN_CLOCKS, "Open ticket clocks by state.", labels=[*by_objective, m.STATE])
+    clocks = GaugeMetricFamily(
+        m.OPEN_CLOCKS, "Open ticket and item clocks by state.", labels=[*by_objective, m.STATE]
+    )
     for (contract, objective, clock_state), count in sorted(state.open_clocks.items()):
         clocks.add_metric([contract, objective, clock_state], count)
     yield clocks
