@@ -392,6 +392,8 @@ _PAGES: dict[str, Callable[[], str]] = {
     "metrics.md": metrics_page,
     "schemas.md": schemas_page,
 }
+#: The generated pages' file names under docs/reference/.
+GENERATED = tuple(_PAGES)
 
 
 if __name__ == "__main__":
