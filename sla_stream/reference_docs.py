@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import argparse
 import ast
-import contextlib
 import inspect
 import json
-import os
 import re
 import sys
 import tempfile
@@ -87,21 +85,6 @@ def _read(path: Path) -> str | None:
 # The command line
 
 
-@contextlib.contextmanager
-def _columns(width: int) -> Iterator[None]:
-    """Help as a terminal ``width`` columns wide prints it, whatever the terminal generating the
-    page: argparse's formatters take their width from ``COLUMNS``."""
-    before = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = str(width)
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["COLUMNS"]
-        else:
-            os.environ["COLUMNS"] = before
-
-
 def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
     """``path`` and the path of every subcommand under it, depth first, in the parser's order."""
     yield path
@@ -121,6 +104,8 @@ def _parser_at(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> argpar
 
 
 def cli_page() -> str:
+    """Every command's options as tables, read from the parser's actions rather than from
+    argparse's help text, whose layout changes between Python versions."""
     from sla_stream.cli_parser import parser
 
     root = parser()
@@ -129,10 +114,63 @@ def cli_page() -> str:
     paths = list(_commands(root, ("sla-stream",)))
     out.append("".join(f"- [`{' '.join(p)}`](#{_anchor(p)})\n" for p in paths))
     for path in paths:
-        with _columns(100):
-            text = _parser_at(root, path).format_help().rstrip()
-        out.append(f"\n## {' '.join(path)}\n\n```text\n{text}\n```\n")
+        out.append(_command_section(_parser_at(root, path), path))
     return "".join(out)
+
+
+def _command_section(command: argparse.ArgumentParser, path: tuple[str, ...]) -> str:
+    formatter = command._get_formatter()
+    shown = [a for a in command._actions if a.help != argparse.SUPPRESS]
+    actions = [a for a in shown if not a.option_strings] + [a for a in shown if a.option_strings]
+    usage = [*path, *("[options]" for _ in actions[:1] if any(a.option_strings for a in actions))]
+    usage += [_usage_of(a) for a in actions if not a.option_strings]
+    text = [f"\n## {' '.join(path)}\n\n"]
+    if about := command.description:
+        text.append(f"{_markdown(about)}\n\n")
+    text.append(f"```text\n{' '.join(usage)}\n```\n\n")
+    rows = []
+    for action in actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                rows.append((f"`{choice.dest}`", _markdown(formatter._expand_help(choice))))
+            continue
+        what = _markdown(formatter._expand_help(action)) if action.help else ""
+        rows.append((f"`{_invocation(action)}`", what))
+    if rows:
+        text.append("| | |\n|---|---|\n")
+        text.extend(f"| {name} | {_cell(what)} |\n" for name, what in rows)
+    if command.epilog:
+        text.append(f"\n{_markdown(command.epilog)}\n")
+    return "".join(text)
+
+
+def _cell(text: str) -> str:
+    """``text`` inside a Markdown table cell: on one line, its bars escaped."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _metavar(action: argparse.Action) -> str:
+    if action.metavar is not None:
+        return str(action.metavar)
+    if action.choices is not None and not isinstance(action, argparse._SubParsersAction):
+        return "{" + ",".join(map(str, action.choices)) + "}"
+    return action.dest.upper() if action.option_strings else action.dest
+
+
+def _usage_of(action: argparse.Action) -> str:
+    """A positional argument as usage writes it."""
+    if isinstance(action, argparse._SubParsersAction):
+        return _metavar(action) if action.metavar else "COMMAND"
+    name = _metavar(action)
+    return {"+": f"{name} [{name} ...]", "*": f"[{name} ...]", "?": f"[{name}]"}.get(str(action.nargs), name)
+
+
+def _invocation(action: argparse.Action) -> str:
+    if not action.option_strings:
+        return _usage_of(action)
+    if action.nargs == 0:
+        return ", ".join(action.option_strings)
+    return ", ".join(f"{flag} {_metavar(action)}" for flag in action.option_strings)
 
 
 def _anchor(path: tuple[str, ...]) -> str:
