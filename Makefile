@@ -10,29 +10,30 @@ STAMP := $(VENV)/.installed
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
-# What is not Python (Java, Maven, promtool, ...): checked first, installed on Debian as root.
+# What is not Python (Java, Maven, promtool, ...): checked first, installed on Debian as root
+# (deploy/system-deps says which target needs what).
 deps-%:
 	@PYTHON=$(PYTHON) deploy/system-deps $*
 
 # The editable install's "be careful with folders named like your package" banner is setuptools
 # talking to itself about this very layout: silenced, and nothing else.
 $(STAMP): pyproject.toml
-	@PYTHON=$(PYTHON) deploy/system-deps run
+	@PYTHON=$(PYTHON) deploy/system-deps python
 	@echo "sla-stream: installing into $(VENV) (pip, once; about 20 s)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv with sla-stream and its dev tools; first checks Python 3.11+, Java 17+, Maven (on Debian as root, installs what is missing)
+install: $(STAMP) ## create .venv with sla-stream and its dev tools (checks Python 3.11+ first)
 
-kafka: $(STAMP) ## fetch the Kafka broker jars from Maven Central into the cache (once)
+kafka: deps-run $(STAMP) ## fetch the Kafka broker jars from Maven Central into the cache (once)
 	$(BIN)/python -m sla_stream.local_kafka fetch
 
 run: deps-run install kafka ## the main job: local broker, worker, simulated traffic, alerts on screen
 	$(BIN)/sla-stream demo
 
-run-prometheus: deps-prometheus install kafka ## make run, plus a real Prometheus (Debian's package) on http://127.0.0.1:9090 scraping the worker with the project's rules
+run-prometheus: deps-prometheus install kafka ## make run, plus a real Prometheus (Debian's package) on http://127.0.0.1:19090 scraping the worker with the project's rules
 	$(BIN)/sla-stream demo --prometheus
 
 test: deps-test install kafka ## every test: lint and types, engine unit tests, integration tests on a real broker (the kill -9 loop included)
@@ -53,7 +54,7 @@ expedition: install ## the expedition example: a month of simulated parcels agai
 crash-test: deps-run install kafka ## just the kill -9 loop, with its seed printed (SLA_STREAM_CRASH_SEED=N repeats a run)
 	$(BIN)/python -m pytest -q -s tests/integration/test_crash_recovery.py
 
-bench: install kafka ## the benchmark: plain consumer vs worker vs replay, latency, memory; report in bench/results/
+bench: deps-run install kafka ## the benchmark: plain consumer vs worker vs replay, latency, memory; report in bench/results/
 	$(BIN)/python bench/run.py
 
 bench-requests: install ## replay speed on 10,000,000 request events; report in bench/results/
@@ -78,7 +79,7 @@ docs-build: install ## build the documentation site into site/ with --strict (a 
 docs-gen: install ## rewrite the generated reference pages (command line, configuration, metrics, schemas) from the code
 	$(BIN)/python -m sla_stream.reference_docs
 
-broker: install kafka ## start a local broker in the background on 127.0.0.1:19092
+broker: deps-run install kafka ## start a local broker in the background on 127.0.0.1:19092
 	deploy/kafka/local-broker start
 
 broker-stop: ## stop that broker

@@ -79,6 +79,12 @@ def test_java_8_is_read_from_its_old_version_format(tmp_path: Path) -> None:
     assert "found Java 8;" in result.stderr
 
 
+def test_the_venv_alone_needs_only_python(tmp_path: Path) -> None:
+    # make install, docs, unit and lint run without Java or Maven on the machine.
+    result = run(toolbox(tmp_path), "python")
+    assert (result.returncode, result.stderr) == (0, "")
+
+
 def test_no_java_at_all_is_named(tmp_path: Path) -> None:
     result = run(toolbox(tmp_path, "mvn"), "run")
     assert result.returncode == 1
