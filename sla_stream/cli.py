@@ -13,7 +13,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from sla_stream.cli_parser import parser
 from sla_stream.contracts import ContractError, load_dir
@@ -48,10 +48,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    """The settings, with the command's ``--config`` and ``--bootstrap-servers``."""
-    overrides = {"bootstrap_servers": args.bootstrap_servers} if args.bootstrap_servers else None
-    return load_settings(args.config, overrides=overrides)
+def _settings(args: argparse.Namespace, **flags: object) -> Settings:
+    """The settings, with the command's ``--config`` and ``--bootstrap-servers`` and the other
+    settings its flags give (``flags``: setting name -> the flag's value; those not given are
+    ``None`` and leave the setting as it is)."""
+    given = {"bootstrap_servers": args.bootstrap_servers, **flags}
+    return load_settings(args.config, overrides={name: v for name, v in given.items() if v})
+
+
+def _create(path: Path, flag: str) -> BinaryIO:
+    """``path`` opened for writing, its directories created first (``make clean`` removes var/);
+    where either fails, one line naming the file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{flag} {path}: cannot create its directory {path.parent} ({_why(exc)})") from None
+    try:
+        return path.open("wb")
+    except OSError as exc:
+        raise UserError(f"{flag} {path}: cannot write it ({_why(exc)})") from None
+
+
+def _why(exc: OSError) -> str:
+    """Why a directory could not be made, as a user would say it."""
+    if isinstance(exc, FileExistsError | NotADirectoryError):
+        return "a file is in the way"  # mkdir's own words, "File exists", say the opposite
+    return exc.strerror or str(exc)
 
 
 def _contracts(directory: str | Path) -> dict[str, Contract]:
@@ -82,14 +104,16 @@ def _worker(args: argparse.Namespace) -> int:
     # and a SIGHUP (reload the contracts) is ignored: the contracts are about to be read anyway.
     hold_sigterm()
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    overrides: dict[str, object] = {}
-    if args.contracts:
-        overrides["contracts_dir"] = args.contracts
-    if args.bootstrap_servers:
-        overrides["bootstrap_servers"] = args.bootstrap_servers
-    if args.web_port:
-        overrides["web_port"] = args.web_port
-    settings = load_settings(args.config, overrides=overrides)
+    settings = _settings(args, contracts_dir=args.contracts, web_port=args.web_port)
+    # Faust creates its data directory, but not the directories above it (var/, for a worker run
+    # where there is none).
+    try:
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(
+            f"cannot create the worker's data directory {settings.data_dir} ({_why(exc)}):"
+            " set SLA_STREAM_DATA_DIR to a directory it can write"
+        ) from None
     if settings.contracts_from == "topic":
         settings = _contracts_from_topic(settings)
     from sla_stream.runtime.reload import fingerprint
@@ -118,8 +142,8 @@ def _replay(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     started = time.perf_counter()
     with (
-        open(args.deadletter, "wb") if args.deadletter else _Null() as rejected,
-        open(args.penalties, "wb") if args.penalties else _Null() as penalties,
+        _create(Path(args.deadletter), "--deadletter") if args.deadletter else _Null() as rejected,
+        _create(Path(args.penalties), "--penalties") if args.penalties else _Null() as penalties,
     ):
 
         def settle(statement: Statement) -> None:
@@ -307,7 +331,8 @@ def _simulate(args: argparse.Namespace) -> int:
         from sla_stream.simulate_io import write_file
 
         start = _instant(args.start, "--start") if args.start else int(time.time() * 1000)
-        count = write_file(args.output, contracts, traffic, start, duration)
+        with _create(args.output, "--output") as out:
+            count = write_file(out, contracts, traffic, start, duration)
         print(f"sla-stream: wrote {count} events to {args.output}", file=sys.stderr)
         return 0
     from sla_stream.simulate_io import produce_live

@@ -6,7 +6,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Mapping
-from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -20,17 +20,17 @@ from sla_stream.simulate import Traffic, generate
 
 
 def write_file(
-    path: Path, contracts: Mapping[str, Contract], traffic: Traffic, start: int, duration: int | None
+    out: BinaryIO, contracts: Mapping[str, Contract], traffic: Traffic, start: int, duration: int | None
 ) -> int:
-    """Write event time ``[start, start + duration)`` of traffic as JSON lines; returns the count."""
+    """Write event time ``[start, start + duration)`` of traffic to ``out`` as JSON lines;
+    returns the count."""
     end = start + (duration if duration is not None else 3_600_000)
     count = 0
-    with path.open("wb") as out:
-        for at, event in generate(contracts, start, traffic):
-            if at >= end:
-                break
-            out.write((event if isinstance(event, bytes) else orjson.dumps(event)) + b"\n")
-            count += 1
+    for at, event in generate(contracts, start, traffic):
+        if at >= end:
+            break
+        out.write((event if isinstance(event, bytes) else orjson.dumps(event)) + b"\n")
+        count += 1
     return count
 
 

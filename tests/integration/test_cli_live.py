@@ -1,5 +1,5 @@
-"""``sla-stream simulate`` and ``tail`` against a real broker: a missing topic is one line, and
-``tail --lines`` shows alerts as the demo does."""
+"""``sla-stream simulate``, ``tail`` and ``worker`` against a real broker: a missing topic is one
+line, ``tail --lines`` shows alerts as the demo does, and a worker starts where there is no var/."""
 
 from __future__ import annotations
 
@@ -10,9 +10,15 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from conftest import Worker
 from helpers import REPO, contracts_from, ms
 
 from sla_stream.alert_lines import alert_line
@@ -105,3 +111,39 @@ def test_tail_lines_prints_alerts_as_lines_and_other_records_as_they_are(broker:
     )
     # Ctrl-C ends it quietly: no traceback, no warning of a client left open.
     assert (tail.returncode, tail.stderr.read()) == (130, b"")
+
+
+def test_a_worker_started_where_there_is_no_var_directory_runs(worker: Callable[..., Worker], tmp_path: Path):
+    # The own-helpdesk page's `sla-stream worker --contracts my-contracts/`, from a directory of
+    # one's own: the worker's state goes to var/worker there, which Faust cannot create alone.
+    made = worker(REPO / "examples" / "contracts")
+    env = {name: value for name, value in made.env.items() if name != "SLA_STREAM_DATA_DIR"}
+    here = tmp_path / "helpdesk"
+    here.mkdir()
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sla_stream.cli", "worker"],
+            cwd=here,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        ready = False
+        deadline = time.monotonic() + 120
+        while not ready and process.poll() is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(made.web + "/readyz", timeout=5) as answer:
+                    ready = answer.status == 200
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.3)
+        said = log.read_text(errors="replace")
+        assert ready, said
+        assert (here / "var" / "worker").is_dir()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+    said = log.read_text(errors="replace")
+    assert "FileNotFoundError" not in said and "Traceback" not in said, said
+    assert process.returncode == 0

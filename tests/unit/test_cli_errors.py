@@ -16,13 +16,13 @@ from helpers import REPO
 from sla_stream.local_kafka import free_port
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sla_stream.cli", *args],
         capture_output=True,
         text=True,
         check=False,
-        cwd=REPO,
+        cwd=cwd,
         env={**os.environ, **(env or {})},
         timeout=60,
     )
@@ -202,3 +202,76 @@ def test_the_hint_leaves_stdout_exactly_the_alerts(tmp_path: Path):
     assert same.stderr == b""
     assert hinted.stdout == same.stdout
     assert [orjson.loads(line)["kind"] for line in hinted.stdout.splitlines()] == ["near_breach", "breach"]
+
+
+def test_a_worker_run_where_there_is_no_var_directory_creates_its_data_directory(tmp_path: Path):
+    # As the own-helpdesk page runs it: from a directory of one's own, with no var/ in it yet.
+    closed = f"127.0.0.1:{free_port()}"
+    env = {"SLA_STREAM_BOOTSTRAP_SERVERS": closed, "SLA_STREAM_WEB_PORT": str(free_port())}
+    env.pop("SLA_STREAM_DATA_DIR", None)
+    result = cli("worker", "--contracts", str(REPO / "examples" / "contracts"), env=env, cwd=tmp_path)
+    assert (tmp_path / "var" / "worker").is_dir()
+    # It stops for want of a broker, in one line.
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"sla-stream: error: cannot reach Kafka at {closed}: ")
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+def test_a_worker_data_directory_that_cannot_be_created_is_one_line(tmp_path: Path):
+    (tmp_path / "var").write_text("a file where the directory would go")
+    result = cli(
+        "worker",
+        "--contracts",
+        str(REPO / "examples" / "contracts"),
+        env={"SLA_STREAM_DATA_DIR": "var/worker"},
+        cwd=tmp_path,
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "sla-stream: error: cannot create the worker's data directory var/worker (a file is in the way):"
+        " set SLA_STREAM_DATA_DIR to a directory it can write\n"
+    )
+
+
+def _day(tmp_path: Path) -> Path:
+    """A small event file, as simulate writes it."""
+    events = tmp_path / "day.jsonl"
+    made = cli("simulate", "--contracts", "examples/contracts", "--duration", "10m", "--output", str(events))
+    assert made.returncode == 0, made.stderr
+    return events
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["simulate", "--contracts", "examples/contracts", "--duration", "10m", "--output", "{out}"],
+        ["replay", "--contracts", "examples/contracts", "--penalties", "{out}", "{events}"],
+        ["replay", "--contracts", "examples/contracts", "--deadletter", "{out}", "{events}"],
+    ],
+    ids=["simulate --output", "replay --penalties", "replay --deadletter"],
+)
+def test_an_output_file_in_a_directory_not_there_yet_gets_its_directory(tmp_path: Path, command):
+    # `make clean` removes var/, and `--output var/days.jsonl` follows.
+    events = _day(tmp_path)
+    out = tmp_path / "var" / "more" / "out.jsonl"
+    result = cli(*(arg.format(out=out, events=events) for arg in command))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert out.is_file()
+    if "--deadletter" in command:  # the simulator's default traffic has no bad messages
+        assert out.read_bytes() == b""
+
+
+@pytest.mark.parametrize("flag", ["--output", "--penalties", "--deadletter"])
+def test_an_output_file_whose_directory_cannot_be_made_is_one_line_naming_it(tmp_path: Path, flag):
+    events = _day(tmp_path)
+    (tmp_path / "var").write_text("a file where the directory would go")
+    out = tmp_path / "var" / "out.jsonl"
+    if flag == "--output":
+        result = cli("simulate", "--contracts", "examples/contracts", "--duration", "10m", flag, str(out))
+    else:
+        result = cli("replay", "--contracts", "examples/contracts", flag, str(out), str(events))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"sla-stream: error: {flag} {out}: cannot create its directory {out.parent} (a file is in the way)\n"
+    )
