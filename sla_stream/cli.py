@@ -170,11 +170,12 @@ def _replay(args: argparse.Namespace) -> int:
         )
     if until is None and (open_ := still_open(stats)) is not None:
         # On stderr: stdout is exactly the alerts, for pipes and golden files.
-        last, deadline = format_ts(stats.last or 0, open_.zone), format_ts(open_.next_deadline, open_.zone)
+        last, due = format_ts(stats.last or 0, open_.zone), format_ts(open_.next_due, open_.zone)
         clocks = f"{open_.clocks} clock is" if open_.clocks == 1 else f"{open_.clocks} clocks are"
         print(
             f"sla-stream replay: the clock stopped at the last event, {last}; {clocks} still open"
-            f" (next deadline {deadline}): pass --until TIME to see what happens after it",
+            f" (the next alert is due once the clock passes {due}):"
+            " pass --until TIME to see what happens after it",
             file=sys.stderr,
         )
     if args.stats:

@@ -11,12 +11,15 @@ from zoneinfo import ZoneInfo
 import orjson
 from aiokafka.partitioner import murmur2
 
-from sla_stream.engine import gauges
+from sla_stream.engine import tracked
 from sla_stream.engine.alerts import Alert
+from sla_stream.engine.clock import BREACH_FRACTION
 from sla_stream.engine.events import Rejected, source_of
+from sla_stream.engine.items import Item
 from sla_stream.engine.model import SOURCES, Contract
 from sla_stream.engine.penalties import Closer, Statement
 from sla_stream.engine.processor import Engine
+from sla_stream.engine.tickets import Ticket
 from sla_stream.wire.alerts import alert_record
 from sla_stream.wire.deadletter import deadletter_record
 from sla_stream.wire.events import decode_event
@@ -38,28 +41,49 @@ class ReplayStats:
 
 @dataclass(frozen=True, slots=True)
 class StillOpen:
-    """Clocks a replay left open with a deadline still to come: what a later end would fire."""
+    """Clocks a replay left open with a threshold still to come: what a later end would fire."""
 
     clocks: int
     """Ticket and item clocks open and not breached."""
-    next_deadline: int
-    """The nearest deadline of a running clock (epoch ms)."""
+    next_due: int
+    """When the next alert of a running clock falls due (epoch ms): its next near-breach or
+    breach threshold, never before the last event."""
     zone: ZoneInfo
-    """The zone of the contract that deadline belongs to."""
+    """The zone of the contract that clock belongs to."""
 
 
 def still_open(stats: ReplayStats) -> StillOpen | None:
     """What the clocks of a replay that ended at its last event (no ``until``) still have due
-    after it, if anything: read from the engines' gauges once, at the end."""
+    after it, if anything.
+
+    Read from each clock's next threshold, as the engine schedules it, not from its deadline:
+    on a business calendar a deadline used up at closing time is behind the clock until the
+    breach is observed at the next opening.
+    """
     if stats.last is None:
         return None
-    found = gauges.read(stats.engines)
-    if not found.next_deadline:
-        return None
-    (contract_id, _), left = min(found.next_deadline.items(), key=lambda item: item[1])
-    clocks = sum(n for (_, _, state), n in found.open_clocks.items() if state != "breached")
-    zone = next(e.contract(contract_id).zone for e in stats.engines if e.contract_or_none(contract_id))
-    return StillOpen(clocks, stats.last + round(left * 1000), zone)
+    clocks = 0
+    nearest: tuple[int, ZoneInfo] | None = None
+    for engine in stats.engines:
+        stores: tuple[Mapping[tuple[str, str], Ticket | Item], ...] = (engine.tickets, engine.items)
+        for store in stores:
+            for (contract_id, _), thing in list(store.items()):
+                contract = engine.contract_or_none(contract_id)
+                if contract is None:
+                    continue
+                version = tracked.measured(contract, thing)
+                policy = version.tickets if isinstance(thing, Ticket) else version.items
+                if policy is None:
+                    continue
+                for name, clock in thing.clocks.items():
+                    objective = policy.objectives.get(name)
+                    if objective is None or clock.stopped or BREACH_FRACTION in clock.fired:
+                        continue
+                    clocks += 1
+                    due = clock.next_due(objective.calendar, policy.near_breach)
+                    if due is not None and due[0] >= stats.last and (nearest is None or due[0] < nearest[0]):
+                        nearest = due[0], contract.zone
+    return None if nearest is None else StillOpen(clocks, *nearest)
 
 
 def replay(

@@ -110,28 +110,16 @@ def test_version_prints_the_installed_version():
     assert result.stdout == f"sla-stream {importlib.metadata.version('sla-stream')}\n"
 
 
-WORKED = """
-version: 1
-id: acme-gold
-timezone: Asia/Jakarta
-calendars:
-  business:
-    weekly: {mon-fri: ["08:00-12:00", "13:00-17:00"]}
-    holidays: {country: ID}
-tickets:
-  priorities: [P1, P2]
-  near_breach: [0.75]
-  objectives:
-    first_response: {calendar: business, targets: {P1: 30m, P2: 2h}}
-    resolution:     {calendar: business, targets: {P1: 4h, P2: 1d}, pause_on: [pending]}
-"""
+#: The worked example's contract (acme-jakarta): business hours 08:00-12:00 and 13:00-17:00 in
+#: Jakarta, first response within 30m (P1) or 2h (P2), a near-breach at 75%.
+WORKED = REPO / "examples" / "worked-example" / "contracts"
 
 
 def _event(n: int, type_: str, at: str, ticket: str, **fields: str) -> dict[str, str]:
     return {
         "event_id": f"e{n}",
         "type": type_,
-        "contract_id": "acme-gold",
+        "contract_id": "acme-jakarta",
         "occurred_at": at,
         "ticket_id": ticket,
         **fields,
@@ -139,12 +127,9 @@ def _event(n: int, type_: str, at: str, ticket: str, **fields: str) -> dict[str,
 
 
 def _replay_files(tmp_path: Path, *events: dict[str, str]) -> tuple[str, str]:
-    contracts = tmp_path / "contracts"
-    contracts.mkdir()
-    (contracts / "acme-gold.yaml").write_text(WORKED)
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
-    return str(contracts), str(path)
+    return str(WORKED), str(path)
 
 
 def test_replay_says_on_stderr_that_the_clock_stopped_while_clocks_are_still_open(tmp_path: Path):
@@ -156,15 +141,39 @@ def test_replay_says_on_stderr_that_the_clock_stopped_while_clocks_are_still_ope
     result = cli("replay", "--contracts", contracts, events)
     assert result.returncode == 0
     assert result.stdout == ""
+    # T-17's near-breach at 08:30 on Wednesday (its 75% of two open hours) comes first.
     assert result.stderr == (
         "sla-stream replay: the clock stopped at the last event, 2026-11-24T16:10:00+07:00; 4 clocks are"
-        " still open (next deadline 2026-11-25T09:00:00+07:00):"
+        " still open (the next alert is due once the clock passes 2026-11-25T08:30:00+07:00):"
         " pass --until TIME to see what happens after it\n"
     )
     later = cli("replay", "--contracts", contracts, "--until", "2026-11-25T12:00:00+07:00", events)
     assert later.stderr == ""
     kinds = [orjson.loads(line)["kind"] for line in later.stdout.splitlines()]
     assert kinds == ["near_breach", "near_breach", "breach", "breach"]
+
+
+def test_the_hint_names_the_next_alert_after_the_clock_not_a_deadline_behind_it(tmp_path: Path):
+    contracts, events = _replay_files(
+        tmp_path,
+        # T-1's half hour is used up at closing, 17:00: its breach is observed at 08:00 on Wednesday.
+        _event(1, "ticket.created", "2026-11-24T16:30:00+07:00", "T-1", priority="P1"),
+        # Created after hours: its clocks start at 08:00 on Wednesday.
+        _event(2, "ticket.created", "2026-11-24T19:00:00+07:00", "T-2", priority="P1"),
+    )
+    result = cli("replay", "--contracts", contracts, events)
+    assert result.stderr == (
+        "sla-stream replay: the clock stopped at the last event, 2026-11-24T19:00:00+07:00; 4 clocks are"
+        " still open (the next alert is due once the clock passes 2026-11-25T08:00:00+07:00):"
+        " pass --until TIME to see what happens after it\n"
+    )
+    # And it is the next alert: one past that time fires T-1's breach, observed then.
+    later = cli("replay", "--contracts", contracts, "--until", "2026-11-25T08:00:00.001+07:00", events)
+    fired = [orjson.loads(line) for line in later.stdout.splitlines()]
+    assert [(a["kind"], a["subject"]["id"], a["observed_at"]) for a in fired][-1:] == [
+        ("breach", "T-1", "2026-11-25T08:00:00+07:00")
+    ]
+    assert [a["observed_at"] for a in fired] == ["2026-11-24T16:52:30+07:00", "2026-11-25T08:00:00+07:00"]
 
 
 def test_replay_gives_the_hint_only_when_something_is_left_to_fall_due(tmp_path: Path):
