@@ -16,20 +16,8 @@ from sla_stream.engine.model import Contract
 from sla_stream.replay import replay
 from sla_stream.wire.alerts import alert_record
 
-WORKED = """
-version: 1
-id: acme-gold
-timezone: Asia/Jakarta
-calendars:
-  business:
-    weekly: {mon-fri: ["08:00-12:00", "13:00-17:00"]}
-    holidays: {country: ID}
-tickets:
-  priorities: [P1, P2]
-  near_breach: [0.75]
-  objectives:
-    first_response: {calendar: business, targets: {P1: 30m, P2: 2h}}
-"""
+#: The worked example's contract, acme-jakarta.
+WORKED = REPO / "examples" / "worked-example" / "contracts"
 
 CALLS = """
 version: 1
@@ -85,33 +73,33 @@ def lines(records: list[dict[str, Any]]) -> list[str]:
     return [alert_line(record) for record in records]
 
 
-def test_a_ticket_clock_says_its_target_and_elapsed_time_in_human_durations(tmp_path: Path):
-    contracts = contracts_from(tmp_path, acme=WORKED)
+def test_a_ticket_clock_says_its_target_and_elapsed_time_in_human_durations():
+    contracts = load_dir(WORKED)
     created = event(
-        "acme-gold", "ticket.created", "2026-11-24T16:00:00+07:00", ticket_id="T-17", priority="P2"
+        "acme-jakarta", "ticket.created", "2026-11-24T16:00:00+07:00", ticket_id="T-17", priority="P2"
     )
     assert lines(alerts(contracts, [created], until="2026-11-25T12:00:00+07:00")) == [
-        "NEAR_BREACH  acme-gold first_response ticket T-17 (P2): target 2h, elapsed 1h30m (75%),"
+        "NEAR_BREACH  acme-jakarta first_response ticket T-17 (P2): target 2h, elapsed 1h30m (75%),"
         " deadline 2026-11-25T09:00:00+07:00, observed 2026-11-25T08:30:00+07:00",
-        "BREACH       acme-gold first_response ticket T-17 (P2): target 2h, elapsed 2h,"
+        "BREACH       acme-jakarta first_response ticket T-17 (P2): target 2h, elapsed 2h,"
         " deadline 2026-11-25T09:00:00+07:00",
     ]
 
 
-def test_a_retraction_names_the_alert_it_takes_back(tmp_path: Path):
-    contracts = contracts_from(tmp_path, acme=WORKED)
+def test_a_retraction_names_the_alert_it_takes_back():
+    contracts = load_dir(WORKED)
     history = [
-        event("acme-gold", "ticket.created", "2026-11-25T09:00:00+07:00", ticket_id="T-1", priority="P1"),
-        event("acme-gold", "ticket.created", "2026-11-25T09:40:00+07:00", ticket_id="T-2", priority="P2"),
+        event("acme-jakarta", "ticket.created", "2026-11-25T09:00:00+07:00", ticket_id="T-1", priority="P1"),
+        event("acme-jakarta", "ticket.created", "2026-11-25T09:40:00+07:00", ticket_id="T-2", priority="P2"),
         # the reply to T-1 arrives after T-2's creation moved the clock past T-1's deadline
-        event("acme-gold", "ticket.agent_replied", "2026-11-25T09:20:00+07:00", ticket_id="T-1"),
+        event("acme-jakarta", "ticket.agent_replied", "2026-11-25T09:20:00+07:00", ticket_id="T-1"),
     ]
     records = alerts(contracts, history, lateness=3_600_000)
     sent = [r["alert_id"] for r in records if r["kind"] in ("near_breach", "breach")]
     said = [alert_line(r) for r in records if r["kind"] == "retracted"]
     assert len(sent) == 2
     assert said == [
-        f"RETRACTED    acme-gold first_response ticket T-1 (P1): retracts {alert_id};"
+        f"RETRACTED    acme-jakarta first_response ticket T-1 (P1): retracts {alert_id};"
         " target 30m, elapsed 20m, deadline 2026-11-25T09:30:00+07:00, observed 2026-11-25T09:20:00+07:00"
         for alert_id in sent
     ]
