@@ -27,10 +27,23 @@ class Parser(argparse.ArgumentParser):
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
+        if self._subparsers is not None:
+            # A mistyped flag before the command (``sla-stream --verison``) would otherwise be
+            # reported as the command missing.
+            given = sys.argv[1:] if args is None else list(args)
+            unknown = [flag for flag in _leading_flags(given) if not self._knows(flag)]
+            if unknown:
+                self.error("unrecognized arguments: " + " ".join(self._suggest(flag) for flag in unknown))
         parsed, extras = super().parse_known_args(args, namespace)
         if extras:
             self.error("unrecognized arguments: " + " ".join(self._suggest(extra) for extra in extras))
         return parsed, extras
+
+    def _knows(self, flag: str) -> bool:
+        """Whether ``flag`` is one of this parser's own, or (as argparse allows) a prefix of just one."""
+        name = flag.partition("=")[0]
+        flags = [option for action in self._actions for option in action.option_strings]
+        return name in flags or (name.startswith("--") and len([f for f in flags if f.startswith(name)]) == 1)
 
     def _suggest(self, extra: str) -> str:
         if not extra.startswith("-"):
@@ -52,6 +65,16 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _leading_flags(args: Sequence[str]) -> list[str]:
+    """The flags given before the first other argument (a command's name) or ``--``."""
+    flags: list[str] = []
+    for arg in args:
+        if arg == "--" or not arg.startswith("-") or arg == "-":
+            break
+        flags.append(arg)
+    return flags
 
 
 class _Version(argparse.Action):

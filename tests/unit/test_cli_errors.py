@@ -74,6 +74,17 @@ def test_an_unknown_flag_of_a_nested_command_gets_that_commands_usage():
     )
 
 
+@pytest.mark.parametrize("args", [["--verison"], ["--verison", "replay", "--help"]], ids=" ".join)
+def test_a_mistyped_flag_before_the_command_is_named_with_the_nearest_flag(args):
+    # Not "the following arguments are required: COMMAND".
+    result = cli(*args)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [
+        "usage: sla-stream [-h] [--version] COMMAND ...",
+        "sla-stream: error: unrecognized arguments: --verison (did you mean --version?)",
+    ]
+
+
 def test_an_extra_argument_with_no_near_flag_is_named_as_it_is():
     result = cli("contracts", "validate", "examples/contracts", "more")
     assert result.returncode == 2
