@@ -299,7 +299,7 @@ def _simulate(commands: _Commands) -> None:
         type=float,
         default=0.0,
         metavar="SHARE",
-        help="share of deliberately malformed messages (default 0)",
+        help="chance that a new ticket comes with one deliberately malformed message (default 0)",
     )
     sim.add_argument(
         "--call-rate",

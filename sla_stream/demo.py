@@ -31,7 +31,7 @@ from sla_stream.local_prometheus import LocalPrometheus, PrometheusError
 from sla_stream.settings import Settings, load_settings
 
 _VAR = Path("var")
-#: The share of the simulator's messages that are malformed on purpose (the dead-letter path).
+#: The chance, per new ticket, that the simulator also sends a malformed message (the dead-letter path).
 _BAD_SHARE = 0.01
 #: Seconds between two "still waiting" lines while something starts.
 _PROGRESS_EVERY = 5.0

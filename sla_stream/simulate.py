@@ -3,8 +3,8 @@
 Tickets arrive as a Poisson stream; agents answer after a delay drawn
 around half the target, so most replies are in time and some are late;
 customers reply, tickets wait on the customer (a paused state) and get
-solved, a few reopen. A small share of messages is malformed on purpose
-(``bad_share``) so the dead-letter path shows up too.
+solved, a few reopen. With ``bad_share``, each new ticket comes with a malformed
+message by that chance, so the dead-letter path shows up too.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ class Traffic:
     unanswered_share: float = 0.05
     """Share of tickets nobody ever answers."""
     bad_share: float = 0.0
-    """Share of messages that are deliberately malformed."""
+    """Chance, per new ticket, of one deliberately malformed message beside it (not a share of
+    all messages: calls, requests and items add none)."""
     seed: int = 1
     """Random seed; also part of every ticket id, so runs with different seeds never collide."""
     call_rate: float = 0.0
