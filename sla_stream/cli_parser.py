@@ -413,7 +413,7 @@ def _demo(commands: _Commands) -> None:
     demo.add_argument(
         "--prometheus-port",
         type=int,
-        default=9090,
+        default=19090,  # local_prometheus.PORT, not imported here: --help stays quick
         metavar="PORT",
-        help="the port of that Prometheus on 127.0.0.1 (default 9090)",
+        help="the port of that Prometheus on 127.0.0.1 (default 19090)",
     )

@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer
 
 from sla_stream.kafka_client import client_kwargs
 from sla_stream.local_kafka import BrokerError, LocalBroker, fetch_jars, port_in_use, wait_ready
-from sla_stream.local_prometheus import LocalPrometheus, PrometheusError
+from sla_stream.local_prometheus import PORT, LocalPrometheus, PrometheusError
 from sla_stream.settings import Settings, load_settings
 
 _VAR = Path("var")
@@ -83,7 +83,7 @@ class _Stop:
 
 
 def run_demo(
-    minutes: float = 0, rate: float = 2.0, prometheus: bool = False, prometheus_port: int = 9090
+    minutes: float = 0, rate: float = 2.0, prometheus: bool = False, prometheus_port: int = PORT
 ) -> int:
     """Run the demo until ``minutes`` have passed (0: until stopped); its exit status."""
     settings = load_settings()

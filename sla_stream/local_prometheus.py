@@ -22,6 +22,9 @@ from sla_stream.local_kafka import port_in_use
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "prometheus"
 RULES = DEPLOY / "rules"
 INSTALL = "install Debian's prometheus package (apt-get install prometheus), or run make install"
+#: The demo's Prometheus port: not 9090, which the Debian package's own service takes where systemd
+#: runs (installing the package starts it), as the local broker's 19092 is not Kafka's 9092.
+PORT = 19090
 
 
 class PrometheusError(RuntimeError):
@@ -67,7 +70,7 @@ class LocalPrometheus:
 
     directory: Path
     targets: list[str]
-    port: int = 9090
+    port: int = PORT
     host: str = "127.0.0.1"
     interval: str = "5s"
     rule_files: list[str] = field(default_factory=lambda: [str(RULES / "*.yml")])
@@ -123,8 +126,8 @@ class LocalPrometheus:
                     time.sleep(0.1)
         if port_in_use(self.port, self.host):
             raise PrometheusError(
-                f"{self.host}:{self.port} is already in use (Debian's prometheus service? stop it with"
-                " `systemctl stop prometheus`): stop it, or choose another port (--prometheus-port)"
+                f"{self.host}:{self.port} is already in use (another demo's Prometheus?):"
+                " stop it, or choose another port (--prometheus-port)"
             )
 
     def start(self, timeout: float = 60.0) -> LocalPrometheus:

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from helpers import REPO
 
-from sla_stream.local_kafka import free_port
+from sla_stream.local_kafka import free_port, port_in_use
 from sla_stream.local_prometheus import RULES, LocalPrometheus, config
 
 
@@ -90,6 +90,27 @@ def test_the_prometheus_port_taken_is_one_line_naming_the_option(tmp_path, taken
     line = one_line(result)
     assert f"127.0.0.1:{taken} is already in use" in line
     assert "--prometheus-port" in line
+
+
+@pytest.fixture
+def debian_prometheus_port() -> Iterator[None]:
+    """127.0.0.1:9090 taken, as Debian's prometheus service takes it where systemd runs."""
+    with socket.socket() as other:
+        try:
+            other.bind(("127.0.0.1", 9090))
+            other.listen()
+        except OSError:  # something listens there already
+            assert port_in_use(9090)
+        yield
+
+
+@pytest.mark.usefixtures("debian_prometheus_port")
+def test_the_demos_prometheus_does_not_want_the_port_debians_own_service_takes(tmp_path, taken):
+    # The broker's port taken too, so that the demo stops just after its Prometheus checks.
+    result = demo(tmp_path, "--prometheus", bootstrap_servers=f"127.0.0.1:{taken}", web_port=free_port())
+    line = one_line(result)
+    assert f"127.0.0.1:{taken}, the local broker's port, is taken" in line
+    assert LocalPrometheus(tmp_path, []).url == "http://127.0.0.1:19090"
 
 
 def test_the_demos_prometheus_config_is_the_stacks_with_the_worker_as_target_and_the_projects_rules(tmp_path):
