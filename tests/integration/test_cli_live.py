@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -147,3 +148,44 @@ def test_a_worker_started_where_there_is_no_var_directory_runs(worker: Callable[
     said = log.read_text(errors="replace")
     assert "FileNotFoundError" not in said and "Traceback" not in said, said
     assert process.returncode == 0
+
+
+def test_the_own_helpdesk_snippet_creates_the_missing_topics_with_the_partitions_asked_for(
+    broker: LocalBroker,
+) -> None:
+    page = (REPO / "docs" / "own-helpdesk.md").read_text()
+    section = page.split("\n## Create the topics", 1)[1].split("\n## ", 1)[0]
+    [snippet] = [m.group(1) for m in re.finditer(r"^```python\n(.*?)^```", section, re.MULTILINE | re.DOTALL)]
+    # Run as written, against the session's broker, on topics of this test's own.
+    prefix = f"doc{os.getpid()}n{next(_names)}"
+    assert snippet.count('"kafka-1.internal:9092"') == 1 and snippet.count('"sla.') == 8
+    code = snippet.replace('"kafka-1.internal:9092"', repr(broker.bootstrap)).replace('"sla.', f'"{prefix}.')
+    code = code.replace("replicas=3", "replicas=1")  # a single broker
+
+    async def one_there() -> None:  # one already there: left as it is
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(f"{prefix}.tickets", 12, 1)])
+        finally:
+            await admin.close()
+
+    asyncio.run(one_there())
+    for _ in range(2):  # and run again, nothing is missing
+        ran = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
+        )
+        assert ran.returncode == 0, ran.stderr
+
+    async def counts() -> dict[str, int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        await admin.start()
+        try:
+            names = [name for name in await admin.list_topics() if name.startswith(f"{prefix}.")]
+            described = await admin.describe_topics(names)
+        finally:
+            await admin.close()
+        return {topic["topic"].removeprefix(f"{prefix}."): len(topic["partitions"]) for topic in described}
+
+    wanted = ["tickets", "calls", "requests", "items", "ticks", "alerts", "deadletter", "penalties"]
+    assert asyncio.run(counts()) == dict.fromkeys(wanted, 12)

@@ -7,6 +7,8 @@ import re
 import shlex
 import subprocess
 import sys
+import time
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 
@@ -117,3 +119,40 @@ def test_the_own_helpdesk_contract_gives_the_alerts_the_page_shows(tmp_path: Pat
     ran = subprocess.run([SLA_STREAM, *args], capture_output=True, text=True, check=False)
     assert ran.returncode == 0, ran.stderr
     assert [alert_line(orjson.loads(line)) for line in ran.stdout.splitlines()] == lines.splitlines()
+
+
+def test_the_own_helpdesk_way_to_make_sample_events_of_now_gives_events_a_live_worker_takes(
+    tmp_path: Path,
+) -> None:
+    page = (REPO / "docs" / "own-helpdesk.md").read_text()
+    languages = {lang: text for lang, text in reversed(blocks(page))}
+    contract, events = languages["yaml"], languages["json"]
+    [(_lang, shown)] = blocks(page.split("**Events sent live must be of now.**", 1)[1])[:1]
+    rewrite = shown.partition(" \\\n  | ")[0]  # the sed command, without the kcat it feeds
+    assert rewrite.startswith("sed ") and rewrite.endswith(" nw.jsonl")
+    (tmp_path / "nw.jsonl").write_text(events)
+    began = time.time()
+    ran = subprocess.run(["bash", "-c", rewrite], capture_output=True, text=True, cwd=tmp_path, check=True)
+    made = [orjson.loads(line) for line in ran.stdout.splitlines()]
+    given = [orjson.loads(line) for line in events.splitlines()]
+    assert len(made) == len(given)
+    for new, old in zip(made, given, strict=True):
+        # Of now, within what a live worker accepts, and with ids never sent before.
+        assert abs(datetime.fromisoformat(new["occurred_at"]).timestamp() - began) < 60
+        assert new["event_id"] != old["event_id"] and new["ticket_id"] != old["ticket_id"]
+        assert {k: v for k, v in new.items() if k not in ("event_id", "ticket_id", "occurred_at")} == {
+            k: v for k, v in old.items() if k not in ("event_id", "ticket_id", "occurred_at")
+        }
+    # The contract takes them as they are: nothing rejected.
+    (tmp_path / "contracts").mkdir()
+    (tmp_path / "contracts" / "northwind.yaml").write_text(contract)
+    (tmp_path / "now.jsonl").write_text(ran.stdout)
+    replayed = subprocess.run(
+        [SLA_STREAM, "replay", "--contracts", "contracts", "--stats", "now.jsonl"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert replayed.returncode == 0, replayed.stderr
+    assert " 0 rejected, 0 duplicates" in replayed.stderr, replayed.stderr
