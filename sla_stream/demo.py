@@ -4,7 +4,8 @@ The broker is started from the Kafka jars (see :mod:`sla_stream.local_kafka`) un
 ``SLA_STREAM_BOOTSTRAP_SERVERS`` names one; a broker already running for var/kafka (``make
 broker``) is used and left running. With ``--prometheus``, a real Prometheus scrapes the worker
 (:mod:`sla_stream.local_prometheus`). Whatever ends the demo (Ctrl-C, SIGTERM, SIGHUP from a
-closed terminal, the reader of its output going away, an error), what it started is stopped.
+closed terminal, the reader of its output going away, an error), what it started is stopped; the
+worker or the simulator stopping by itself ends it with one line saying which, and why, exit 1.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 
@@ -40,6 +41,32 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 class DemoError(Exception):
     """Something in the demo's way; the message is one line saying what to do."""
+
+    status = 2
+
+
+class ChildStopped(DemoError):
+    """The worker or the simulator stopped while the demo showed alerts: not the user's doing."""
+
+    status = 1
+
+
+@dataclass(frozen=True)
+class _Child:
+    """A process the demo started: the worker or the simulator."""
+
+    name: str
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    def stopped(self, when: str = "") -> str:
+        """A line naming it, saying how it ended (``when``: e.g. "while starting") and what it
+        said last."""
+        code = self.process.returncode
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit {code}"
+        said = _last_line(self.log, width=300)
+        when, said = (f" {when}" if when else ""), (f": {said}" if said else "")
+        return f"the {self.name} stopped{when} ({how}){said}; see {self.log}"
 
 
 class _Screen:
@@ -98,7 +125,7 @@ def run_demo(
         first = str(exc).partition("\n")[0]
         with contextlib.suppress(OSError, ValueError):
             print(f"sla-stream: error: {first}", file=sys.stderr, flush=True)
-        return 2
+        return exc.status if isinstance(exc, DemoError) else 2
     finally:
         stop.raising = False
         try:
@@ -142,12 +169,12 @@ def _run(
     env = {**os.environ, "SLA_STREAM_BOOTSTRAP_SERVERS": settings.bootstrap_servers}
     logs = _VAR / "demo"
     logs.mkdir(parents=True, exist_ok=True)
-    children: list[subprocess.Popen[bytes]] = []
+    children: list[_Child] = []
     started.callback(_stop_children, children, screen)
     screen.say(f"demo: starting the worker (log: {logs / 'worker.log'}) ...")
     began = time.monotonic()
-    children.append(_spawn(["worker"], env, logs / "worker.log"))
-    _wait_ready(settings, children[0], logs / "worker.log", screen)
+    children.append(_spawn("worker", ["worker"], env, logs / "worker.log"))
+    _wait_ready(settings, children[0], screen)
     if screen.gone:
         return
     metrics = f"http://{settings.web_host}:{settings.web_port}/metrics"
@@ -156,7 +183,9 @@ def _run(
     )
     simulate = ["simulate", "--rate", str(rate), "--bad-share", str(_BAD_SHARE)]
     children.append(
-        _spawn([*simulate, "--seed", str(int(time.time()) % 100_000)], env, logs / "simulate.log")
+        _spawn(
+            "simulator", [*simulate, "--seed", str(int(time.time()) % 100_000)], env, logs / "simulate.log"
+        )
     )
     screen.say("demo: simulated ticket, call, request and parcel traffic started")
     screen.say(
@@ -209,20 +238,21 @@ def _broker(settings: Settings, screen: _Screen, started: contextlib.ExitStack) 
     return settings
 
 
-def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def _spawn(name: str, args: list[str], env: dict[str, str], log: Path) -> _Child:
     with log.open("wb") as out:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, "-m", "sla_stream.cli", *args],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+    return _Child(name, log, process)
 
 
-def _stop_children(children: list[subprocess.Popen[bytes]], screen: _Screen) -> None:
+def _stop_children(children: list[_Child], screen: _Screen) -> None:
     """The simulator and the worker: SIGTERM together (a graceful stop), SIGKILL after 30 s."""
-    alive = [child for child in children if child.poll() is None]
+    alive = [child.process for child in children if child.process.poll() is None]
     if not alive:
         return
     screen.say("demo: stopping the simulator and the worker ...")
@@ -247,9 +277,7 @@ def _stop_broker(broker: LocalBroker, screen: _Screen) -> None:
     broker.stop()
 
 
-def _wait_ready(
-    settings: Settings, worker: subprocess.Popen[bytes], log: Path, screen: _Screen, timeout: float = 120
-) -> None:
+def _wait_ready(settings: Settings, worker: _Child, screen: _Screen, timeout: float = 120) -> None:
     import urllib.error
     import urllib.request
 
@@ -257,8 +285,9 @@ def _wait_ready(
     began = time.monotonic()
     said = began
     while time.monotonic() < began + timeout:
-        if worker.poll() is not None:
-            raise DemoError(f"the worker stopped while starting (exit {worker.returncode}); see {log}")
+        if worker.process.poll() is not None:
+            # What stopped it (a topic of another partition count, say) is the last thing it said.
+            raise DemoError(worker.stopped("while starting"))
         with (
             contextlib.suppress(urllib.error.URLError, OSError),
             urllib.request.urlopen(url, timeout=2) as answer,
@@ -267,24 +296,27 @@ def _wait_ready(
                 return
         if time.monotonic() - said >= _PROGRESS_EVERY:
             said = time.monotonic()
-            screen.say(f"demo:   ... {said - began:.0f} s: {_last_line(log) or 'starting'}")
+            screen.say(f"demo:   ... {said - began:.0f} s: {_last_line(worker.log) or 'starting'}")
         time.sleep(0.5)
-    raise DemoError(f"the worker was not ready after {timeout:.0f} s; see {log}")
+    raise DemoError(f"the worker was not ready after {timeout:.0f} s; see {worker.log}")
 
 
-def _last_line(log: Path) -> str:
-    """The worker's latest log line, without its time stamp, cut to fit a line."""
+def _last_line(log: Path, width: int = 100) -> str:
+    """A child's latest log line, without its time stamp (or its own ``sla-stream: error:``),
+    cut to ``width``."""
     try:
         lines = log.read_bytes()[-4000:].decode(errors="replace").strip().splitlines()
     except OSError:
         return ""
-    return re.sub(r"^(\[[^\]]*\] ){1,3}", "", lines[-1])[:100] if lines else ""
+    if not lines:
+        return ""
+    return re.sub(r"^(\[[^\]]*\] ){1,3}|^sla-stream: error: ", "", lines[-1])[:width]
 
 
 async def _show(
     settings: Settings,
     seconds: float | None,
-    children: list[subprocess.Popen[bytes]],
+    children: list[_Child],
     screen: _Screen,
     stop: _Stop,
 ) -> None:
@@ -300,9 +332,9 @@ async def _show(
     ends = time.monotonic() + seconds if seconds else None
     try:
         while (ends is None or time.monotonic() < ends) and stop.signal is None and not screen.gone:
-            if any(child.poll() is not None for child in children):
-                screen.say("demo: a child process stopped; see var/demo/*.log")
-                return
+            gone = next((child for child in children if child.process.poll() is not None), None)
+            if gone is not None and stop.signal is None:  # not stopped by a Ctrl-C to all of them
+                raise ChildStopped(gone.stopped())
             batch = await consumer.getmany(timeout_ms=500)
             for records in batch.values():
                 for record in records:

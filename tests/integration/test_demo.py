@@ -3,7 +3,9 @@ terminal, ``make broker`` first, ``--prometheus``): whatever ends it, nothing it
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import itertools
 import json
 import os
 import select
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from helpers import REPO
 
 from sla_stream.local_kafka import LocalBroker, free_port, port_in_use
@@ -51,7 +54,7 @@ def running(marker: Path) -> list[int]:
 class Demo:
     """A demo process in its own process group (as a shell job is), its output in a pipe we read."""
 
-    def __init__(self, cwd: Path, *args: str) -> None:
+    def __init__(self, cwd: Path, *args: str, **more_env: str) -> None:
         self.cwd = cwd
         self.port = broker_port()
         settings = {
@@ -62,6 +65,7 @@ class Demo:
         (cwd / "settings.yaml").write_text(yaml.safe_dump(settings))
         env = {k: v for k, v in os.environ.items() if not k.startswith("SLA_STREAM_")}
         env["SLA_STREAM_CONFIG"] = str(cwd / "settings.yaml")
+        env.update(more_env)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "sla_stream.cli", "demo", *args],
             cwd=cwd,
@@ -147,13 +151,91 @@ def demo(tmp_path: Path) -> Iterator[type[Demo]]:
     made: list[Demo] = []
 
     class Made(Demo):
-        def __init__(self, *args: str) -> None:
-            super().__init__(tmp_path, *args)
+        def __init__(self, *args: str, **more_env: str) -> None:
+            super().__init__(tmp_path, *args, **more_env)
             made.append(self)
 
     yield Made
     for each in made:
         each.clean_up()
+
+
+_names = itertools.count(1)
+
+
+def own_topics(broker: LocalBroker) -> dict[str, str]:
+    """The demo's settings for topics of its own on ``broker`` (the session's)."""
+    name = f"demo{os.getpid()}n{next(_names)}"
+    topics = (
+        "tickets",
+        "calls",
+        "requests",
+        "items",
+        "alerts",
+        "penalties",
+        "deadletter",
+        "ticks",
+        "contracts",
+    )
+    return {
+        "SLA_STREAM_BOOTSTRAP_SERVERS": broker.bootstrap,
+        "SLA_STREAM_APP_ID": name,
+        **{f"SLA_STREAM_TOPIC_{topic.upper()}": f"{name}.{topic}" for topic in topics},
+    }
+
+
+def test_a_worker_that_stops_while_starting_is_one_line_saying_why(demo, broker: LocalBroker) -> None:
+    # A Kafka of one's own whose ticket topic has another partition count than the worker's 8.
+    env = own_topics(broker)
+    tickets = env["SLA_STREAM_TOPIC_TICKETS"]
+
+    async def create() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(tickets, num_partitions=3, replication_factor=1)])
+        finally:
+            await admin.close()
+
+    asyncio.run(create())
+    run = demo(**env)
+    assert run.wait() == 2
+    run.drain()
+    # Not only "see var/demo/worker.log": what stopped it, from that log.
+    assert run.text.splitlines()[-1] == (
+        f"sla-stream: error: the worker stopped while starting (exit 2): topic {tickets} has 3 partitions"
+        " but the worker is set to 8 (set SLA_STREAM_PARTITIONS=3, or recreate the topic);"
+        " see var/demo/worker.log"
+    )
+    assert not run.group_left()
+
+
+def children_of(pid: int) -> dict[int, bytes]:
+    """The processes whose parent is ``pid``, with their command lines."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "stat").read_text().rpartition(")")[2].split()[1] == str(pid):
+                found[int(proc.name)] = (proc / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+    return found
+
+
+def test_a_child_that_stops_while_alerts_are_shown_ends_the_demo_with_an_error(demo, broker) -> None:
+    run = demo(**own_topics(broker))
+    run.read_until(BANNER_END)
+    simulator = [pid for pid, cmdline in children_of(run.process.pid).items() if b"\0simulate\0" in cmdline]
+    assert len(simulator) == 1, children_of(run.process.pid)
+    os.kill(simulator[0], signal.SIGKILL)
+    status = run.wait()
+    run.drain()
+    said = [line for line in run.text.splitlines() if line.startswith("sla-stream: error: ")]
+    assert len(said) == 1, run.text
+    assert said[0].startswith("sla-stream: error: the simulator stopped (killed by SIGKILL)")
+    assert said[0].endswith("; see var/demo/simulate.log")
+    assert status == 1
+    assert not run.group_left(), "the worker was left running"
 
 
 @pytest.mark.parametrize(
