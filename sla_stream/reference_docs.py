@@ -190,7 +190,7 @@ lines, applied in the order given), with no Kafka. Its clock is the latest `occu
 before an event is applied, every threshold whose `observed_at` is earlier than the event's
 `occurred_at` fires; at the end the clock moves to `--until` (default: the last event's time), and
 every threshold earlier than that fires (without `--until`, when clocks are still open, a line on
-stderr says so and when the next deadline is). Alerts go to stdout as JSON lines, in the order
+stderr says so and when the next alert is due). Alerts go to stdout as JSON lines, in the order
 the engine emits them, without `emitted_at`, so outputs compare byte for byte. Lines that cannot
 be used are rejected as the worker rejects messages (dead-letter records with `--deadletter FILE`,
 else counted on stderr), events further behind the clock than `--allowed-lateness` as `late`.
