@@ -14,8 +14,9 @@ from typing import Any, cast
 import faust
 import faust.streams as faust_streams
 import mode
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faust.types import TP
+from faust.types.tuples import ack_lock
 from mode.types.signals import BaseSignalT
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -31,6 +32,9 @@ from sla_stream.runtime.transport import App
 from sla_stream.settings import Settings
 
 log = logging.getLogger("sla_stream.worker")
+
+# At most this many messages a tick waits for are read from Kafka at once (see _read_waiting).
+_READ_AT_ONCE = 1_000
 
 _RAW: dict[str, Any] = {
     "key_type": bytes,
@@ -92,9 +96,12 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract], loaded: st
         message = event.message
         topic, partition, offset = message.topic, message.partition, message.offset
         await done_before(TP(topic, partition), offset)
+        await _seed_positions(app, pipeline, gaps, settings, partition)
         if topic == topics.ticks:
-            await _seed_positions(app, pipeline, settings, partition)
-            sends = pipeline.on_tick(partition, message.value, offset)
+            sends, reads = await _read_waiting(pipeline, gaps, partition, message.value)
+            for source, first, reached in reads:
+                done_reading(TopicPartition(source, partition), first, reached)
+            sends += pipeline.on_tick(partition, message.value, offset)
         else:
             records = await _to_apply(pipeline, gaps, message)
             # Nothing: applied before (a redelivery after a restart or a rebalance), already in
@@ -152,7 +159,15 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract], loaded: st
             if time.monotonic() - committed >= commit_every:
                 # Waits for every send to be acknowledged (transport.py), then commits the
                 # offsets together with them: one transaction under exactly-once.
-                await app.consumer.commit()
+                try:
+                    await app.consumer.commit()
+                except Exception as exc:
+                    # Faust's supervisor would restart the agent over uncommittable work (a
+                    # fenced producer, say) until the broker aborts it; stop as a failed batch does.
+                    log.critical("committing failed; stopping: %r", exc)
+                    app.failed = exc
+                    app.add_future(app.crash(exc))
+                    raise
                 committed = time.monotonic()
 
     @app.page("/metrics")
@@ -193,6 +208,22 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract], loaded: st
             consumer: Any = app.consumer  # _add_gap: how Faust itself marks offsets it will never see
             await consumer._add_gap(tp, 0 if previous is None else previous + 1, offset - 1)
         handled[tp] = offset
+
+    def done_reading(tp: TopicPartition, first: int, end: int) -> None:
+        """Tell Faust's commit bookkeeping that offsets ``first`` to ``end - 1``, applied from a
+        read of Kafka, are done: the consumer may never bring them (it dropped them, and
+        nothing after them has come), and its commits would stay behind them until something
+        does. Acknowledged as Faust acknowledges a message (``Consumer.ack``), under aiokafka's
+        kind of key: Faust hands these to aiokafka's transactional commit as they are."""
+        consumer: Any = app.consumer
+        committed = consumer._committed_offset[tp] or 0
+        with ack_lock:
+            acked, index = consumer._acked[tp], consumer._acked_index[tp]
+            for number in range(max(first, committed), end):
+                if number not in index:
+                    index.add(number)
+                    acked.append(number)
+        handled[tp] = max(handled.get(tp, -1), end - 1)
 
     async def on_revoked(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
         revoked: set[TP] = args[0] if args else kwargs["revoked"]
@@ -248,7 +279,11 @@ async def _to_apply(
         return []
     records = [(offset, message.key, message.value)]
     if expected is not None and offset > expected:
-        skipped = await gaps.read(topic, partition, expected, offset)
+        skipped, reached = await gaps.read(topic, partition, expected, offset)
+        if reached < offset:
+            # Applying the message without them would lose them for good: the batch fails,
+            # and the restarted worker reads them again.
+            raise RuntimeError(f"{topic}[{partition}]: offsets {reached} to {offset - 1} could not be read")
         if skipped:
             log.warning(
                 "%s[%d]: the consumer skipped offsets %d to %d; applying the %d messages there",
@@ -275,19 +310,49 @@ async def _send(app: faust.App, out: Output, transaction: str | None) -> Awaitab
     )
 
 
-async def _seed_positions(app: faust.App, pipeline: Pipeline, settings: Settings, partition: int) -> None:
-    """After an assignment, input already consumed by earlier owners counts as processed."""
-    for topic in settings.source_topics:
-        if (topic, partition) not in pipeline.processed:
-            pipeline.seed(topic, partition, await app.consumer.position(TP(topic, partition)) or 0)
+async def _seed_positions(
+    app: faust.App, pipeline: Pipeline, gaps: GapReader, settings: Settings, partition: int
+) -> None:
+    """Before anything of ``partition`` is applied: where its input starts, for the input topics
+    the state has no position of. Input the group committed was handled by earlier owners."""
+    missing = [topic for topic in settings.source_topics if pipeline.position(topic, partition) is None]
+    if missing:
+        starts = await gaps.starts(app.conf.id, [(topic, partition) for topic in missing])
+        for topic in missing:
+            pipeline.seed(topic, partition, starts[topic, partition])
+
+
+async def _read_waiting(
+    pipeline: Pipeline, gaps: GapReader, partition: int, tick: bytes | None
+) -> tuple[list[Output], list[tuple[str, int, int]]]:
+    """Input the tick waits for that the consumer has not brought for a while, read from Kafka
+    and applied (a batch's worth at a time), so the tick can move the clock on: the outputs,
+    and the offset ranges ``(topic, first, end)`` read."""
+    sends, reads = [], []
+    for topic, first, end in pipeline.waiting_for(partition, tick):
+        records, reached = await gaps.read(topic, partition, first, end, limit=_READ_AT_ONCE)
+        if records:
+            log.warning(
+                "%s[%d]: offsets %d to %d did not arrive; applying the %d messages there",
+                *(topic, partition, first, reached - 1, len(records)),
+            )
+        for record in records:
+            sends += pipeline.on_event(topic, partition, record.offset, record.key, record.value)
+        pipeline.skip_to(topic, partition, reached)
+        reads.append((topic, first, reached))
+    return sends, reads
 
 
 class TickSender(mode.Service):
     """Sends a tick to every tick partition this worker owns, every tick interval.
 
-    A tick carries the wall-clock time (less the grace) and the input
-    topics' highwaters, so a partition's clock only moves on by wall time
-    once the events already in Kafka for it are processed.
+    A tick carries the wall-clock time (less the grace) and the input topics'
+    end offsets, asked of the broker after that time was taken, so a partition's
+    clock only moves on by wall time once the events that were in Kafka for it
+    by then are processed. Never a cached mark: the consumer's cache is empty
+    after a restart and stale while a backlog drains or partitions are paused.
+    Under exactly-once the end is the last stable offset, as far as the
+    worker's read-committed consumer reads.
     """
 
     def __init__(self, app: faust.App, settings: Settings, **kwargs: Any) -> None:
@@ -295,6 +360,7 @@ class TickSender(mode.Service):
         self.app = app
         self.settings = settings
         self.producer: AIOKafkaProducer | None = None
+        self.consumer: AIOKafkaConsumer | None = None
 
     @mode.Service.task
     async def _ticking(self) -> None:
@@ -314,17 +380,27 @@ class TickSender(mode.Service):
         )
         if not owned:
             return
-        sources = [TP(topic, p) for topic in settings.source_topics for p in owned]
-        highwaters = await self.app.consumer.highwaters(*sources)
-        if self.producer is None:
+        if self.producer is None or self.consumer is None:
             # A plain producer: ticks are input, never part of a worker transaction.
             self.producer = AIOKafkaProducer(**client_kwargs(settings), linger_ms=0)
             await self.producer.start()
+            exactly_once = settings.processing_guarantee == "exactly_once"
+            self.consumer = AIOKafkaConsumer(
+                **client_kwargs(settings),
+                isolation_level="read_committed" if exactly_once else "read_uncommitted",
+                enable_auto_commit=False,
+            )
+            await self.consumer.start()
+        # The time first: whatever reached Kafka before it is below the marks.
         at = wall_ms() - settings.tick_grace_ms
+        sources = [TopicPartition(topic, p) for topic in settings.source_topics for p in owned]
+        ends: Mapping[TopicPartition, int] = await self.consumer.end_offsets(sources)
         for partition in owned:
-            marks = {tp.topic: highwaters.get(tp, 0) for tp in sources if tp.partition == partition}
+            marks = {tp.topic: ends[tp] for tp in sources if tp.partition == partition}
             await self.producer.send(settings.topics.ticks, tick_record(at, marks), partition=partition)
 
     async def on_stop(self) -> None:
         if self.producer is not None:
             await self.producer.stop()
+        if self.consumer is not None:
+            await self.consumer.stop()

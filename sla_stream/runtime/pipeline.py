@@ -73,7 +73,7 @@ alert_log = logging.getLogger("sla_stream.alerts")
 #: One line per penalty statement sent.
 statement_log = logging.getLogger("sla_stream.statements")
 
-# How long a gap in an input partition's offsets may hold its clock back with nothing arriving.
+# How long input a tick waits for may not arrive before the worker reads it from Kafka itself.
 _STALL_MS = 2_000
 
 
@@ -233,11 +233,21 @@ class Pipeline:
                 self.moved.discard(key)
 
     def seed(self, topic: str, partition: int, position: int) -> None:
-        """Input before ``position`` (the consumer's) was processed by this partition's earlier
-        owner, unless the state says how far it got."""
-        if (topic, partition) not in self.processed:
-            self.processed[topic, partition] = self.position(topic, partition) or position
+        """Where ``topic``'s input starts for this partition's state, when the state does not say
+        (no message of it applied yet): ``position``, the group's committed offset (or the
+        earliest there is). Never the consumer's own position: that is how far it has fetched,
+        ahead of what is applied."""
+        if self.position(topic, partition) is None:
+            self.processed[topic, partition] = position
+            self.progress.setdefault((topic, partition), self.clock())
+
+    def skip_to(self, topic: str, partition: int, offset: int) -> None:
+        """Kafka holds nothing to apply before ``offset`` that is not applied (read from it up to
+        there): only aborted records and transaction markers, or nothing at all."""
+        if self.processed.get((topic, partition), -1) < offset:
+            self.processed[topic, partition] = offset
             self.progress[topic, partition] = self.clock()
+            self.moved.add((topic, partition))
 
     def position(self, topic: str, partition: int) -> int | None:
         """The next offset of ``topic`` not yet applied to this partition's state, if known.
@@ -252,6 +262,7 @@ class Pipeline:
             known = load_position(self.table, topic, partition)
             if known is not None:
                 self.processed[topic, partition] = known
+                self.progress.setdefault((topic, partition), self.clock())
         return known
 
     def on_event(
@@ -290,9 +301,7 @@ class Pipeline:
         """A clock tick for one partition: thresholds that came due fire."""
         topic = self.settings.topics.ticks
         try:
-            tick = orjson.loads(value or b"")
-            at = int(tick["at"])
-            marks = {str(t): int(h or 0) for t, h in dict(tick.get("hw") or {}).items()}
+            at, marks = _read_tick(value)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             return self._reject("invalid", f"not a clock tick: {exc}", topic, partition, offset, None, value)
         self.tick_seen[partition] = self.clock()
@@ -360,17 +369,36 @@ class Pipeline:
             outputs.append(Output(self.settings.topics.penalties, contract_id.encode(), value, partition))
         return outputs
 
-    def _caught_up(self, partition: int, marks: Mapping[str, int]) -> bool:
-        """Events already in Kafka when the tick was made come first: the clock waits for them.
+    def waiting_for(self, partition: int, value: bytes | None) -> list[tuple[str, int, int]]:
+        """Input a tick for ``partition`` waits for that nothing has come from for a while:
+        ``(topic, first, end)``, the offsets below the tick's mark not applied yet.
 
-        One offset of slack allows for the commit marker that ends a producer's
-        transaction; any other gap (aborted transactions) is waited out for a
-        while, as long as nothing arrives from that partition.
+        The consumer may have dropped them (Faust does, around a rebalance or a table
+        recovery, and nothing after them shows the gap), or there is nothing there to apply
+        (aborted transactions, the marker that ends a transaction). The worker reads them
+        from Kafka and applies what it finds (``skip_to`` past the rest); the clock never
+        moves on without them.
         """
+        try:
+            marks = _read_tick(value)[1]
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+            return []
         now = self.clock()
-        for topic, highwater in marks.items():
-            done = self.processed.get((topic, partition), 0)
-            if done < highwater - 1 and now - self.progress.get((topic, partition), now) < _STALL_MS:
+        waiting = []
+        for topic in self.settings.source_topics:
+            mark, done = marks.get(topic), self.position(topic, partition)
+            if mark is None or done is None or done >= mark:
+                continue
+            if now - self.progress.get((topic, partition), now) >= _STALL_MS:
+                waiting.append((topic, done, mark))
+        return waiting
+
+    def _caught_up(self, partition: int, marks: Mapping[str, int | None]) -> bool:
+        """Events already in Kafka when the tick was made come first: the clock waits for all of
+        them, on every input topic. A tick without a known mark for one never moves the clock."""
+        for topic in self.settings.source_topics:
+            mark = marks.get(topic)
+            if mark is None or (self.position(topic, partition) or 0) < mark:
                 return False
         return True
 
@@ -421,3 +449,10 @@ class Pipeline:
 def tick_record(at: int, highwaters: Mapping[str, int]) -> bytes:
     """A tick: move partition clocks to ``at`` once these input offsets are processed."""
     return orjson.dumps({"at": at, "hw": dict(highwaters)})
+
+
+def _read_tick(value: bytes | None) -> tuple[int, dict[str, int | None]]:
+    """A tick's time and its marks (``None``: a mark not known when the tick was made)."""
+    tick = orjson.loads(value or b"")
+    marks = {str(t): None if h is None else int(h) for t, h in dict(tick.get("hw") or {}).items()}
+    return int(tick["at"]), marks

@@ -2,7 +2,7 @@
 and commits that wait for every send to be acknowledged (see :mod:`.delivery`).
 
 It also asks the broker for high-water marks instead of trusting a cache that is empty
-after a restart (see ``_highwaters``).
+after a restart and stale after that (see ``_highwaters``).
 
 Faust fixes the consumer's ``fetch_max_wait_ms`` at 1500. aiokafka keeps one
 fetch in flight per broker, and leaves partitions with buffered records out
@@ -37,17 +37,18 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
         return consumer
 
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
-        # Under transactions Faust reads aiokafka's cached last stable offset, which is None
-        # until a fetch of that partition has come back; Faust takes None for an empty
-        # changelog and skips the whole table recovery, so a worker restarted soon enough
-        # started from no state at all. Where the cache is empty, the broker is asked, by a
-        # consumer of its own (the group's consumer can hang on it mid-rebalance).
-        cached: Mapping[TP, int | None] = await super()._highwaters(partitions)
-        if all(offset is not None for offset in cached.values()):
-            return cast(Mapping[TP, int], cached)
+        # Table recovery reads each changelog partition up to these. Under transactions Faust
+        # reads aiokafka's cached last stable offset instead: None until a fetch of that
+        # partition has come back (Faust then took the changelog for empty and skipped the
+        # whole recovery of a worker restarted soon enough), and as old as the last fetch
+        # after that (a changelog partition is paused between recoveries while this worker
+        # writes to it). So the broker is always asked, by a consumer of its own (the group's
+        # consumer can hang on it mid-rebalance), as far as the worker's own consumer reads.
         app = cast(App, self.app)
         consumer = AIOKafkaConsumer(
-            **app.client_kwargs, isolation_level="read_committed", enable_auto_commit=False
+            **app.client_kwargs,
+            isolation_level="read_committed" if app.in_transaction else "read_uncommitted",
+            enable_auto_commit=False,
         )
         await consumer.start()
         try:

@@ -139,7 +139,7 @@ def _alerts(pipeline: Pipeline, messages: list[tuple[bytes | None, bytes | None]
     outputs: list[Output] = []
     for offset, (key, value) in enumerate(messages):
         outputs += pipeline.on_event("sla.tickets", 0, offset, key, value)
-    outputs += pipeline.on_tick(0, tick_record(NOW, {}))
+    outputs += pipeline.on_tick(0, tick_record(NOW, dict.fromkeys(Settings().source_topics, 0)))
     return [orjson.loads(o.value)["alert_id"] for o in outputs if o.topic == "sla.alerts"]
 
 

@@ -251,7 +251,8 @@ def test_ticket_compliance_is_met_over_decided_this_month(pipeline):
     assert registry.get_sample_value("sla_penalty_credit_ratio", {"contract": "demo-fast"}) == 0.1
     assert registry.get_sample_value("sla_penalty_statements_total", {"contract": "demo-fast"}) is None
     pipeline.clock = lambda: ms("2026-12-01T00:10:00Z")
-    pipeline.on_tick(0, tick_record(ms("2026-12-01T00:05:00Z"), {}))  # November closes
+    # November closes.
+    pipeline.on_tick(0, tick_record(ms("2026-12-01T00:05:00Z"), dict.fromkeys(Settings().source_topics, 0)))
     assert registry.get_sample_value("sla_penalty_statements_total", {"contract": "demo-fast"}) == 1
     # December has counted nothing yet: no projection until it does.
     assert registry.get_sample_value("sla_penalty_credit_ratio", {"contract": "demo-fast"}) is None

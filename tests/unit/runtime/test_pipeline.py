@@ -12,6 +12,9 @@ from sla_stream.settings import Settings
 
 TOPIC = "sla.tickets"
 
+# A tick made when Kafka held nothing on any input topic.
+NOTHING = dict.fromkeys(Settings().source_topics, 0)
+
 
 def event(n: int, kind: str, at: str, **fields: str) -> bytes:
     return orjson.dumps(
@@ -36,10 +39,10 @@ def test_a_tick_waits_until_the_events_already_in_kafka_are_processed(pipeline):
     created = event(1, "ticket.created", "2026-11-24T09:00:00Z", priority="P1")
     other = event(2, "ticket.created", "2026-11-24T09:00:00Z", priority="P3").replace(b"T-1", b"T-2")
     # The tick was made when the partition's highwater was 2: two events not processed yet.
-    assert pipeline.on_tick(0, tick_record(ms("2026-11-24T09:05:00Z"), {TOPIC: 2})) == []
+    assert pipeline.on_tick(0, tick_record(ms("2026-11-24T09:05:00Z"), {**NOTHING, TOPIC: 2})) == []
     assert pipeline.on_event(TOPIC, 0, 0, b"demo-fast", created) == []
     assert pipeline.on_event(TOPIC, 0, 1, b"demo-fast", other) == []
-    outputs = pipeline.on_tick(0, tick_record(ms("2026-11-24T09:05:00Z"), {TOPIC: 2}))
+    outputs = pipeline.on_tick(0, tick_record(ms("2026-11-24T09:05:00Z"), {**NOTHING, TOPIC: 2}))
     kinds = [
         orjson.loads(o.value)["kind"] for o in outputs if orjson.loads(o.value)["subject"]["id"] == "T-1"
     ]
@@ -61,7 +64,7 @@ def test_state_lives_in_the_table_and_a_new_pipeline_resumes_from_it(pipeline):
     )
     # A restarted worker (a new pipeline over the same table) fires what came due meanwhile.
     resumed = Pipeline(Settings(), pipeline.contracts, table, clock=pipeline.clock)
-    alerts = resumed.on_tick(3, tick_record(ms("2026-11-24T09:01:00.001Z"), {}))
+    alerts = resumed.on_tick(3, tick_record(ms("2026-11-24T09:01:00.001Z"), NOTHING))
     assert [(a["objective"], a["kind"]) for a in map(orjson.loads, (o.value for o in alerts))] == [
         ("first_response", "near_breach"),
         ("first_response", "near_breach"),
@@ -79,7 +82,7 @@ def test_bad_input_becomes_one_dead_letter_record_with_the_reason_and_the_origin
     assert pipeline.counts.events == {(TOPIC, "invalid"): 1}
 
 
-def test_a_gap_in_the_offsets_holds_a_tick_back_only_while_nothing_arrives():
+def test_a_tick_never_moves_the_clock_past_offsets_not_applied_until_kafka_shows_nothing_is_there():
     now = [ms("2026-11-24T10:00:00Z")]
     contracts = load_dir(REPO / "examples" / "contracts")
     pipeline = Pipeline(Settings(), contracts, table={}, clock=lambda: now[0])
@@ -87,18 +90,35 @@ def test_a_gap_in_the_offsets_holds_a_tick_back_only_while_nothing_arrives():
     pipeline.on_event(
         TOPIC, 0, 0, b"demo-fast", event(1, "ticket.created", "2026-11-24T09:59:00Z", priority="P1")
     )
-    # Offsets 1..4 never arrive (an aborted transaction, say): the tick waits, then goes ahead.
-    tick = tick_record(ms("2026-11-24T10:00:00Z"), {TOPIC: 5})
+    # Offsets 1..4 were in Kafka when the tick was made; the consumer may still bring them.
+    tick = tick_record(ms("2026-11-24T10:00:00Z"), {**NOTHING, TOPIC: 5})
+    assert pipeline.on_tick(0, tick) == [] and pipeline.waiting_for(0, tick) == []
+    # However long nothing comes, the clock waits; the worker is asked to read them from Kafka.
+    now[0] += 60_000
     assert pipeline.on_tick(0, tick) == [] and 0 not in pipeline.ticked
-    now[0] += 2_500
+    assert pipeline.waiting_for(0, tick) == [(TOPIC, 1, 5)]
+    # Read up to the mark, with nothing there to apply (an aborted transaction, say): it goes ahead.
+    pipeline.skip_to(TOPIC, 0, 5)
+    assert pipeline.waiting_for(0, tick) == []
     assert [orjson.loads(o.value)["kind"] for o in pipeline.on_tick(0, tick)][-1] == "breach"
+    assert pipeline.position(TOPIC, 0) == 5
+
+
+def test_a_tick_without_a_known_mark_for_every_input_topic_never_moves_the_clock(pipeline):
+    created = event(1, "ticket.created", "2026-11-24T09:59:00Z", priority="P1")
+    pipeline.on_event(TOPIC, 0, 0, b"demo-fast", created)
+    at = ms("2026-11-24T10:00:00Z")
+    for marks in ({TOPIC: 1}, {**NOTHING, "sla.calls": None}):
+        assert pipeline.on_tick(0, orjson.dumps({"at": at, "hw": marks})) == []
+    assert 0 not in pipeline.ticked
+    assert pipeline.on_tick(0, tick_record(at, {**NOTHING, TOPIC: 1}))
 
 
 def test_a_tick_that_is_not_a_tick_is_dead_lettered_and_the_partition_goes_on(pipeline):
     for junk in (b"hello", None, b"[1]", b"{}", b'{"at": "x"}', b'{"at": 1, "hw": "x"}'):
         (out,) = pipeline.on_tick(1, junk, offset=7)
         assert out.topic == "sla.deadletter" and orjson.loads(out.value)["reason"] == "invalid"
-    assert pipeline.on_tick(1, tick_record(ms("2026-11-24T09:00:00Z"), {})) == []
+    assert pipeline.on_tick(1, tick_record(ms("2026-11-24T09:00:00Z"), NOTHING)) == []
     assert 1 in pipeline.ticked
 
 
@@ -106,12 +126,12 @@ def test_a_tick_from_far_ahead_of_the_wall_clock_fires_nothing(pipeline):
     pipeline.on_event(
         TOPIC, 0, 0, b"demo-fast", event(1, "ticket.created", "2026-11-24T09:59:00Z", priority="P1")
     )
-    (out,) = pipeline.on_tick(0, tick_record(ms("2026-11-25T10:00:00Z"), {}), offset=4)
+    (out,) = pipeline.on_tick(0, tick_record(ms("2026-11-25T10:00:00Z"), NOTHING), offset=4)
     record = orjson.loads(out.value)
     assert (out.topic, record["reason"], record["offset"]) == ("sla.deadletter", "invalid", 4)
     assert "ahead of this worker's clock" in record["detail"]
     # The ticket's 20 s first response has not passed on the worker's clock: nothing fired.
-    assert pipeline.on_tick(0, tick_record(ms("2026-11-24T09:59:10Z"), {})) == []
+    assert pipeline.on_tick(0, tick_record(ms("2026-11-24T09:59:10Z"), NOTHING)) == []
 
 
 def test_an_oversized_message_is_dead_lettered_unread_with_a_bounded_copy(pipeline):
@@ -175,7 +195,7 @@ def test_a_contract_changed_between_restarts_is_applied_to_the_stored_tickets(pi
     restarted = Pipeline(
         Settings(max_future_ms=86_400_000), load_dir(tmp_path), pipeline.table, clock=pipeline.clock
     )
-    alerts = restarted.on_tick(0, tick_record(ms("2026-11-24T12:00:00Z"), {}))
+    alerts = restarted.on_tick(0, tick_record(ms("2026-11-24T12:00:00Z"), NOTHING))
     # resolution is gone from the contract; first response keeps the P1 target it started with
     assert [
         (a["objective"], a["kind"], a["target_seconds"]) for a in map(orjson.loads, (o.value for o in alerts))
@@ -197,10 +217,14 @@ def test_the_state_records_how_far_each_input_partition_is_applied(pipeline):
     pipeline.write(1)
     resumed = Pipeline(Settings(), pipeline.contracts, pipeline.table, clock=pipeline.clock)
     assert resumed.position(TOPIC, 1) == 9 and resumed.position(TOPIC, 2) is None
-    # The consumer's position counts only where the state knows nothing.
+    # Where the group's input starts (its committed offset) counts only where the state knows
+    # nothing, also when the state's position is 0.
     resumed.seed(TOPIC, 1, 3)
     resumed.seed(TOPIC, 2, 3)
     assert (resumed.processed[TOPIC, 1], resumed.processed[TOPIC, 2]) == (9, 3)
+    resumed.processed[TOPIC, 3] = 0
+    resumed.seed(TOPIC, 3, 3)
+    assert resumed.position(TOPIC, 3) == 0
 
 
 class WriteOrder(dict):
@@ -278,7 +302,7 @@ def test_a_statement_goes_out_once_per_period_and_a_restarted_worker_neither_rep
     assert pipeline.on_event(TOPIC, 2, 0, b"demo-fast", created) == []
     assert pipeline.on_event(TOPIC, 2, 1, b"demo-fast", replied) == []
     # Clocks of the sources demo-fast measures (tickets, calls, requests) pass 1 December 00:05.
-    close = tick_record(ms("2026-12-01T00:05:00Z"), {})
+    close = tick_record(ms("2026-12-01T00:05:00Z"), NOTHING)
     outputs = [o for o in pipeline.on_tick(2, close) if o.topic == "sla.penalties"]
     assert len(outputs) == 1 and outputs[0].key == b"demo-fast" and outputs[0].partition == 2
     statement = orjson.loads(outputs[0].value)
@@ -291,15 +315,15 @@ def test_a_statement_goes_out_once_per_period_and_a_restarted_worker_neither_rep
         "credit_percent": 0,
     }
     assert pipeline.counts.statements == {"demo-fast": 1}
-    assert pipeline.on_tick(2, tick_record(ms("2026-12-01T00:06:00Z"), {})) == []
+    assert pipeline.on_tick(2, tick_record(ms("2026-12-01T00:06:00Z"), NOTHING)) == []
     pipeline.write(2)
 
     # A new worker on the same state: November is not sent again; December goes out at its close.
     now = [ms("2026-12-01T00:10:00Z")]
     restarted = Pipeline(pipeline.settings, pipeline.contracts, pipeline.table, clock=lambda: now[0])
-    assert restarted.on_tick(2, tick_record(ms("2026-12-01T00:07:00Z"), {})) == []
+    assert restarted.on_tick(2, tick_record(ms("2026-12-01T00:07:00Z"), NOTHING)) == []
     now[0] = ms("2027-01-01T00:10:00Z")
-    outputs = restarted.on_tick(2, tick_record(ms("2027-01-01T00:05:00Z"), {}))
+    outputs = restarted.on_tick(2, tick_record(ms("2027-01-01T00:05:00Z"), NOTHING))
     assert [orjson.loads(o.value)["statement_id"] for o in outputs if o.topic == "sla.penalties"] == [
         "demo-fast/2026-12"
     ]
@@ -312,7 +336,7 @@ def test_a_statement_not_written_to_the_state_is_sent_again_after_a_crash(at_mon
         TOPIC, 1, 0, b"demo-fast", event(1, "ticket.created", "2026-11-30T23:00:00Z", priority="P1")
     )
     pipeline.write(1)
-    close = tick_record(ms("2026-12-01T00:05:00Z"), {})
+    close = tick_record(ms("2026-12-01T00:05:00Z"), NOTHING)
     first = [o.value for o in pipeline.on_tick(1, close) if o.topic == "sla.penalties"]
     # Crash before write(): the state (with its mark) never reached the changelog.
     restarted = Pipeline(pipeline.settings, pipeline.contracts, pipeline.table, clock=pipeline.clock)
@@ -330,7 +354,7 @@ def test_a_settled_periods_mark_reaches_the_changelog_before_the_ledger_without_
     )
     pipeline.write(2)
     table.order.clear()
-    assert pipeline.on_tick(2, tick_record(ms("2026-12-01T00:06:00Z"), {}))  # November settles
+    assert pipeline.on_tick(2, tick_record(ms("2026-12-01T00:06:00Z"), NOTHING))  # November settles
     pipeline.write(2)
     written = [key.split(b"\x1f")[0] for key in table.order]
     assert b"p2" in written and b"l2" in written  # a mark, then the trimmed ledger
@@ -372,7 +396,7 @@ def test_a_stop_that_cuts_the_writes_short_neither_loses_nor_doubles_a_booking(a
     first.write(0)
     # In one batch a tick past T-1's deadline breaches it, and T-2 is answered in time: both
     # booked, and the stop cuts the batch's write after the ledgers.
-    breach_tick = tick_record(ms("2026-11-30T23:00:30Z"), {})
+    breach_tick = tick_record(ms("2026-11-30T23:00:30Z"), NOTHING)
     first.on_tick(0, breach_tick, 7)
     reply = event(3, "ticket.agent_replied", "2026-11-30T23:00:15Z").replace(b"T-1", b"T-2")
     first.on_event(TOPIC, 0, 2, b"demo-fast", reply)
@@ -383,7 +407,7 @@ def test_a_stop_that_cuts_the_writes_short_neither_loses_nor_doubles_a_booking(a
     second = Pipeline(settings, contracts, persisted, clock=clock)
     assert second.position(TOPIC, 0) == 2
     second.on_event(TOPIC, 0, 2, b"demo-fast", reply)
-    outputs = second.on_tick(0, tick_record(ms("2026-12-01T00:05:00Z"), {}), 9)
+    outputs = second.on_tick(0, tick_record(ms("2026-12-01T00:05:00Z"), NOTHING), 9)
     [statement] = [orjson.loads(o.value) for o in outputs if o.topic == "sla.penalties"]
     first_response = statement["objectives"][0]
     assert (first_response["objective"], first_response["met"], first_response["total"]) == (
@@ -397,14 +421,14 @@ def test_a_partition_whose_ticks_stop_coming_is_stale_until_they_come_again():
     now = [ms("2026-11-24T10:00:00Z")]
     pipeline = Pipeline(Settings(), load_dir(REPO / "examples" / "contracts"), {}, clock=lambda: now[0])
     assert pipeline.stale({0, 1}) == {0, 1}  # no clock has run yet
-    pipeline.on_tick(0, tick_record(now[0] - 250, {}))
-    pipeline.on_tick(1, tick_record(now[0] - 250, {}))
+    pipeline.on_tick(0, tick_record(now[0] - 250, NOTHING))
+    pipeline.on_tick(1, tick_record(now[0] - 250, NOTHING))
     assert pipeline.stale({0, 1}) == set()
     now[0] += 4_000
-    pipeline.on_tick(1, tick_record(now[0] - 250, {}))
+    pipeline.on_tick(1, tick_record(now[0] - 250, NOTHING))
     now[0] += 2_000  # partition 0's last tick is 6 s old (the broker is away, say)
     assert pipeline.stale({0, 1}) == {0}
-    pipeline.on_tick(0, tick_record(now[0] - 250, {}))
+    pipeline.on_tick(0, tick_record(now[0] - 250, NOTHING))
     assert pipeline.stale({0, 1}) == set()
 
 
@@ -428,7 +452,7 @@ def test_requests_processed_again_after_any_cut_of_the_writes_count_once(at_mont
         _request(5, "2026-11-30T23:01:30Z", 500, batch=True),
         _request(6, "2026-11-30T23:02:00Z", 200),
     ]
-    close = tick_record(ms("2026-12-01T00:06:00Z"), {})
+    close = tick_record(ms("2026-12-01T00:06:00Z"), NOTHING)
 
     def run(pipeline: Pipeline, messages: list[bytes], first: int) -> None:
         for offset, value in enumerate(messages, first):
@@ -502,7 +526,7 @@ def test_item_events_on_the_items_topic_are_kept_in_the_table_and_breach_after_a
     assert any(key.startswith(b"i2\x1f") for key in pipeline.table)
     # A new worker over the same table: the express parcel's 1-minute delivery target passes.
     again = Pipeline(Settings(), pipeline.contracts, pipeline.table, clock=pipeline.clock)
-    outputs = again.on_tick(2, tick_record(ms("2026-11-24T09:59:30Z"), {"sla.items": 1}))
+    outputs = again.on_tick(2, tick_record(ms("2026-11-24T09:59:30Z"), {**NOTHING, "sla.items": 1}))
     alerts = [orjson.loads(o.value) for o in outputs]
     assert [(a["kind"], a["subject"], a["observed_at"]) for a in alerts] == [
         ("near_breach", {"kind": "shipment", "id": "P-1"}, "2026-11-24T10:58:45+01:00"),

@@ -23,6 +23,9 @@ from sla_stream.settings import Settings
 
 FAST = ONE_TARGET
 
+# A tick made when Kafka held nothing on any input topic.
+NOTHING = dict.fromkeys(Settings().source_topics, 0)
+
 
 @pytest.fixture
 def directory(tmp_path: Path) -> Path:
@@ -106,7 +109,7 @@ def test_contracts_taken_between_batches_apply_to_new_events_and_open_tickets_ke
     assert created("b", "T", "2026-11-24T09:59:02Z") == []
     assert created("a", "NEW", "2026-11-24T09:59:03Z") == []
     now[0] = ms("2026-11-24T10:05:00Z")
-    fired = pipeline.on_tick(0, tick_record(ms("2026-11-24T10:05:00Z"), {}))
+    fired = pipeline.on_tick(0, tick_record(ms("2026-11-24T10:05:00Z"), NOTHING))
     breached = {
         (a["contract_id"], a["subject"]["id"], a["target_seconds"])
         for a in (orjson.loads(o.value) for o in fired)
@@ -135,7 +138,7 @@ def test_tickets_of_a_contract_removed_by_a_reload_do_not_stop_their_partition(d
     source.reload()
     pipeline.use_contracts(source.take() or {})
     now[0] = ms("2026-11-24T10:05:00Z")
-    fired = pipeline.on_tick(0, tick_record(ms("2026-11-24T10:05:00Z"), {}))
+    fired = pipeline.on_tick(0, tick_record(ms("2026-11-24T10:05:00Z"), NOTHING))
     assert [o.topic for o in fired if o.topic == "sla.deadletter"] == []
     assert 0 in pipeline.ticked
 
@@ -221,7 +224,7 @@ def test_a_ticket_whose_priority_a_reload_removed_starts_no_next_reply_clock(tmp
     pipeline.use_contracts(source.take() or {})
     assert send(2, "ticket.customer_replied", "2026-11-24T09:59:10Z") == []
     now[0] = ms("2026-11-24T10:05:00Z")
-    fired = pipeline.on_tick(0, tick_record(ms("2026-11-24T10:05:00Z"), {}))
+    fired = pipeline.on_tick(0, tick_record(ms("2026-11-24T10:05:00Z"), NOTHING))
     assert [orjson.loads(o.value)["objective"] for o in fired if o.topic == "sla.alerts"] == []
 
 

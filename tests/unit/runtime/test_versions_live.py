@@ -10,6 +10,9 @@ from sla_stream.contracts import load_dir
 from sla_stream.runtime.pipeline import Pipeline, tick_record
 from sla_stream.settings import Settings
 
+# A tick made when Kafka held nothing on any input topic.
+NOTHING = dict.fromkeys(Settings().source_topics, 0)
+
 
 def test_the_worker_path_restarted_before_the_change_gives_the_golden_alerts():
     # Live: the worker's pipeline, its state written and read back by a restarted pipeline
@@ -23,12 +26,20 @@ def test_the_worker_path_restarted_before_the_change_gives_the_golden_alerts():
     outputs = []
     for offset, line in enumerate(lines[:3]):
         outputs += pipeline.on_event("sla.tickets", 0, offset, b"acme-renewal", line)
-    outputs += pipeline.on_tick(0, tick_record(ms("2026-11-30T20:00:00+07:00"), {"sla.tickets": 3}))
+    outputs += pipeline.on_tick(
+        0, tick_record(ms("2026-11-30T20:00:00+07:00"), {**NOTHING, "sla.tickets": 3})
+    )
     pipeline.write(0)
     restarted = Pipeline(Settings(), contracts, pipeline.table, clock=now)
-    outputs += restarted.on_tick(0, tick_record(ms("2026-12-01T00:00:00.001+07:00"), {"sla.tickets": 3}))
-    outputs += restarted.on_tick(0, tick_record(ms("2026-12-01T00:00:00.002+07:00"), {"sla.tickets": 3}))
+    outputs += restarted.on_tick(
+        0, tick_record(ms("2026-12-01T00:00:00.001+07:00"), {**NOTHING, "sla.tickets": 3})
+    )
+    outputs += restarted.on_tick(
+        0, tick_record(ms("2026-12-01T00:00:00.002+07:00"), {**NOTHING, "sla.tickets": 3})
+    )
     outputs += restarted.on_event("sla.tickets", 0, 3, b"acme-renewal", lines[3])
-    outputs += restarted.on_tick(0, tick_record(ms("2026-12-01T12:00:00+07:00"), {"sla.tickets": 4}))
+    outputs += restarted.on_tick(
+        0, tick_record(ms("2026-12-01T12:00:00+07:00"), {**NOTHING, "sla.tickets": 4})
+    )
     got = [orjson.loads(o.value) for o in outputs]
     assert [{k: v for k, v in alert.items() if k != "emitted_at"} for alert in got] == expected
