@@ -380,17 +380,20 @@ class TickSender(mode.Service):
         )
         if not owned:
             return
-        if self.producer is None or self.consumer is None:
+        if self.producer is None:
             # A plain producer: ticks are input, never part of a worker transaction.
-            self.producer = AIOKafkaProducer(**client_kwargs(settings), linger_ms=0)
-            await self.producer.start()
+            producer = AIOKafkaProducer(**client_kwargs(settings), linger_ms=0)
+            await producer.start()
+            self.producer = producer
+        if self.consumer is None:
             exactly_once = settings.processing_guarantee == "exactly_once"
-            self.consumer = AIOKafkaConsumer(
+            consumer = AIOKafkaConsumer(
                 **client_kwargs(settings),
                 isolation_level="read_committed" if exactly_once else "read_uncommitted",
                 enable_auto_commit=False,
             )
-            await self.consumer.start()
+            await consumer.start()
+            self.consumer = consumer
         # The time first: whatever reached Kafka before it is below the marks.
         at = wall_ms() - settings.tick_grace_ms
         sources = [TopicPartition(topic, p) for topic in settings.source_topics for p in owned]

@@ -42,14 +42,15 @@ class GapReader(mode.Service):
     async def _consumer(self) -> AIOKafkaConsumer:
         if self.consumer is None:
             exactly_once = self.settings.processing_guarantee == "exactly_once"
-            self.consumer = AIOKafkaConsumer(
+            consumer = AIOKafkaConsumer(
                 **client_kwargs(self.settings),
                 isolation_level="read_committed" if exactly_once else "read_uncommitted",
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 fetch_max_wait_ms=50,
             )
-            await self.consumer.start()
+            await consumer.start()
+            self.consumer = consumer
         return self.consumer
 
     async def read(
@@ -80,8 +81,9 @@ class GapReader(mode.Service):
         """Where ``group``'s input starts on each of ``partitions``: the offset it has committed,
         else the earliest offset Kafka still has."""
         if self.admin is None:
-            self.admin = AIOKafkaAdminClient(**client_kwargs(self.settings))
-            await self.admin.start()
+            admin = AIOKafkaAdminClient(**client_kwargs(self.settings))
+            await admin.start()
+            self.admin = admin
         tps = [TopicPartition(topic, partition) for topic, partition in partitions]
         committed = await self.admin.list_consumer_group_offsets(group, partitions=tps)
         found = {(tp.topic, tp.partition): meta.offset for tp, meta in committed.items() if meta.offset >= 0}
