@@ -155,7 +155,7 @@ def test_a_worker_killed_while_it_drains_a_backlog_loses_nothing(
     live.kill()
     stops = [f"just after the start, {committed_share(live):.0%} committed"]
     live.start(wait=False)
-    shares = [rng.uniform(0.15, 0.45), rng.uniform(0.5, 0.85)]
+    shares = [rng.uniform(0.1 + 0.2 * n, 0.3 + 0.2 * n) for n in range(4)]
     during_recovery = rng.randrange(len(shares))
     for n, share in enumerate(shares):
         if n == during_recovery:
