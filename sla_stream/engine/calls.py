@@ -11,13 +11,20 @@ already past its limit, raises one ``near_breach`` per queue, objective and
 interval. When the clock passes the interval's end, ``breach`` if it closed
 outside the objective, or ``recovered`` if it met it after one that did not.
 Intervals with no calls are not judged.
+
+Cost: what falls due is kept in heaps (see ``_Index``), so an event costs O(log n) in the waiting
+calls, intervals and event ids a centre keeps, plus the objectives of the intervals it books to
+and the contract's versions; nothing it keeps is rescanned. Firing costs the same per call and
+interval falling due, and forgetting per thing forgotten.
 """
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, time
-from typing import Any
+from datetime import datetime, time, timedelta
+from typing import Any, TypeVar
 
 from sla_stream.engine import events as ev
 from sla_stream.engine.alerts import BREACH, NEAR_BREACH, RECOVERED, Alert
@@ -123,6 +130,16 @@ class CallCentre:
     """``queue|objective`` -> start of the last interval that closed outside it, until one meets it."""
     seen: dict[str, int] = field(default_factory=dict)
     """Event ids applied, with their times, to recognise repeats."""
+    _index: _Index | None = field(default=None, init=False, repr=False, compare=False)
+    """Derived from the fields above (never stored): see :class:`_Index`."""
+    _missed: dict[str, int] = field(init=False, repr=False, compare=False)
+    """Derived from ``waiting``: per queue, the calls already past ``answer_within`` (see :func:`missed`)."""
+
+    def __post_init__(self) -> None:
+        self._missed = {}
+        for w in self.waiting.values():
+            if w.late:
+                _count_missed(self, w.queue, 1)
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -148,6 +165,185 @@ class CallCentre:
             breached=dict(state["b"]),
             seen=dict(state["s"]),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Terms:
+    """What one version of a contract says about calls, worked out once."""
+
+    policy: CallPolicy | None
+    lengths: tuple[int, ...]
+    """Its interval lengths, ascending."""
+    judging: Mapping[int, tuple[CallObjective, ...]]
+    """Its objectives by interval length."""
+    answer_within: int | None
+    """``answer_within`` if the service level is measured."""
+
+
+def _terms(version: Contract) -> _Terms:
+    policy = version.calls
+    objectives = () if policy is None else tuple(policy.objectives.values())
+    lengths = tuple(sorted({objective.interval for objective in objectives}))
+    judging = {length: tuple(o for o in objectives if o.interval == length) for length in lengths}
+    within = None
+    if policy is not None and SERVICE_LEVEL in policy.objectives:
+        within = policy.answer_within
+    return _Terms(policy, lengths, judging, within)
+
+
+Wait = tuple[int, str, int]
+"""``(since + answer_within, call, since)``: when a waiting call passes ``answer_within``."""
+Queued = tuple[int, str]
+"""``(since, call)``."""
+Bound = tuple[int, str, int, int]
+"""``(end, queue, length, start)`` of an interval."""
+Entry = TypeVar("Entry", bound=tuple[Any, ...])
+
+
+class _Index:
+    """What a centre derives from its stored fields so that no event rescans them, for one
+    contract object: rebuilt when the centre is loaded (or meets another contract object), then
+    kept up to date by every change.
+
+    Each heap holds, ordered by time, an entry for every call or interval it is about, and maybe
+    stale ones (the call answered, the interval forgotten): a stale entry is dropped when it comes
+    to the top. The two heaps of waiting calls, whose stale entries could pile up (most calls are
+    answered before their entries come up), are rebuilt once stale entries outnumber live ones.
+    """
+
+    def __init__(self, contract: Contract, centre: CallCentre) -> None:
+        self.contract = contract
+        #: By ``id`` of each version (``contract`` holds them, so the ids stay theirs).
+        self.terms = {id(version): _terms(version) for version in (contract, *contract.versions)}
+        #: The local day last asked for, ``[start, end)``, while its offset does not change.
+        self.day = (0, 0)
+        bounds = [((s + n, q, n, s), i.closed) for (q, n, s), i in centre.intervals.items()]
+        self.ends = [bound for bound, closed in bounds if not closed]
+        """Open intervals, to close at their end."""
+        self.closed = [bound for bound, closed in bounds if closed]
+        """Closed intervals, to forget."""
+        self.days = [(day, queue) for queue, day in centre.days]
+        self.seen = [(at, event_id) for event_id, at in centre.seen.items()]
+        heapq.heapify(self.ends)
+        heapq.heapify(self.closed)
+        heapq.heapify(self.days)
+        heapq.heapify(self.seen)
+        self.waits: list[Wait] = []
+        """Waiting calls not yet past ``answer_within`` (of a version measuring the service level)."""
+        self.queued: list[Queued] = []
+        """Waiting calls, to forget."""
+        self.index_waiting(centre)
+
+    def index_waiting(self, centre: CallCentre) -> None:
+        """(Re)build the heaps of waiting calls, with no stale entries."""
+        self.queued = [(w.since, call) for call, w in centre.waiting.items()]
+        self.waits = []
+        for call, w in centre.waiting.items():
+            within = None if w.late else self.at(w.since).answer_within
+            if within is not None:
+                self.waits.append((w.since + within, call, w.since))
+        heapq.heapify(self.queued)
+        heapq.heapify(self.waits)
+
+    def at(self, instant: int) -> _Terms:
+        """The terms of the version in force at ``instant``."""
+        return self.of(self.contract.at(instant))
+
+    def of(self, version: Contract) -> _Terms:
+        """The terms of ``version`` (of this contract)."""
+        return self.terms[id(version)]
+
+    def day_start(self, at: int) -> int:
+        """:func:`day_start`, cheap for instants in the day last asked for."""
+        start, end = self.day
+        if start <= at < end:
+            return start
+        zone = self.contract.zone
+        day = from_ms(at, zone).date()
+        start = to_ms(datetime.combine(day, time(), zone))
+        end = to_ms(datetime.combine(day + timedelta(days=1), time(), zone))
+        # A day with one offset throughout holds exactly the instants of its local date: kept.
+        same = from_ms(start, zone).utcoffset() == from_ms(end - 1, zone).utcoffset()
+        self.day = (start, end) if same and end - start == DAY_MS else (0, 0)
+        return start
+
+    def queue(self, centre: CallCentre, call: str, w: Waiting) -> None:
+        """Index a call just put in ``centre.waiting``."""
+        heapq.heappush(self.queued, (w.since, call))
+        within = self.at(w.since).answer_within
+        if within is not None:
+            heapq.heappush(self.waits, (w.since + within, call, w.since))
+        if max(len(self.queued), len(self.waits)) > 2 * len(centre.waiting) + 64:
+            self.index_waiting(centre)
+
+    def open(self, centre: CallCentre, key: IntervalKey) -> Interval:
+        """A new open interval in ``centre.intervals``."""
+        interval = centre.intervals[key] = Interval()
+        queue, length, start = key
+        heapq.heappush(self.ends, (start + length, queue, length, start))
+        return interval
+
+    def next_wait(self, centre: CallCentre) -> int | None:
+        return _top(self.waits, lambda entry: _still_waiting(centre, entry))
+
+    def next_end(self, centre: CallCentre) -> int | None:
+        return _top(self.ends, lambda entry: _still_open(centre, entry))
+
+    def crossing(self, centre: CallCentre, at: int) -> set[str]:
+        """Waiting calls passing ``answer_within`` at exactly ``at``."""
+        return {call for _, call, _ in _take(self.waits, at, lambda entry: _still_waiting(centre, entry))}
+
+    def ending(self, centre: CallCentre, at: int) -> set[IntervalKey]:
+        """Open intervals ending at exactly ``at``."""
+        return {(q, n, s) for _, q, n, s in _take(self.ends, at, lambda entry: _still_open(centre, entry))}
+
+
+def _still_waiting(centre: CallCentre, entry: Wait) -> bool:
+    w = centre.waiting.get(entry[1])
+    return w is not None and not w.late and w.since == entry[2]
+
+
+def _still_open(centre: CallCentre, entry: Bound) -> bool:
+    interval = centre.intervals.get(entry[1:])
+    return interval is not None and not interval.closed
+
+
+def _top(heap: list[Entry], live: Callable[[Entry], bool]) -> int | None:
+    """The time of the first live entry of ``heap`` (stale ones before it dropped)."""
+    while heap and not live(heap[0]):
+        heapq.heappop(heap)
+    if not heap:
+        return None
+    first: int = heap[0][0]
+    return first
+
+
+def _take(heap: list[Entry], at: int, live: Callable[[Entry], bool]) -> list[Entry]:
+    """Take the live entries of ``heap`` due at exactly ``at`` out of it (stale ones up to ``at``
+    dropped; live earlier ones stay)."""
+    taken: list[Entry] = []
+    earlier: list[Entry] = []
+    while heap and heap[0][0] <= at:
+        entry = heapq.heappop(heap)
+        if live(entry):
+            (taken if entry[0] == at else earlier).append(entry)
+    for entry in earlier:
+        heapq.heappush(heap, entry)
+    return taken
+
+
+def _index(centre: CallCentre, contract: Contract) -> _Index:
+    index = centre._index
+    if index is None or index.contract is not contract:
+        index = centre._index = _Index(contract, centre)
+    return index
+
+
+def _count_missed(centre: CallCentre, queue: str, change: int) -> None:
+    """Keep ``centre._missed`` up to date with a call of ``queue`` made late (1) or gone while
+    late (-1)."""
+    counts = centre._missed
+    counts[queue] = counts.get(queue, 0) + change
 
 
 def policy_of(contract: Contract) -> CallPolicy:
@@ -189,15 +385,25 @@ def apply(contract: Contract, centre: CallCentre, event: CallEvent, now: int, le
     """Book one call event (checked by :func:`check`) to its interval, day and period;
     near-breaches it raises. The call is counted by the version of ``contract`` in force at its
     time, each interval judged by the version in force at the interval's start."""
-    policy = policy_of(contract.at(event.at))
+    version = contract.at(event.at)
+    policy = policy_of(version)
+    index = _index(centre, contract)
+    terms = index.of(version)
     centre.seen[event.event_id] = event.at
+    heapq.heappush(index.seen, (event.at, event.event_id))
     if event.type == ev.CALL_QUEUED:
         assert event.queue is not None  # the decoder requires it
-        centre.waiting[event.call_id] = Waiting(event.queue, event.at)
+        replaced = centre.waiting.get(event.call_id)
+        if replaced is not None and replaced.late:
+            _count_missed(centre, replaced.queue, -1)
+        queued = centre.waiting[event.call_id] = Waiting(event.queue, event.at)
+        index.queue(centre, event.call_id, queued)
         return []
     waiting = centre.waiting.pop(event.call_id, None)
     if waiting is not None:
         queue, wait = waiting.queue, max(0, event.at - waiting.since)
+        if waiting.late:
+            _count_missed(centre, queue, -1)
     else:
         assert event.queue is not None and event.wait_ms is not None  # see check()
         queue, wait = event.queue, event.wait_ms
@@ -208,43 +414,30 @@ def apply(contract: Contract, centre: CallCentre, event: CallEvent, now: int, le
     else:
         booked.abandoned = 1
         booked.short = int(policy.short_abandon is not None and wait <= policy.short_abandon)
-    centre.days.setdefault((queue, day_start(contract, event.at)), Tally()).add(booked)
+    midnight = index.day_start(event.at)
+    day = centre.days.get((queue, midnight))
+    if day is None:
+        day = centre.days[queue, midnight] = Tally()
+        heapq.heappush(index.days, (midnight, queue))
+    day.add(booked)
     ledger.add(ledger.period(contract.zone, event.at), CALLS, booked.to_state())
     alerts = []
-    for length in sorted({objective.interval for objective in policy.objectives.values()}):
-        start = interval_start(contract, event.at, length)
-        interval = centre.intervals.setdefault((queue, length, start), Interval())
+    for length in terms.lengths:
+        start = midnight + (event.at - midnight) // length * length
+        interval = centre.intervals.get((queue, length, start)) or index.open(centre, (queue, length, start))
         interval.tally.add(booked)
         if interval.closed or start + length <= now:
             continue  # a late call for an interval already judged: counted, no alert
-        for objective in _judging(contract, start, length):
+        for objective in index.at(start).judging.get(length, ()):
             alerts += _warn(contract, centre, objective, queue, start, interval, event.at)
     return alerts
-
-
-def _judging(contract: Contract, start: int, length: int) -> list[CallObjective]:
-    """The objectives judging the ``length`` interval from ``start``: the version's in force then."""
-    policy = contract.at(start).calls
-    return [] if policy is None else [o for o in policy.objectives.values() if o.interval == length]
-
-
-def _answer_within(contract: Contract, since: int) -> int | None:
-    """``answer_within`` for a call queued at ``since`` (of the version in force then), if the
-    service level is measured."""
-    policy = contract.at(since).calls
-    return policy.answer_within if policy is not None and SERVICE_LEVEL in policy.objectives else None
 
 
 def due(contract: Contract, centre: CallCentre) -> int | None:
     """The next instant something about these calls falls due: a waiting call passing
     ``answer_within``, or an interval's end."""
-    times = [
-        start + length for (_, length, start), interval in centre.intervals.items() if not interval.closed
-    ]
-    for w in centre.waiting.values():
-        answer_within = None if w.late else _answer_within(contract, w.since)
-        if answer_within is not None:
-            times.append(w.since + answer_within)
+    index = _index(centre, contract)
+    times = [t for t in (index.next_wait(centre), index.next_end(centre)) if t is not None]
     return min(times, default=None)
 
 
@@ -252,42 +445,39 @@ def fire(contract: Contract, centre: CallCentre, at: int, keep_ms: int) -> list[
     """Everything due at exactly ``at``: waiting calls passing ``answer_within``, then
     intervals ending."""
     policy = policy_of(contract.at(at))
+    index = _index(centre, contract)
     alerts: list[Alert] = []
-    crossing = sorted(
-        (w.queue, call)
-        for call, w in centre.waiting.items()
-        if not w.late and (within := _answer_within(contract, w.since)) is not None and w.since + within == at
-    )
-    for _, call in crossing:
+    crossing = sorted((centre.waiting[call].queue, call) for call in index.crossing(centre, at))
+    for queue, call in crossing:
         centre.waiting[call].late = True
+        _count_missed(centre, queue, 1)
     level = policy.objectives.get(SERVICE_LEVEL)
     for queue in sorted({queue for queue, _ in crossing}):
         if level is None:
             break  # the version in force now does not measure the service level
-        start = interval_start(contract, at, level.interval)
-        interval = centre.intervals.get((queue, level.interval, start))
-        if interval is None:
-            interval = centre.intervals[queue, level.interval, start] = Interval()
+        midnight = index.day_start(at)
+        start = midnight + (at - midnight) // level.interval * level.interval
+        key = (queue, level.interval, start)
+        interval = centre.intervals.get(key) or index.open(centre, key)
         if not interval.closed:
-            for objective in _judging(contract, start, level.interval):
+            for objective in index.at(start).judging.get(level.interval, ()):
                 if objective.name == SERVICE_LEVEL:
                     alerts += _warn(contract, centre, objective, queue, start, interval, at)
-    ending = sorted(
-        key for key, interval in centre.intervals.items() if not interval.closed and key[2] + key[1] == at
-    )
+    ending = sorted(index.ending(centre, at))
     for queue, length, start in ending:
         interval = centre.intervals[queue, length, start]
         interval.closed = True
-        for objective in _judging(contract, start, length):
+        heapq.heappush(index.closed, (start + length, queue, length, start))
+        for objective in index.at(start).judging.get(length, ()):
             alerts += _close(contract, centre, objective, queue, start, interval)
     if ending:
-        _forget(centre, at - KEEP_MS, at - (keep_ms or KEEP_MS))
+        _forget(centre, index, at - KEEP_MS, at - (keep_ms or KEEP_MS))
     return alerts
 
 
 def missed(centre: CallCentre, queue: str) -> int:
     """Calls waiting in ``queue`` already past ``answer_within``."""
-    return sum(1 for w in centre.waiting.values() if w.late and w.queue == queue)
+    return centre._missed.get(queue, 0)
 
 
 def _warn(
@@ -331,17 +521,29 @@ def _close(
     return []
 
 
-def _forget(centre: CallCentre, before: int, seen_before: int) -> None:
+def _forget(centre: CallCentre, index: _Index, before: int, seen_before: int) -> None:
     """Drop closed intervals and roll-ups older than ``before``, event ids older than
     ``seen_before`` (the allowed lateness: anything older is rejected as late anyway), and
-    calls waiting too long."""
-    for interval in [k for k, i in centre.intervals.items() if i.closed and k[2] + k[1] < before]:
-        del centre.intervals[interval]
-    for day in [k for k in centre.days if k[1] + 2 * DAY_MS < before]:
-        del centre.days[day]
-    centre.seen = {event_id: at for event_id, at in centre.seen.items() if at >= seen_before}
-    for call in [c for c, w in centre.waiting.items() if w.since < before - FORGET_WAITING_MS]:
-        del centre.waiting[call]
+    calls waiting too long. Each heap is read only as far as what goes."""
+    while index.closed and index.closed[0][0] < before:
+        _, queue, length, start = heapq.heappop(index.closed)
+        interval = centre.intervals.get((queue, length, start))
+        if interval is not None and interval.closed:
+            del centre.intervals[queue, length, start]
+    while index.days and index.days[0][0] + 2 * DAY_MS < before:
+        day, queue = heapq.heappop(index.days)
+        centre.days.pop((queue, day), None)
+    while index.seen and index.seen[0][0] < seen_before:
+        at, event_id = heapq.heappop(index.seen)
+        if centre.seen.get(event_id) == at:
+            del centre.seen[event_id]
+    while index.queued and index.queued[0][0] < before - FORGET_WAITING_MS:
+        since, call = heapq.heappop(index.queued)
+        w = centre.waiting.get(call)
+        if w is not None and w.since == since:
+            del centre.waiting[call]
+            if w.late:
+                _count_missed(centre, w.queue, -1)
 
 
 def _alert(

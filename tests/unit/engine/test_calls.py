@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import json
+from datetime import UTC
 
 import pytest
 from helpers import contracts_from, ms
 
+from sla_stream.engine import calls
 from sla_stream.engine.alerts import Alert
 from sla_stream.engine.calls import CallCentre, Tally
 from sla_stream.engine.events import CallEvent, Rejected
 from sla_stream.engine.processor import Engine
+from sla_stream.engine.time import HOUR_MS, format_ts
 from sla_stream.wire.alerts import alert_record
 
 CONTRACT = """
@@ -229,3 +233,90 @@ def test_state_round_trips(engine):
     run(engine, call("queued", "k2", "2026-11-24T09:01:00Z"))
     centre = engine.centres["c"]
     assert CallCentre.from_state(centre.to_state()) == centre
+
+
+def test_a_centre_loaded_from_its_state_goes_on_as_the_one_that_wrote_it(tmp_path):
+    contracts = contracts_from(tmp_path, c=CONTRACT.format(id="c", zone="UTC"))
+    before = Engine(contracts)
+    for n in range(4):
+        answered(before, f"k{n}", f"2026-11-24T09:00:0{n}Z", f"2026-11-24T09:00:1{n}Z")
+    # When the state is written k4 is past its 20 s (4 of 5 in time: on target), k5 not yet.
+    run(before, call("queued", "k4", "2026-11-24T09:01:00Z"), call("queued", "k5", "2026-11-24T09:01:30Z"))
+    assert before.advance(ms("2026-11-24T09:01:40Z")) == []
+    state = json.loads(json.dumps(before.centres["c"].to_state()))
+    after = Engine(contracts, clock=before.clock, centres={"c": CallCentre.from_state(state)})
+    rest = [
+        call("queued", "k6", "2026-11-24T09:02:00Z"),
+        call("answered", "k4", "2026-11-24T09:03:00Z", queue=None),
+        call("abandoned", "k6", "2026-11-24T09:04:00Z", queue=None),
+    ]
+    went_on = [alert_record(a) for a in run(before, *rest, until="2026-11-24T10:00:00.001Z")]
+    loaded = [alert_record(a) for a in run(after, *rest, until="2026-11-24T10:00:00.001Z")]
+    assert loaded == went_on
+    # k5 passing its 20 s at 09:01:50 is warned of, with both waiting calls missed: 4 of 6.
+    first = loaded[0]
+    assert (first["observed_at"], first["details"]["value"], first["details"]["waiting_missed"]) == (
+        "2026-11-24T09:01:50Z",
+        0.666667,
+        2,
+    )
+
+
+def test_a_waiting_call_counts_as_missed_until_it_ends_or_is_queued_again(engine):
+    run(engine, call("queued", "k1", "2026-11-24T09:00:00Z"), call("queued", "k2", "2026-11-24T09:00:05Z"))
+    engine.advance(ms("2026-11-24T09:00:30Z"))
+    centre = engine.centres["c"]
+    assert calls.missed(centre, "sales") == 2
+    run(engine, call("answered", "k1", "2026-11-24T09:00:40Z", queue=None))
+    assert calls.missed(centre, "sales") == 1
+    # Queued again (transferred back into a queue): its wait starts over, not missed until it passes 20 s.
+    run(engine, call("queued", "k2", "2026-11-24T09:00:50Z", queue="support"))
+    assert (calls.missed(centre, "sales"), calls.missed(centre, "support")) == (0, 0)
+    engine.advance(ms("2026-11-24T09:01:10.001Z"))
+    assert (calls.missed(centre, "sales"), calls.missed(centre, "support")) == (0, 1)
+
+
+def test_intervals_and_days_start_at_local_midnight_across_offset_changes(tmp_path):
+    zones = {"c": "Europe/Berlin", "s": "America/Santiago"}
+    contracts = contracts_from(
+        tmp_path, **{id: CONTRACT.format(id=id, zone=zone) for id, zone in zones.items()}
+    )
+    berlin, santiago = Engine(contracts), Engine(contracts)
+    # 25 October 2026 has 25 hours in Berlin: the clocks go back from 03:00 to 02:00.
+    alerts = []
+    for at in ["2026-10-25T00:10:00+02:00", "2026-10-25T23:40:00+01:00", "2026-10-26T00:10:00+01:00"]:
+        alerts += run(berlin, call("abandoned", f"b{at}", at, wait=30))
+    starts = [
+        alert_record(a)["subject"]["interval_start"]
+        for a in alerts
+        if a.objective == "abandon_rate" and a.kind == "near_breach"
+    ]
+    assert starts == ["2026-10-25T00:00:00+02:00", "2026-10-25T23:30:00+01:00", "2026-10-26T00:00:00+01:00"]
+    assert sorted(day for _, day in berlin.centres["c"].days) == [
+        ms("2026-10-25T00:00:00+02:00"),
+        ms("2026-10-26T00:00:00+01:00"),
+    ]
+    # On 6 September 2026 Santiago's clocks go from midnight to 01:00: that day starts at 01:00.
+    abandoned = CallEvent("s1", "call.abandoned", "s", ms("2026-09-06T01:10:00-03:00"), "x", "sales", 30_000)
+    alerts = santiago.apply(abandoned).alerts
+    assert {alert_record(a)["subject"]["interval_start"] for a in alerts} == {"2026-09-06T01:00:00-03:00"}
+    assert list(santiago.centres["s"].days) == [("sales", ms("2026-09-06T01:00:00-03:00"))]
+
+
+def test_old_intervals_event_ids_and_lost_calls_are_forgotten(tmp_path):
+    engine = Engine(contracts_from(tmp_path, c=CONTRACT.format(id="c", zone="UTC")), allowed_lateness=HOUR_MS)
+    run(engine, call("queued", "lost", "2026-11-24T09:00:00Z"))
+    start = ms("2026-11-24T09:05:00Z")
+    for n in range(3 * 48):  # a call every 30 minutes for three days
+        at = format_ts(start + n * 30 * 60_000, UTC)
+        run(engine, call("abandoned", f"k{n}", at, wait=30))
+    run(engine, call("queued", "recent", "2026-11-27T08:00:00Z"))
+    engine.advance(ms("2026-11-27T09:00:00.001Z"))
+    centre = engine.centres["c"]
+    # The last interval closed at 09:00 on the 27th: closed intervals that ended a day before
+    # that are gone, and event ids older than the allowed lateness; so is a call left waiting
+    # two days, not one queued an hour ago.
+    assert min(start + length for _, length, start in centre.intervals) == ms("2026-11-26T09:00:00Z")
+    assert min(centre.seen.values()) == ms("2026-11-27T08:00:00Z")
+    assert list(centre.waiting) == ["recent"]
+    assert sorted(day for _, day in centre.days) == [ms(f"2026-11-{d}T00:00:00Z") for d in (25, 26, 27)]
