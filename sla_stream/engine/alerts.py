@@ -58,9 +58,13 @@ def _fraction(fraction: float | None) -> str:
     return "" if fraction is None else repr(float(fraction))
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Alert:
-    """One alert, in engine terms (epoch milliseconds); the wire layer renders it."""
+    """One alert, in engine terms (epoch milliseconds); the wire layer renders it.
+
+    Immutable once decided: what the engine adds later (the contract version it was measured
+    against) makes a new alert, so an alert handed out is never changed behind its holder.
+    """
 
     kind: str
     """``near_breach``, ``breach``, ``retracted`` or ``recovered``."""
@@ -98,16 +102,21 @@ class Alert:
     """Deterministic id; computed from the fields above when left empty."""
 
     def __post_init__(self) -> None:
+        # Derived fields, set once while the alert is built (the dataclass is frozen).
         if not self.severity:
-            self.severity = SEVERITY[self.kind]
+            object.__setattr__(self, "severity", SEVERITY[self.kind])
         if not self.alert_id:
-            self.alert_id = alert_id(
-                self.contract_id,
-                self.objective,
-                self.subject_kind,
-                self.subject_id,
-                self.cycle,
-                self.kind,
-                self.fraction,
-                self.revision,
+            object.__setattr__(
+                self,
+                "alert_id",
+                alert_id(
+                    self.contract_id,
+                    self.objective,
+                    self.subject_kind,
+                    self.subject_id,
+                    self.cycle,
+                    self.kind,
+                    self.fraction,
+                    self.revision,
+                ),
             )

@@ -8,6 +8,7 @@ same calls in the same order give the same alerts, live or in replay.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, NamedTuple
@@ -103,8 +104,11 @@ class Engine:
                 self._schedule_item(key, item, contract)
         for contract_id, centre in list(self.centres.items()):
             self._schedule_calls(contract_id, centre)
-        #: The earliest minute boundary a service has still to evaluate.
-        self._boundary = self._next_boundary()
+        #: The minute boundaries services have still to evaluate: ``(at, contract_id, service)``.
+        self._service_due: list[tuple[int, str, str]] = []
+        for (contract_id, service_id), service in list(self.services.items()):
+            service.scheduled = None  # nothing is scheduled yet
+            self._schedule_service(contract_id, service_id, service)
 
     def contract_or_none(self, contract_id: str) -> Contract | None:
         return self._contract(contract_id)
@@ -207,9 +211,7 @@ class Engine:
         if requests.apply(contract, service, event, ledger if counting else Ledger(), offset) and counting:
             self._keep(contract.id, ledger, periods)
         self.services[key] = service
-        following = requests.next_boundary(contract, service)
-        if following is not None and following < self._boundary:
-            self._boundary = following
+        self._schedule_service(key[0], key[1], service, contract)
         return Applied(OK, self._versions(alerts))
 
     def _check_late(self, at: int) -> None:
@@ -231,14 +233,13 @@ class Engine:
         if self.clock is None or now > self.clock:
             self.clock = now
         fired: list[Alert] = []
-        boundary = self._boundary
-        due, call_due, item_due = self._due, self._call_due, self._item_due
+        due, call_due, item_due, service_due = self._due, self._call_due, self._item_due, self._service_due
         while True:
             at = min(
                 due[0][0] if due else _NEVER,
                 item_due[0][0] if item_due else _NEVER,
                 call_due[0][0] if call_due else _NEVER,
-                boundary,
+                service_due[0][0] if service_due else _NEVER,
             )
             if at >= now:
                 return self._versions(fired)
@@ -255,15 +256,17 @@ class Engine:
                 self.centres[contract_id] = centre
                 self._schedule_calls(contract_id, centre)
             else:
-                for key in sorted(self.services):
-                    contract, service = self._contract(key[0]), self.services[key]
-                    if contract is None or contract.requests is None:
-                        continue
-                    if requests.next_boundary(contract, service) != at:
-                        continue
-                    fired += requests.evaluate(contract, key[1], service, at, self.allowed_lateness or 0)
-                    self.services[key] = service
-                boundary = self._boundary = self._next_boundary()
+                # Services at the same boundary in the order of their keys, as the heap gives them.
+                _, contract_id, service_id = heapq.heappop(service_due)
+                contract = self._contract(contract_id)
+                service = self.services.get((contract_id, service_id))
+                if contract is None or contract.requests is None or service is None:
+                    continue
+                if requests.next_boundary(contract, service) != at:
+                    continue  # stale entry: the service moved on since it was scheduled
+                fired += requests.evaluate(contract, service_id, service, at, self.allowed_lateness or 0)
+                self.services[contract_id, service_id] = service
+                self._schedule_service(contract_id, service_id, service, contract)
 
     def _fire_ticket(self, fired: list[Alert]) -> None:
         entry = heapq.heappop(self._due)
@@ -365,16 +368,17 @@ class Engine:
         if changed:
             self._keep(contract.id, ledger, periods)
 
-    def _next_boundary(self) -> int:
-        """The earliest minute boundary some service has still to evaluate."""
-        earliest = _NEVER
-        for key, service in self.services.items():
-            contract = self._contract(key[0])
-            if contract is not None and contract.requests is not None:
-                at = requests.next_boundary(contract, service)
-                if at is not None and at < earliest:
-                    earliest = at
-        return earliest
+    def _schedule_service(
+        self, contract_id: str, service_id: str, service: Service, contract: Contract | None = None
+    ) -> None:
+        """Put a service's next minute boundary in the schedule."""
+        contract = contract or self._contract(contract_id)
+        if contract is None or contract.requests is None:
+            return
+        at = requests.next_boundary(contract, service)
+        if at is not None and at != service.scheduled:
+            service.scheduled = at
+            heapq.heappush(self._service_due, (at, contract_id, service_id))
 
     def _load(self, key: TicketKey, contract: Contract) -> Ticket | None:
         ticket = self.tickets.get(key)
@@ -408,11 +412,12 @@ class Engine:
     def _versions(self, alerts: list[Alert]) -> list[Alert]:
         """Name in each alert of a versioned contract the version it was measured against: the
         one in force at its ``observed_at`` (for a queue, at the start of its interval)."""
-        for alert in alerts:
+        for index, alert in enumerate(alerts):
             contract = self._contract(alert.contract_id)
             if contract is not None and contract.versions:
                 at = alert.observed_at_ms if alert.interval_start_ms is None else alert.interval_start_ms
-                alert.details["contract_version"] = contract.at(at).version
+                details = {**alert.details, "contract_version": contract.at(at).version}
+                alerts[index] = dataclasses.replace(alert, details=details)
         return alerts
 
     def _schedule_calls(self, contract_id: str, centre: CallCentre) -> None:

@@ -12,10 +12,19 @@ boundary every objective is evaluated over the whole buckets before it:
 - ``breach`` when good ÷ total over the objective's window (rolling, or since
   the start of the month in the contract's zone) falls below target, and
   ``recovered`` at the first boundary where it is back at or above it.
+
+What it costs: every window's counts are running sums, moved on at each boundary by the
+minute that enters and the minutes that leave, so an evaluation costs the same whatever the
+windows' lengths (a few operations per window and per burn-rate rule). A boundary at which no
+minute enters or leaves any window changes nothing and is not evaluated: a service evaluates
+the boundaries where its counts change, the first of every hour (when old buckets and batch
+ids are dropped), and those where the month turns or another contract version takes effect.
+A request event costs one bucket update, plus one evaluation for each such boundary it passes.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
@@ -77,6 +86,18 @@ class Service:
     as_of: int | None = None
     month_start: int = 0
     """First minute of the month ``sums[month]`` covers."""
+    summed: tuple[int | str, ...] = ()
+    """The windows ``sums`` holds (derived): another version's windows are summed again."""
+    minutes: list[int] | None = None
+    """The minutes with a bucket, in order (derived, built when first needed)."""
+    changed: bool = False
+    """A late event changed the sums since the last evaluation (derived): the next boundary is
+    evaluated even if no minute enters or leaves a window at it."""
+    due: int | None = -1
+    """:func:`next_boundary` as last worked out, ``-1`` when it must be worked out again
+    (derived: a new minute, an evaluation or a late event changes it)."""
+    scheduled: int | None = None
+    """The boundary the engine's schedule holds for the service (derived)."""
 
     def header(self) -> dict[str, Any]:
         """The state besides the buckets, which are stored one by one."""
@@ -100,9 +121,82 @@ def windows(contract: Contract) -> tuple[int | str, ...]:
 
 def reach(contract: Contract) -> int:
     """How many minutes a bucket stays inside some window (of any version of ``contract``)."""
-    if not contract.versions:
-        return policy_of(contract).reach
-    return max(policy_of(version).reach for version in (contract, *contract.versions))
+    return _shape(contract)[1]
+
+
+_shapes: dict[int, tuple[Contract, tuple[int, ...], int]] = {}
+
+
+def _shape(contract: Contract) -> tuple[tuple[int, ...], int]:
+    """The windows in minutes of every version of ``contract``, shortest first, and their
+    :func:`reach` (worked out once: contracts are immutable)."""
+    found = _shapes.get(id(contract))
+    if found is None or found[0] is not contract:
+        policies = [policy_of(version) for version in (contract, *contract.versions)]
+        minutes = sorted({int(w) for policy in policies for w in policy.windows if w != _MONTH})
+        found = _shapes[id(contract)] = (contract, tuple(minutes), max(p.reach for p in policies))
+    return found[1], found[2]
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """A burn-rate rule as one objective evaluates it: windows in minutes, its key in ``firing``."""
+
+    rule: BurnRateRule
+    key: str
+    long: int
+    short: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Objective:
+    """An objective as an evaluation reads it, worked out once per policy."""
+
+    objective: RequestObjective
+    good_at: int
+    total_at: int
+    budget: float
+    rules: tuple[_Rule, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What evaluating a policy needs, worked out once: objectives with their rules, and the
+    windows in minutes (the calendar month apart)."""
+
+    objectives: tuple[_Objective, ...]
+    minutes: tuple[int, ...]
+    month: bool
+
+
+_plans: dict[int, tuple[RequestPolicy, _Plan]] = {}
+
+
+def _plan(policy: RequestPolicy) -> _Plan:
+    """The plan of a policy (policies are immutable and live as long as their contract)."""
+    found = _plans.get(id(policy))
+    if found is not None and found[0] is policy:
+        return found[1]
+    objectives = []
+    for objective in policy.objectives.values():
+        good_at, total_at = counted(objective)
+        rules = tuple(
+            _Rule(
+                rule,
+                f"{objective.name}|{rule.long}|{rule.short}",
+                rule.long // MINUTE_MS,
+                rule.short // MINUTE_MS,
+            )
+            for rule in policy.burn_rates
+        )
+        objectives.append(_Objective(objective, good_at, total_at, 1 - objective.target, rules))
+    plan = _Plan(
+        tuple(objectives),
+        tuple(int(window) for window in policy.windows if window != _MONTH),
+        _MONTH in policy.windows,
+    )
+    _plans[id(policy)] = (policy, plan)
+    return plan
 
 
 def apply(
@@ -119,7 +213,7 @@ def apply(
     policy = policy_of(version)
     if event.type != "request":
         service.seen[event.event_id] = event.at
-    if version.exclusions.overlap(event.at, event.at + 1):
+    if version.exclusions.windows and version.exclusions.overlap(event.at, event.at + 1):
         return False
     latency = policy.objectives.get("latency")
     delta = [event.total, event.good, 0, 0]
@@ -138,19 +232,29 @@ def apply(
     if next_boundary(contract, service) is None:
         # Idle until now: boundaries up to this minute's start have nothing to evaluate.
         service.evaluated = max(service.evaluated, minute * MINUTE_MS)
+        service.due = _UNKNOWN
     bucket = service.buckets.get(minute)
     if bucket is None:
+        service.due = _UNKNOWN
         bucket = service.buckets[minute] = [0, 0, 0, 0]
         if service.latest is not None and minute > service.latest:
             service.latest = minute
-    for index, count in enumerate(delta):
-        bucket[index] += count
+        if service.minutes is not None:
+            if not service.minutes or minute > service.minutes[-1]:
+                service.minutes.append(minute)
+            else:
+                insort(service.minutes, minute)
+    bucket[0] += delta[0]
+    bucket[1] += delta[1]
+    bucket[2] += delta[2]
+    bucket[3] += delta[3]
     service.dirty.add(minute)
     if service.as_of is not None and minute < service.as_of:
         # A late event for a minute already inside the windows: keep their sums right.
         for window, sums in service.sums.items():
             first = service.month_start if window == _MONTH else service.as_of - int(window)
             if minute >= first:
+                service.changed, service.due = True, _UNKNOWN
                 for index, count in enumerate(delta):
                     sums[index] += count
     return True
@@ -158,13 +262,64 @@ def apply(
 
 def next_boundary(contract: Contract, service: Service) -> int | None:
     """The next minute boundary (ms) to evaluate, or ``None`` while nothing is left to say:
-    past its last bucket's reach every window is empty, and every burn rate 0."""
-    if not service.buckets:
+    past its last bucket's reach every window is empty, and every burn rate 0.
+
+    The next boundary at which a window's counts change: a minute enters (the one just
+    before the boundary) or leaves (the one a window's length before that). Between two such
+    boundaries every window counts the same, so every objective and burn rate says the same,
+    and nothing is evaluated; except the first boundary of each hour (old buckets and batch
+    ids are dropped then), where the month turns, where another version takes effect, and
+    the first after a late event changed the sums or the sums were read back from the store.
+    """
+    if service.due != _UNKNOWN:
+        return service.due
+    service.due = _next_boundary(contract, service)
+    return service.due
+
+
+_UNKNOWN = -1
+
+
+def _next_boundary(contract: Contract, service: Service) -> int | None:
+    buckets = service.buckets
+    if not buckets:
         return None
     if service.latest is None:
-        service.latest = max(service.buckets)
-    following = service.evaluated + MINUTE_MS
-    return following if following <= (service.latest + reach(contract) + 1) * MINUTE_MS else None
+        service.latest = max(buckets)
+    minutes, longest = _shape(contract)
+    last = service.evaluated // MINUTE_MS
+    end = service.latest + longest + 1
+    following = last + 1
+    if following > end:
+        return None
+    if last in buckets or following % 60 == 0 or service.changed or service.as_of is None:
+        return following * MINUTE_MS
+    for window in minutes:
+        if last - window in buckets:
+            return following * MINUTE_MS  # a minute leaves that window
+    at = _next_change(contract, service, last)
+    return at * MINUTE_MS if at <= end else None
+
+
+def _next_change(contract: Contract, service: Service, last: int) -> int:
+    """The first boundary (minutes) after ``last`` that must be evaluated (see
+    :func:`next_boundary`), from the ordered minutes with a bucket."""
+    minutes = service.minutes
+    if minutes is None:
+        minutes = service.minutes = sorted(service.buckets)
+    plan = _plan(policy_of(contract.at((last + 1) * MINUTE_MS)))
+    first = (last // 60 + 1) * 60  # the next hour's first boundary
+    for window in (0, *plan.minutes):
+        index = bisect_left(minutes, last - window)
+        if index < len(minutes):
+            first = min(first, minutes[index] + 1 + window)
+    if plan.month:
+        this_month = month_start_minute(contract, last)
+        first = min(first, month_start_minute(contract, this_month + 32 * 24 * 60) + 1)
+    change = contract.changes_after(last * MINUTE_MS)
+    if change is not None:
+        first = min(first, -(-change // MINUTE_MS))
+    return first
 
 
 def evaluate(
@@ -174,39 +329,53 @@ def evaluate(
     version of ``contract`` in force at the boundary."""
     version = contract.at(boundary)
     policy = policy_of(version)
-    service.evaluated = boundary
-    _slide(version, service, boundary // MINUTE_MS)
+    plan = _plan(policy)
+    service.evaluated, service.changed, service.due = boundary, False, _UNKNOWN
+    _slide(version, policy, plan, service, boundary // MINUTE_MS)
     alerts: list[Alert] = []
-    for objective in policy.objectives.values():
-        good_at, total_at = counted(objective)
-        budget = 1 - objective.target
-        for rule in policy.burn_rates:
-            long = burn_rate(service.sums[rule.long // MINUTE_MS], good_at, total_at, budget)
-            short = burn_rate(service.sums[rule.short // MINUTE_MS], good_at, total_at, budget)
-            key = f"{objective.name}|{rule.long}|{rule.short}"
-            hot = long > rule.factor and short > rule.factor
-            if hot and key not in service.firing:
-                service.firing[key] = boundary
-                alerts.append(
-                    _burn_alert(NEAR_BREACH, contract, service_id, objective, rule, long, short, boundary)
-                )
-            elif not hot and key in service.firing:
-                fired = service.firing.pop(key)
+    sums_of = service.sums
+    firing = service.firing
+    for planned in plan.objectives:
+        objective, good_at, total_at, budget = (
+            planned.objective,
+            planned.good_at,
+            planned.total_at,
+            planned.budget,
+        )
+        for rule in planned.rules:
+            factor = rule.rule.factor
+            hot = _above(_rate(sums_of[rule.long], good_at, total_at, budget), factor) and _above(
+                _rate(sums_of[rule.short], good_at, total_at, budget), factor
+            )
+            if hot == (rule.key in firing):
+                continue
+            long = burn_rate(sums_of[rule.long], good_at, total_at, budget)
+            short = burn_rate(sums_of[rule.short], good_at, total_at, budget)
+            if hot:
+                firing[rule.key] = boundary
                 alerts.append(
                     _burn_alert(
-                        RECOVERED, contract, service_id, objective, rule, long, short, boundary, fired
+                        NEAR_BREACH, contract, service_id, objective, rule.rule, long, short, boundary
                     )
                 )
-        sums = service.sums[objective.window_key]
-        if sums[total_at] == 0:
+            else:
+                fired = firing.pop(rule.key)
+                alerts.append(
+                    _burn_alert(
+                        RECOVERED, contract, service_id, objective, rule.rule, long, short, boundary, fired
+                    )
+                )
+        sums = sums_of[objective.window_key]
+        total = sums[total_at]
+        if total == 0:
             continue
-        attained = round(sums[good_at] / sums[total_at], _DIGITS)
-        if attained < objective.target and objective.name not in service.breached:
+        below = _below(sums[good_at] / total, objective.target)
+        if below and objective.name not in service.breached:
             service.breached[objective.name] = boundary
             alerts.append(
                 _breach_alert(BREACH, contract, service_id, objective, sums, good_at, total_at, boundary)
             )
-        elif attained >= objective.target and objective.name in service.breached:
+        elif not below and objective.name in service.breached:
             fell = service.breached.pop(objective.name)
             alerts.append(
                 _breach_alert(
@@ -216,6 +385,35 @@ def evaluate(
     if boundary // MINUTE_MS % 60 == 0:
         _forget(contract, service, boundary, keep_ms)
     return alerts
+
+
+def _rate(sums: list[int], good_at: int, total_at: int, budget: float) -> float:
+    """:func:`burn_rate` before rounding."""
+    total = sums[total_at]
+    return 0.0 if total == 0 else (total - sums[good_at]) / total / budget
+
+
+#: Rounding to ``_DIGITS`` moves a value by at most half of 10**-_DIGITS: outside this margin of
+#: a threshold the comparison of the unrounded value gives the same answer, without rounding.
+_MARGIN = 1e-6
+
+
+def _above(value: float, threshold: float) -> bool:
+    """``round(value, _DIGITS) > threshold``, rounding only near the threshold."""
+    if value > threshold + _MARGIN:
+        return True
+    if value < threshold - _MARGIN:
+        return False
+    return round(value, _DIGITS) > threshold
+
+
+def _below(value: float, threshold: float) -> bool:
+    """``round(value, _DIGITS) < threshold``, rounding only near the threshold."""
+    if value < threshold - _MARGIN:
+        return True
+    if value > threshold + _MARGIN:
+        return False
+    return round(value, _DIGITS) < threshold
 
 
 def counted(objective: RequestObjective) -> tuple[int, int]:
@@ -247,35 +445,52 @@ def month_start_minute(contract: Contract, minute: int) -> int:
     return to_ms(first) // MINUTE_MS
 
 
-def _slide(contract: Contract, service: Service, minute: int) -> None:
-    """Bring every window's sums to cover the minutes before ``minute``."""
-    month = month_start_minute(contract, minute - 1) if _MONTH in windows(contract) else minute
+def _slide(contract: Contract, policy: RequestPolicy, plan: _Plan, service: Service, minute: int) -> None:
+    """Bring every window's sums to cover the minutes before ``minute``: add the minutes that
+    entered since they were last brought, take away those that left."""
+    month = month_start_minute(contract, minute - 1) if plan.month else minute
+    as_of = service.as_of
     if (
-        service.as_of is None
-        or minute - service.as_of > 24 * 60
-        or minute < service.as_of
-        or service.sums.keys() != set(windows(contract))  # summed for another version's windows
+        as_of is None
+        or minute - as_of > 24 * 60
+        or minute < as_of
+        or service.summed != policy.windows  # summed for another version's windows
     ):
         service.sums = {}
-        for window in windows(contract):
+        for window in policy.windows:
             first = month if window == _MONTH else minute - int(window)
             service.sums[window] = _total(service.buckets, first, minute)
+        service.summed = policy.windows
     else:
-        buckets = service.buckets
-        for step in range(service.as_of, minute):
+        buckets, sums_of = service.buckets, service.sums
+        month_sums = sums_of.get(_MONTH)
+        if month_sums is not None and month != service.month_start:
+            month_sums = sums_of[_MONTH] = _total(buckets, month, minute)
+            restarted = True
+        else:
+            restarted = False
+        for step in range(as_of, minute):
             entering = buckets.get(step)
-            for window, sums in service.sums.items():
-                if window == _MONTH:
+            for window in plan.minutes:
+                leaving = buckets.get(step - window)
+                if entering is None and leaving is None:
                     continue
-                leaving = buckets.get(step - int(window))
-                for index in range(4):
-                    sums[index] += (entering[index] if entering else 0) - (leaving[index] if leaving else 0)
-        if _MONTH in service.sums:
-            if month != service.month_start:
-                service.sums[_MONTH] = _total(buckets, month, minute)
-            else:
-                added = _total(buckets, service.as_of, minute)
-                service.sums[_MONTH] = [a + b for a, b in zip(service.sums[_MONTH], added, strict=True)]
+                sums = sums_of[window]
+                if entering is not None:
+                    sums[0] += entering[0]
+                    sums[1] += entering[1]
+                    sums[2] += entering[2]
+                    sums[3] += entering[3]
+                if leaving is not None:
+                    sums[0] -= leaving[0]
+                    sums[1] -= leaving[1]
+                    sums[2] -= leaving[2]
+                    sums[3] -= leaving[3]
+            if entering is not None and month_sums is not None and not restarted:
+                month_sums[0] += entering[0]
+                month_sums[1] += entering[1]
+                month_sums[2] += entering[2]
+                month_sums[3] += entering[3]
     service.as_of, service.month_start = minute, month
 
 
@@ -296,10 +511,15 @@ def _forget(contract: Contract, service: Service, boundary: int, keep_ms: int) -
     """Drop buckets no window reaches any more, and batch ids older than the allowed lateness
     (anything older is rejected as late anyway; a day when none is set)."""
     oldest = boundary // MINUTE_MS - reach(contract) - 1
-    for minute in [m for m in service.buckets if m < oldest]:
+    minutes = service.minutes
+    if minutes is None:
+        minutes = service.minutes = sorted(service.buckets)
+    gone = bisect_left(minutes, oldest)
+    for minute in minutes[:gone]:
         del service.buckets[minute]
         service.through.pop(minute, None)
         service.dirty.add(minute)
+    del minutes[:gone]
     service.seen = {
         event_id: at for event_id, at in service.seen.items() if at >= boundary - (keep_ms or DAY_MS)
     }
