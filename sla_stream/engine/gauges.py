@@ -135,12 +135,12 @@ class Gauges:
     def _requests(self, engine: Engine, now: int) -> None:
         for (contract_id, _service), service in list(engine.services.items()):
             contract = engine.contract_or_none(contract_id)
-            if contract is None or contract.requests is None or not service.sums:
+            if contract is None or contract.requests is None or not service.left:
                 continue
             # Summed over the contract's services, as penalty statements count them.
             self._contracts[contract_id] = contract
             self._versions.setdefault(contract_id, contract.at(now))
-            for window, sums in service.sums.items():
+            for window, sums in requests.window_sums(service).items():
                 totals = self._totals.setdefault((contract_id, window), [0, 0, 0, 0])
                 for index in range(4):
                     totals[index] += sums[index]

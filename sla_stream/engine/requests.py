@@ -14,7 +14,8 @@ boundary every objective is evaluated over the whole buckets before it:
   ``recovered`` at the first boundary where it is back at or above it.
 
 What it costs: every window's counts are running sums, moved on at each boundary by the
-minute that enters and the minutes that leave, so an evaluation costs the same whatever the
+minute that enters and the minutes that leave (one running total of everything counted, and
+per window the total of what has left it), so an evaluation costs the same whatever the
 windows' lengths (a few operations per window and per burn-rate rule). A boundary at which no
 minute enters or leaves any window changes nothing and is not evaluated: a service evaluates
 the boundaries where its counts change, the first of every hour (when old buckets and batch
@@ -81,13 +82,18 @@ class Service:
     but not the input position is recognised, and not counted twice (stored with the bucket)."""
     dirty: set[int] = field(default_factory=set)
     """Minutes changed or dropped since the store last wrote them (not part of the state)."""
-    sums: dict[int | str, list[int]] = field(default_factory=dict)
-    """Window (minutes, or ``month``) -> counts over it, as of minute ``as_of`` (derived)."""
+    counted: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    """Counts of every minute before ``as_of`` (derived, with ``left``)."""
+    left: dict[int | str, list[int]] = field(default_factory=dict)
+    """Window (minutes, or ``month``) -> counts of the minutes before it, as of minute ``as_of``
+    (derived): a window's counts are ``counted`` minus these (see :func:`window_sums`)."""
     as_of: int | None = None
     month_start: int = 0
-    """First minute of the month ``sums[month]`` covers."""
+    """First minute of the month the ``month`` window covers."""
+    next_month: int = 0
+    """First minute of the month after it."""
     summed: tuple[int | str, ...] = ()
-    """The windows ``sums`` holds (derived): another version's windows are summed again."""
+    """The windows ``left`` holds (derived): another version's windows are summed again."""
     minutes: list[int] | None = None
     """The minutes with a bucket, in order (derived, built when first needed)."""
     changed: bool = False
@@ -235,7 +241,11 @@ def apply(
         service.due = _UNKNOWN
     bucket = service.buckets.get(minute)
     if bucket is None:
-        service.due = _UNKNOWN
+        due = service.due
+        if due is None or due == _UNKNOWN or minute * MINUTE_MS < service.evaluated:
+            service.due = _UNKNOWN
+        else:  # the new minute enters at the boundary after it, if nothing changes before
+            service.due = min(due, (minute + 1) * MINUTE_MS)
         bucket = service.buckets[minute] = [0, 0, 0, 0]
         if service.latest is not None and minute > service.latest:
             service.latest = minute
@@ -250,14 +260,27 @@ def apply(
     bucket[3] += delta[3]
     service.dirty.add(minute)
     if service.as_of is not None and minute < service.as_of:
-        # A late event for a minute already inside the windows: keep their sums right.
-        for window, sums in service.sums.items():
+        # A late event for a minute already counted: keep the sums right. A window it is
+        # before has it among what left the window; one it is inside changes.
+        for index, count in enumerate(delta):
+            service.counted[index] += count
+        for window, left in service.left.items():
             first = service.month_start if window == _MONTH else service.as_of - int(window)
-            if minute >= first:
-                service.changed, service.due = True, _UNKNOWN
+            if minute < first:
                 for index, count in enumerate(delta):
-                    sums[index] += count
+                    left[index] += count
+            else:
+                service.changed, service.due = True, _UNKNOWN
     return True
+
+
+def window_sums(service: Service) -> dict[int | str, list[int]]:
+    """Window (minutes, or ``month``) -> its counts as of the last boundary evaluated."""
+    counted = service.counted
+    return {
+        window: [counted[0] - left[0], counted[1] - left[1], counted[2] - left[2], counted[3] - left[3]]
+        for window, left in service.left.items()
+    }
 
 
 def next_boundary(contract: Contract, service: Service) -> int | None:
@@ -333,24 +356,26 @@ def evaluate(
     service.evaluated, service.changed, service.due = boundary, False, _UNKNOWN
     _slide(version, policy, plan, service, boundary // MINUTE_MS)
     alerts: list[Alert] = []
-    sums_of = service.sums
-    firing = service.firing
+    counted, left, firing = service.counted, service.left, service.firing
     for planned in plan.objectives:
-        objective, good_at, total_at, budget = (
-            planned.objective,
-            planned.good_at,
-            planned.total_at,
-            planned.budget,
-        )
+        objective, good_at, total_at = planned.objective, planned.good_at, planned.total_at
+        good, total, budget = counted[good_at], counted[total_at], planned.budget
         for rule in planned.rules:
-            factor = rule.rule.factor
-            hot = _above(_rate(sums_of[rule.long], good_at, total_at, budget), factor) and _above(
-                _rate(sums_of[rule.short], good_at, total_at, budget), factor
-            )
+            # Hot when both windows burn faster than the factor: the short one is only
+            # worked out when the long one does.
+            factor, long_left = rule.rule.factor, left[rule.long]
+            hot = False
+            requests = total - long_left[total_at]
+            if requests and _above((requests - good + long_left[good_at]) / requests / budget, factor):
+                short_left = left[rule.short]
+                requests = total - short_left[total_at]
+                hot = bool(requests) and _above(
+                    (requests - good + short_left[good_at]) / requests / budget, factor
+                )
             if hot == (rule.key in firing):
                 continue
-            long = burn_rate(sums_of[rule.long], good_at, total_at, budget)
-            short = burn_rate(sums_of[rule.short], good_at, total_at, budget)
+            long = burn_rate(_minus(counted, long_left), good_at, total_at, budget)
+            short = burn_rate(_minus(counted, left[rule.short]), good_at, total_at, budget)
             if hot:
                 firing[rule.key] = boundary
                 alerts.append(
@@ -365,17 +390,20 @@ def evaluate(
                         RECOVERED, contract, service_id, objective, rule.rule, long, short, boundary, fired
                     )
                 )
-        sums = sums_of[objective.window_key]
-        total = sums[total_at]
-        if total == 0:
+        window_left = left[objective.window_key]
+        requests = total - window_left[total_at]
+        if requests == 0:
             continue
-        below = _below(sums[good_at] / total, objective.target)
-        if below and objective.name not in service.breached:
+        below = _below((good - window_left[good_at]) / requests, objective.target)
+        if below == (objective.name in service.breached):
+            continue
+        sums = _minus(counted, window_left)
+        if below:
             service.breached[objective.name] = boundary
             alerts.append(
                 _breach_alert(BREACH, contract, service_id, objective, sums, good_at, total_at, boundary)
             )
-        elif not below and objective.name in service.breached:
+        else:
             fell = service.breached.pop(objective.name)
             alerts.append(
                 _breach_alert(
@@ -387,10 +415,8 @@ def evaluate(
     return alerts
 
 
-def _rate(sums: list[int], good_at: int, total_at: int, budget: float) -> float:
-    """:func:`burn_rate` before rounding."""
-    total = sums[total_at]
-    return 0.0 if total == 0 else (total - sums[good_at]) / total / budget
+def _minus(counted: list[int], left: list[int]) -> list[int]:
+    return [counted[0] - left[0], counted[1] - left[1], counted[2] - left[2], counted[3] - left[3]]
 
 
 #: Rounding to ``_DIGITS`` moves a value by at most half of 10**-_DIGITS: outside this margin of
@@ -446,51 +472,48 @@ def month_start_minute(contract: Contract, minute: int) -> int:
 
 
 def _slide(contract: Contract, policy: RequestPolicy, plan: _Plan, service: Service, minute: int) -> None:
-    """Bring every window's sums to cover the minutes before ``minute``: add the minutes that
-    entered since they were last brought, take away those that left."""
-    month = month_start_minute(contract, minute - 1) if plan.month else minute
+    """Bring every window's sums to cover the minutes before ``minute``: count the minutes that
+    entered since they were last brought, and for each window those that left it."""
     as_of = service.as_of
+    if not plan.month:
+        month = minute
+    elif service.month_start <= minute - 1 < service.next_month:
+        month = service.month_start
+    else:
+        month = month_start_minute(contract, minute - 1)
+        service.next_month = month_start_minute(contract, month + 32 * 24 * 60)
+    buckets = service.buckets
     if (
         as_of is None
         or minute - as_of > 24 * 60
         or minute < as_of
         or service.summed != policy.windows  # summed for another version's windows
     ):
-        service.sums = {}
+        counted = service.counted = _total(buckets, min(buckets, default=minute), minute)
+        service.left = {}
         for window in policy.windows:
             first = month if window == _MONTH else minute - int(window)
-            service.sums[window] = _total(service.buckets, first, minute)
+            service.left[window] = _minus(counted, _total(buckets, first, minute))
         service.summed = policy.windows
     else:
-        buckets, sums_of = service.buckets, service.sums
-        month_sums = sums_of.get(_MONTH)
-        if month_sums is not None and month != service.month_start:
-            month_sums = sums_of[_MONTH] = _total(buckets, month, minute)
-            restarted = True
-        else:
-            restarted = False
+        counted, left = service.counted, service.left
         for step in range(as_of, minute):
             entering = buckets.get(step)
+            if entering is not None:
+                counted[0] += entering[0]
+                counted[1] += entering[1]
+                counted[2] += entering[2]
+                counted[3] += entering[3]
             for window in plan.minutes:
                 leaving = buckets.get(step - window)
-                if entering is None and leaving is None:
-                    continue
-                sums = sums_of[window]
-                if entering is not None:
-                    sums[0] += entering[0]
-                    sums[1] += entering[1]
-                    sums[2] += entering[2]
-                    sums[3] += entering[3]
                 if leaving is not None:
-                    sums[0] -= leaving[0]
-                    sums[1] -= leaving[1]
-                    sums[2] -= leaving[2]
-                    sums[3] -= leaving[3]
-            if entering is not None and month_sums is not None and not restarted:
-                month_sums[0] += entering[0]
-                month_sums[1] += entering[1]
-                month_sums[2] += entering[2]
-                month_sums[3] += entering[3]
+                    before = left[window]
+                    before[0] += leaving[0]
+                    before[1] += leaving[1]
+                    before[2] += leaving[2]
+                    before[3] += leaving[3]
+        if plan.month and month != service.month_start:
+            left[_MONTH] = _minus(counted, _total(buckets, month, minute))
     service.as_of, service.month_start = minute, month
 
 
