@@ -284,10 +284,18 @@ class _Index:
         return interval
 
     def next_wait(self, centre: CallCentre) -> int | None:
-        return _top(self.waits, lambda entry: _still_waiting(centre, entry))
+        """When the first waiting call passes ``answer_within`` (stale entries before it dropped)."""
+        waits = self.waits
+        while waits and not _still_waiting(centre, waits[0]):
+            heapq.heappop(waits)
+        return waits[0][0] if waits else None
 
     def next_end(self, centre: CallCentre) -> int | None:
-        return _top(self.ends, lambda entry: _still_open(centre, entry))
+        """When the first open interval ends (stale entries before it dropped)."""
+        ends = self.ends
+        while ends and not _still_open(centre, ends[0]):
+            heapq.heappop(ends)
+        return ends[0][0] if ends else None
 
     def crossing(self, centre: CallCentre, at: int) -> set[str]:
         """Waiting calls passing ``answer_within`` at exactly ``at``."""
@@ -306,16 +314,6 @@ def _still_waiting(centre: CallCentre, entry: Wait) -> bool:
 def _still_open(centre: CallCentre, entry: Bound) -> bool:
     interval = centre.intervals.get(entry[1:])
     return interval is not None and not interval.closed
-
-
-def _top(heap: list[Entry], live: Callable[[Entry], bool]) -> int | None:
-    """The time of the first live entry of ``heap`` (stale ones before it dropped)."""
-    while heap and not live(heap[0]):
-        heapq.heappop(heap)
-    if not heap:
-        return None
-    first: int = heap[0][0]
-    return first
 
 
 def _take(heap: list[Entry], at: int, live: Callable[[Entry], bool]) -> list[Entry]:
@@ -437,8 +435,10 @@ def due(contract: Contract, centre: CallCentre) -> int | None:
     """The next instant something about these calls falls due: a waiting call passing
     ``answer_within``, or an interval's end."""
     index = _index(centre, contract)
-    times = [t for t in (index.next_wait(centre), index.next_end(centre)) if t is not None]
-    return min(times, default=None)
+    wait, end = index.next_wait(centre), index.next_end(centre)
+    if wait is None or end is None:
+        return end if wait is None else wait
+    return min(wait, end)
 
 
 def fire(contract: Contract, centre: CallCentre, at: int, keep_ms: int) -> list[Alert]:
