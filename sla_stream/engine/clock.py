@@ -44,6 +44,8 @@ class Clock:
     segments: list[tuple[int, int, int]] = field(default_factory=list)
     scheduled: tuple[int, float] | None = field(default=None, compare=False)
     """The due threshold last handed to the scheduler (in memory only, never stored)."""
+    _next: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
+    """What :meth:`next_due` last found, after what it found it from (in memory only)."""
 
     @property
     def state(self) -> str:
@@ -92,9 +94,24 @@ class Clock:
         return _thresholds(self.target, fractions)
 
     def next_due(self, cal: Calendar, fractions: tuple[float, ...]) -> tuple[int, float, int] | None:
-        """``(observed_at, fraction, amount)`` of the next threshold to pass, if running."""
+        """``(observed_at, fraction, amount)`` of the next threshold to pass, if running.
+
+        Worked out once per change of the clock (its start, elapsed time, target, what it
+        fired) or of its calendar and fractions: asked again, the answer is remembered.
+        """
         if self.since is None:
             return None
+        key = (self.since, self.elapsed, self.target, tuple(self.fired))
+        last = self._next
+        if last is not None and last[0] == key and last[1] is cal and last[2] is fractions:
+            found: tuple[int, float, int] | None = last[3]
+            return found
+        found = self._find_next(cal, fractions)
+        self._next = key, cal, fractions, found
+        return found
+
+    def _find_next(self, cal: Calendar, fractions: tuple[float, ...]) -> tuple[int, float, int] | None:
+        assert self.since is not None
         for fraction, amount in self.thresholds(fractions):
             if fraction in self.fired:
                 continue

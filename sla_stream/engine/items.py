@@ -13,7 +13,7 @@ booked once per item.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -33,7 +33,8 @@ class Item:
     """The latest value of each field that picks a target (``service_class``)."""
     clocks: dict[str, Clock] = field(default_factory=dict)
     history: list[ItemEvent] = field(default_factory=list)
-    """Every event applied, in the order applied (see ``Ticket.history``)."""
+    """Every event applied, in the order applied, added with :meth:`record` (see
+    ``Ticket.history``)."""
     revisions: dict[str, int] = field(default_factory=dict)
     """Retractions per ``objective|cycle|fraction``: an alert that comes back gets a new id."""
     outcomes: dict[str, list[list[int]]] = field(default_factory=dict)
@@ -47,14 +48,29 @@ class Item:
     """Outcomes added or taken back since the engine last moved them to the ledger (in memory)."""
     decoded: bool = field(default=False, compare=False)
     """Read back from its state (in memory only; see ``Ticket.decoded``)."""
+    _seen: set[str] = field(default_factory=set, init=False, compare=False, repr=False)
+    _last_at: int = field(default=0, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Derived from the history (never stored): made again when an item is read back.
+        self._seen = {event.event_id for event in self.history}
+        self._last_at = max((event.at for event in self.history), default=0)
 
     @property
-    def seen(self) -> set[str]:
-        return {event.event_id for event in self.history}
+    def seen(self) -> Set[str]:
+        """The ids of the events applied."""
+        return self._seen
 
     @property
     def last_at(self) -> int:
-        return max(event.at for event in self.history)
+        """The latest time among the events applied."""
+        return self._last_at
+
+    def record(self, event: ItemEvent) -> None:
+        """Add an event applied to the history."""
+        self.history.append(event)
+        self._seen.add(event.event_id)
+        self._last_at = max(self._last_at, event.at)
 
     def revision(self, name: str, cycle: int, fraction: float) -> int:
         return self.revisions.get(f"{name}|{cycle}|{fraction!r}", 0)
@@ -114,10 +130,7 @@ def item_id(contract: Contract, event: ItemEvent) -> str:
 
 def adapt(contract: Contract, item: Item) -> Item:
     """Fit a stored item to the contract as loaded now: clocks of dropped objectives go."""
-    objectives = policy_of(measured(contract, item)).objectives
-    for name in [name for name in item.clocks if name not in objectives]:
-        tracked.retire(item, name)
-    return item
+    return tracked.adapt(policy_of(measured(contract, item)), item)
 
 
 def check(contract: Contract, item: Item | None, event: ItemEvent) -> None:
@@ -178,7 +191,8 @@ def apply(contract: Contract, item: Item, event: ItemEvent) -> list[Alert]:
     """Apply one event (already known not to be a duplicate) to the item, measured against the
     version in force at its time (a change at the same instant comes first)."""
     alerts = catch_up(contract, item, event.at)
-    return alerts + _apply(measured(contract, item), _target_fields(contract), item, event)
+    version = measured(contract, item)
+    return alerts + _apply(version, policy_of(version), _target_fields(contract), item, event)
 
 
 def _target_fields(contract: Contract) -> set[str]:
@@ -192,9 +206,10 @@ def _target_fields(contract: Contract) -> set[str]:
     }
 
 
-def _apply(contract: Contract, fields: set[str], item: Item, event: ItemEvent) -> list[Alert]:
-    policy = policy_of(contract)
-    item.history.append(event)
+def _apply(
+    contract: Contract, policy: ItemPolicy, fields: set[str], item: Item, event: ItemEvent
+) -> list[Alert]:
+    item.record(event)
     at = event.at
     changed = set()
     for by in sorted(fields):
@@ -213,9 +228,9 @@ def _apply(contract: Contract, fields: set[str], item: Item, event: ItemEvent) -
         if clock.stopped:
             continue
         if objective.target_by in changed:
-            alerts += _retarget(contract, item, name, clock, at)
+            alerts += _retarget(contract, policy, item, name, clock, at)
         if any(rule.matches(event) for rule in objective.stop):
-            _stop(contract, item, name, clock, at)
+            tracked.stop(contract, policy, item, name, clock, at)
         elif any(rule.matches(event) for rule in objective.pause):
             clock.pause(objective.calendar, at)
         elif objective.resumes(event):
@@ -231,19 +246,13 @@ def _target(objective: ClockObjective, item: Item, default: _D) -> int | _D:
     return objective.targets.get(value, default)
 
 
-def _retarget(contract: Contract, item: Item, name: str, clock: Clock, at: int) -> list[Alert]:
+def _retarget(
+    contract: Contract, policy: ItemPolicy, item: Item, name: str, clock: Clock, at: int
+) -> list[Alert]:
     """Give a clock the target of the item's field value now; thresholds passed fire at once."""
-    policy = policy_of(contract)
-    clock.target = _target(policy.objectives[name], item, clock.target)
-    fractions, elapsed, deadline = tracked.passed(policy, name, clock, at)
-    if fractions and fractions[-1] == BREACH_FRACTION:
-        _book(contract, item, name, False, at)
-    return [_alert(contract, item, name, clock, f, elapsed, deadline, at) for f in fractions]
-
-
-def _stop(contract: Contract, item: Item, name: str, clock: Clock, at: int) -> None:
-    within = clock.stop(policy_of(contract).objectives[name].calendar, at)
-    _book(contract, item, name, within and BREACH_FRACTION not in clock.fired, at)
+    target = _target(policy.objectives[name], item, clock.target)
+    fractions, elapsed, deadline = tracked.retarget(contract, policy, item, name, clock, target, at)
+    return [_alert(contract, policy, item, name, clock, f, elapsed, deadline, at) for f in fractions]
 
 
 def _book(contract: Contract, item: Item, name: str, met: bool, at: int) -> None:
@@ -262,25 +271,19 @@ def catch_up(contract: Contract, item: Item, until: int) -> list[Alert]:
 
 
 def _switch(was: Contract, now: Contract, item: Item, at: int) -> list[Alert]:
-    """The change to version ``now`` at ``at``: each clock not stopped gets the new version's
-    target for the item's field value (kept when it has none) and calendar, as a change of that
-    value re-targets; running clocks keep running, paused ones stay paused. Clocks of objectives
-    ``now`` does not have are dropped; objectives it adds start with their next start event."""
-    before, objectives = policy_of(was).objectives, policy_of(now).objectives
-    alerts: list[Alert] = []
-    for name in list(item.clocks):
-        clock, objective = item.clocks[name], objectives.get(name)
-        if objective is None:
-            tracked.retire(item, name)
-            continue
-        if clock.stopped:
-            continue
-        if clock.since is not None and clock.since <= at:
-            # Open time before the change counts on the old calendar, from it on the new one.
-            clock.pause((before.get(name) or objective).calendar, at)
-            clock.resume(at)
-        alerts += _retarget(now, item, name, clock, at)
-    return alerts
+    """The change to version ``now`` at ``at``, as a change of the item's field value
+    re-targets: each clock not stopped gets the new version's target for that value (kept when
+    it has none) and calendar; running clocks keep running, paused ones stay paused (see
+    ``tracked.switch``)."""
+    policy = policy_of(now)
+
+    def runs_on(name: str, running: bool) -> bool:
+        return running
+
+    def retarget(name: str, clock: Clock) -> list[Alert]:
+        return _retarget(now, policy, item, name, clock, at)
+
+    return tracked.switch(policy_of(was), policy, item, at, runs_on, retarget)
 
 
 def due(contract: Contract, item: Item) -> Iterator[tuple[int, float, str]]:
@@ -298,13 +301,11 @@ def fire(contract: Contract, item: Item, name: str, observed_at: int, fraction: 
     """Fire a threshold that came due, if it is still the clock's next one."""
     contract = measured(contract, item)
     policy = policy_of(contract)
-    clock = item.clocks.get(name)
-    found = None if clock is None else tracked.fire(policy, name, clock, observed_at, fraction)
-    if clock is None or found is None:
+    found = tracked.fire(contract, policy, item, name, observed_at, fraction)
+    if found is None:
         return None
-    if fraction == BREACH_FRACTION:
-        _book(contract, item, name, False, observed_at)
-    return _alert(contract, item, name, clock, fraction, *found, observed_at)
+    clock, elapsed, deadline = found
+    return _alert(contract, policy, item, name, clock, fraction, elapsed, deadline, observed_at)
 
 
 def fire_due(contract: Contract, item: Item, before: int) -> list[Alert]:
@@ -323,23 +324,22 @@ def rebuild(contract: Contract, old: Item, late: ItemEvent, now: int) -> tuple[I
         decided += fire_due(contract, item, event.at)
         decided += apply(contract, item, event)
     decided += fire_due(contract, item, now)
-    sent = {
-        _alert_id(contract, old, name, fraction): (name, clock, fraction)
-        for name, clock, fraction in tracked.fired(old)
-    }
-    out = [alert for alert in decided if sent.pop(alert.alert_id, None) is None]
-    item.booked = tracked.rebooked(old, item)
     was = measured(contract, old)
-    calendar = policy_of(was).objectives
-    for original, (name, clock, fraction) in sent.items():
-        key = f"{name}|0|{fraction!r}"
-        item.revisions[key] = item.revisions.get(key, 0) + 1
-        objective = calendar.get(name)
+    was_policy = policy_of(was)
+
+    def sent_id(thing: Item, name: str, clock: Clock, fraction: float) -> str:
+        return _alert_id(contract, thing, name, fraction)
+
+    def retraction(original: str, name: str, clock: Clock, fraction: float) -> Alert:
+        objective = was_policy.objectives.get(name)  # None: an objective since dropped
         elapsed = clock.elapsed_at(objective.calendar, late.at) if objective else clock.elapsed
         deadline = clock.reached(objective.calendar, clock.target) if objective else None
-        details = {"retracts": original, **_values(was, item, name)}
-        out.append(_make(was, item, name, clock, RETRACTED, fraction, elapsed, deadline, late.at, details))
-    return item, out
+        details = {"retracts": original, **_values(was_policy, item, name)}
+        return _make(
+            was, was_policy, item, name, clock, RETRACTED, fraction, elapsed, deadline, late.at, details
+        )
+
+    return item, tracked.settle(old, item, decided, sent_id, retraction)
 
 
 def _alert_id(contract: Contract, item: Item, name: str, fraction: float) -> str:
@@ -356,15 +356,16 @@ def _alert_id(contract: Contract, item: Item, name: str, fraction: float) -> str
     )
 
 
-def _values(contract: Contract, item: Item, name: str) -> dict[str, str]:
+def _values(policy: ItemPolicy, item: Item, name: str) -> dict[str, str]:
     """The field that picked the clock's target, with its value, for the alert's details."""
-    objective = policy_of(contract).objectives.get(name)
+    objective = policy.objectives.get(name)
     by = objective.target_by if objective else None
     return {by: item.values[by]} if by is not None and by in item.values else {}
 
 
 def _alert(
     contract: Contract,
+    policy: ItemPolicy,
     item: Item,
     name: str,
     clock: Clock,
@@ -375,13 +376,14 @@ def _alert(
 ) -> Alert:
     is_breach = fraction == BREACH_FRACTION
     details: dict[str, Any] = {} if is_breach else {"fraction": fraction}
-    details.update(_values(contract, item, name))
+    details.update(_values(policy, item, name))
     kind = BREACH if is_breach else NEAR_BREACH
-    return _make(contract, item, name, clock, kind, fraction, elapsed, deadline, observed_at, details)
+    return _make(contract, policy, item, name, clock, kind, fraction, elapsed, deadline, observed_at, details)
 
 
 def _make(
     contract: Contract,
+    policy: ItemPolicy,
     item: Item,
     name: str,
     clock: Clock,
@@ -396,7 +398,7 @@ def _make(
         kind=kind,
         contract_id=contract.id,
         objective=name,
-        subject_kind=policy_of(contract).kind,
+        subject_kind=policy.kind,
         subject_id=item.item_id,
         cycle=0,
         target_ms=clock.target,

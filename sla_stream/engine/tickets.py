@@ -1,8 +1,15 @@
-"""Ticket clocks: first response, next-reply cycles and resolution (docs/reference/events.md#tickets)."""
+"""Ticket clocks: first response, next-reply cycles and resolution (docs/reference/events.md#tickets).
+
+A ticket event costs the same however long the ticket's history is: duplicates are found in a
+set, the latest event time is kept, and each clock's next threshold is worked out once per
+change of the clock. Only a late event (one that lands before something already applied or
+sent) costs more: the ticket is decided again from its history, at a cost that grows with the
+history's length and the version changes it spans.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +33,9 @@ class Ticket:
     status: str
     clocks: dict[str, Clock] = field(default_factory=dict)
     history: list[TicketEvent] = field(default_factory=list)
-    """Every event applied, in the order applied: duplicates are found in it, and a late
-    event is put in its place among them when the ticket is decided again."""
+    """Every event applied, in the order applied (added with :meth:`record`): duplicates are
+    found in it, and a late event is put in its place among them when the ticket is decided
+    again."""
     next_reply_cycles: int = 0
     revisions: dict[str, int] = field(default_factory=dict)
     """Retractions per ``objective|cycle|fraction``: an alert that comes back gets a new id."""
@@ -45,14 +53,29 @@ class Ticket:
     decoded: bool = field(default=False, compare=False)
     """Read back from its state: what its clocks last handed to the scheduler is not known
     (in memory only)."""
+    _seen: set[str] = field(default_factory=set, init=False, compare=False, repr=False)
+    _last_at: int = field(default=0, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Derived from the history (never stored): made again when a ticket is read back.
+        self._seen = {event.event_id for event in self.history}
+        self._last_at = max((event.at for event in self.history), default=0)
 
     @property
-    def seen(self) -> set[str]:
-        return {event.event_id for event in self.history}
+    def seen(self) -> Set[str]:
+        """The ids of the events applied."""
+        return self._seen
 
     @property
     def last_at(self) -> int:
-        return max(event.at for event in self.history)
+        """The latest time among the events applied."""
+        return self._last_at
+
+    def record(self, event: TicketEvent) -> None:
+        """Add an event applied to the history."""
+        self.history.append(event)
+        self._seen.add(event.event_id)
+        self._last_at = max(self._last_at, event.at)
 
     def revision(self, name: str, cycle: int, fraction: float) -> int:
         return self.revisions.get(f"{name}|{cycle}|{fraction!r}", 0)
@@ -110,11 +133,7 @@ def _check_priority(policy: TicketPolicy, contract: Contract, priority: str | No
 def adapt(contract: Contract, ticket: Ticket) -> Ticket:
     """Fit a stored ticket to the contract as loaded now: clocks of objectives the
     contract no longer has are dropped (their alerts were already decided)."""
-    objectives = policy_of(measured(contract, ticket)).objectives
-    if any(name not in objectives for name in ticket.clocks):
-        for name in [name for name in ticket.clocks if name not in objectives]:
-            tracked.retire(ticket, name)
-    return ticket
+    return tracked.adapt(policy_of(measured(contract, ticket)), ticket)
 
 
 def check(contract: Contract, ticket: Ticket | None, event: TicketEvent) -> None:
@@ -147,7 +166,7 @@ def create(contract: Contract, event: TicketEvent) -> Ticket:
             ticket.clocks[name] = _start(objective, priority, ticket.status, event.at, cycle=0)
     if ticket.status in DONE_STATUSES:
         for name, clock in ticket.clocks.items():
-            _stop(contract, ticket, name, clock, event.at)
+            tracked.stop(contract, policy, ticket, name, clock, event.at)
     return ticket
 
 
@@ -155,18 +174,18 @@ def apply(contract: Contract, ticket: Ticket, event: TicketEvent) -> list[Alert]
     """Apply one event (already known not to be a duplicate) to an existing ticket, measured
     against the version in force at its time (a change at the same instant comes first)."""
     alerts = catch_up(contract, ticket, event.at)
-    return alerts + _apply(measured(contract, ticket), ticket, event)
+    contract = measured(contract, ticket)
+    return alerts + _apply(contract, policy_of(contract), ticket, event)
 
 
-def _apply(contract: Contract, ticket: Ticket, event: TicketEvent) -> list[Alert]:
-    policy = policy_of(contract)
-    ticket.history.append(event)
+def _apply(contract: Contract, policy: TicketPolicy, ticket: Ticket, event: TicketEvent) -> list[Alert]:
+    ticket.record(event)
     at = event.at
     if event.type == ev.TICKET_AGENT_REPLIED:
         for name in (FIRST_RESPONSE, NEXT_REPLY):
             clock = ticket.clocks.get(name)
             if clock is not None and not clock.stopped:
-                _stop(contract, ticket, name, clock, at)
+                tracked.stop(contract, policy, ticket, name, clock, at)
         return []
     if event.type == ev.TICKET_CUSTOMER_REPLIED:
         first = ticket.clocks.get(FIRST_RESPONSE)
@@ -211,7 +230,7 @@ def _change_status(
     if new in DONE_STATUSES:
         for name, clock in ticket.clocks.items():
             if not clock.stopped:
-                _stop(contract, ticket, name, clock, at)
+                tracked.stop(contract, policy, ticket, name, clock, at)
         return []
     alerts: list[Alert] = []
     resolution = ticket.clocks.get(RESOLUTION)
@@ -234,15 +253,14 @@ def _retarget(
     contract: Contract, policy: TicketPolicy, ticket: Ticket, name: str, clock: Clock, at: int
 ) -> list[Alert]:
     """Give a clock its current priority's target; thresholds now in the past fire at once."""
-    clock.target = policy.objectives[name].targets.get(ticket.priority, clock.target)
-    fractions, elapsed, deadline = tracked.passed(policy, name, clock, at)
-    if fractions and fractions[-1] == BREACH_FRACTION:
-        _book(contract, ticket, name, clock.cycle, False, at)
+    target = policy.objectives[name].targets.get(ticket.priority, clock.target)
+    fractions, elapsed, deadline = tracked.retarget(contract, policy, ticket, name, clock, target, at)
     return [_alert(contract, ticket, name, clock, f, elapsed, deadline, at) for f in fractions]
 
 
 measured = tracked.measured
 change_due = tracked.change_due
+needs_rebuild = tracked.needs_rebuild
 
 
 def catch_up(contract: Contract, ticket: Ticket, until: int) -> list[Alert]:
@@ -253,24 +271,17 @@ def catch_up(contract: Contract, ticket: Ticket, until: int) -> list[Alert]:
 def _switch(was: Contract, now: Contract, ticket: Ticket, at: int) -> list[Alert]:
     """The change to version ``now`` at ``at``, as a priority change re-targets: each clock not
     stopped gets the new version's target for the ticket's priority (kept when it has none), its
-    calendar, fractions and ``pause_on``; thresholds now in the past fire at once. Clocks of
-    objectives ``now`` does not have are dropped; objectives it adds start with the next ticket."""
-    before, policy = policy_of(was).objectives, policy_of(now)
-    alerts: list[Alert] = []
-    for name in list(ticket.clocks):
-        clock, objective = ticket.clocks[name], policy.objectives.get(name)
-        if objective is None:
-            tracked.retire(ticket, name)
-            continue
-        if clock.stopped:
-            continue
-        if clock.since is None or clock.since <= at:
-            # Open time before the change counts on the old calendar, from it on the new one.
-            clock.pause((before.get(name) or objective).calendar, at)
-            if ticket.status not in objective.pause_on:
-                clock.resume(at)
-        alerts += _retarget(now, policy, ticket, name, clock, at)
-    return alerts
+    calendar and fractions, and runs or is paused by the ticket's status as the new version's
+    ``pause_on`` says (see ``tracked.switch``)."""
+    policy = policy_of(now)
+
+    def runs_on(name: str, running: bool) -> bool:
+        return ticket.status not in policy.objectives[name].pause_on
+
+    def retarget(name: str, clock: Clock) -> list[Alert]:
+        return _retarget(now, policy, ticket, name, clock, at)
+
+    return tracked.switch(policy_of(was), policy, ticket, at, runs_on, retarget)
 
 
 def due(contract: Contract, ticket: Ticket) -> Iterator[tuple[int, float, str]]:
@@ -287,24 +298,11 @@ def scheduled_before(contract: Contract, ticket: Ticket) -> None:
 def fire(contract: Contract, ticket: Ticket, name: str, observed_at: int, fraction: float) -> Alert | None:
     """Fire a threshold that came due, if it is still the clock's next one."""
     contract = measured(contract, ticket)
-    policy = policy_of(contract)
-    clock = ticket.clocks.get(name)
-    found = None if clock is None else tracked.fire(policy, name, clock, observed_at, fraction)
-    if clock is None or found is None:
+    found = tracked.fire(contract, policy_of(contract), ticket, name, observed_at, fraction)
+    if found is None:
         return None
-    if fraction == BREACH_FRACTION:
-        _book(contract, ticket, name, clock.cycle, False, observed_at)
-    return _alert(contract, ticket, name, clock, fraction, *found, observed_at)
-
-
-def _stop(contract: Contract, ticket: Ticket, name: str, clock: Clock, at: int) -> None:
-    within = clock.stop(policy_of(contract).objectives[name].calendar, at)
-    # A breach already sent stands, even if a lower priority's target has since been met.
-    _book(contract, ticket, name, clock.cycle, within and BREACH_FRACTION not in clock.fired, at)
-
-
-_book = tracked.book
-needs_rebuild = tracked.needs_rebuild
+    clock, elapsed, deadline = found
+    return _alert(contract, ticket, name, clock, fraction, elapsed, deadline, observed_at)
 
 
 def rebuild(contract: Contract, old: Ticket, late: TicketEvent, now: int) -> tuple[Ticket, list[Alert]]:
@@ -322,18 +320,16 @@ def rebuild(contract: Contract, old: Ticket, late: TicketEvent, now: int) -> tup
         decided += fire_due(contract, ticket, event.at)
         decided += apply(contract, ticket, event)
     decided += fire_due(contract, ticket, now)
-    sent = {
-        _alert_id(contract, old, name, clock, fraction): (name, clock, fraction)
-        for name, clock, fraction in tracked.fired(old)
-    }
-    out = [alert for alert in decided if sent.pop(alert.alert_id, None) is None]
-    # The ledger takes back every outcome the old history decided and books the new ones.
-    ticket.booked = tracked.rebooked(old, ticket)
-    for original, (name, clock, fraction) in sent.items():
-        key = f"{name}|{clock.cycle}|{fraction!r}"
-        ticket.revisions[key] = ticket.revisions.get(key, 0) + 1
-        out.append(_retraction(measured(contract, old), ticket, name, clock, fraction, original, late.at))
-    return ticket, out
+    was = measured(contract, old)
+    was_policy = policy_of(was)
+
+    def sent_id(thing: Ticket, name: str, clock: Clock, fraction: float) -> str:
+        return _alert_id(contract, thing, name, clock, fraction)
+
+    def retraction(original: str, name: str, clock: Clock, fraction: float) -> Alert:
+        return _retraction(was, was_policy, ticket, name, clock, fraction, original, late.at)
+
+    return ticket, tracked.settle(old, ticket, decided, sent_id, retraction)
 
 
 def fire_due(contract: Contract, ticket: Ticket, before: int) -> list[Alert]:
@@ -356,9 +352,16 @@ def _alert_id(contract: Contract, ticket: Ticket, name: str, clock: Clock, fract
 
 
 def _retraction(
-    contract: Contract, ticket: Ticket, name: str, clock: Clock, fraction: float, original: str, at: int
+    contract: Contract,
+    policy: TicketPolicy,
+    ticket: Ticket,
+    name: str,
+    clock: Clock,
+    fraction: float,
+    original: str,
+    at: int,
 ) -> Alert:
-    objective = policy_of(contract).objectives.get(name)  # None: an objective since dropped
+    objective = policy.objectives.get(name)  # None: an objective since dropped
     details = {"retracts": original, "priority": ticket.priority}
     elapsed = clock.elapsed if objective is None else clock.elapsed_at(objective.calendar, at)
     deadline = None if objective is None else clock.reached(objective.calendar, clock.target)

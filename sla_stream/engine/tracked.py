@@ -1,11 +1,19 @@
-"""What ticket and item clocks share: their schedule, outcomes, late-event checks and the
-contract version they are measured against.
+"""What ticket and item clocks share: their schedule, thresholds, outcomes, version changes,
+late events and the contract version they are measured against.
 
 A *tracked* thing (a :class:`~sla_stream.engine.tickets.Ticket` or an
 :class:`~sla_stream.engine.items.Item`) holds named clocks, the history of its
 events, its outcomes per period and the version it was last measured against;
 its policy (the contract's ``tickets`` or ``items`` section) gives each clock's
-calendar and the near-breach fractions.
+calendar and the near-breach fractions. The functions here take the policy of
+the version the thing is measured against, worked out once by the caller.
+
+What an event costs does not grow with the thing's history unless the event is
+late (it lands before something already applied or sent): then the thing is
+decided again from its whole history. A clock's next threshold is worked out
+once per change of the clock and then remembered (``Clock.next_due``), and
+calendar arithmetic costs a bisection over the dates a calendar has covered,
+not a walk over the days a target spans.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ class Tracked(Protocol):
     retired: dict[str, Clock]
     outcomes: dict[str, list[list[int]]]
     booked: list[tuple[str, int, int, int]]
+    revisions: dict[str, int]
     version: str | None
 
     @property
@@ -58,8 +67,9 @@ T = TypeVar("T", bound=Tracked)
 def due(policy: Policy, thing: Tracked) -> Iterator[tuple[int, float, str]]:
     """``(observed_at, fraction, objective)`` of each running clock's next threshold,
     when it differs from the one last handed out for that clock."""
+    objectives, fractions = policy.objectives, policy.near_breach
     for name, clock in thing.clocks.items():
-        found = clock.next_due(policy.objectives[name].calendar, policy.near_breach)
+        found = clock.next_due(objectives[name].calendar, fractions)
         if found is None:
             clock.scheduled = None
         elif clock.scheduled != found[:2]:
@@ -75,10 +85,43 @@ def scheduled_before(policy: Policy, thing: Tracked) -> None:
         clock.scheduled = None if found is None else (found[0], found[1])
 
 
-def passed(policy: Policy, name: str, clock: Clock, at: int) -> tuple[list[float], int, int | None]:
-    """After a clock's target changed at ``at``: the fractions it has now passed without firing,
-    marked fired (a breach alone when it passed one: it replaces the near-breaches), with the
-    elapsed time and the deadline for their alerts."""
+def passing(policy: Policy, thing: Tracked, before: int) -> tuple[int, float, str] | None:
+    """The first ``(observed_at, fraction, objective)`` among the clocks' next thresholds
+    observed before ``before``."""
+    due_now = [
+        (found[0], found[1], name)
+        for name, clock in thing.clocks.items()
+        if (found := clock.next_due(policy.objectives[name].calendar, policy.near_breach)) is not None
+        and found[0] < before
+    ]
+    return min(due_now, default=None)
+
+
+def fire(
+    contract: Contract, policy: Policy, thing: Tracked, name: str, observed_at: int, fraction: float
+) -> tuple[Clock, int, int | None] | None:
+    """Mark a threshold that came due fired, if it is still the clock's next one (a breach books
+    the clock's outcome, missed): the clock, its elapsed time and the deadline for the alert."""
+    clock = thing.clocks.get(name)
+    if clock is None:
+        return None
+    calendar = policy.objectives[name].calendar
+    found = clock.next_due(calendar, policy.near_breach)
+    if found is None or found[0] != observed_at or found[1] != fraction:
+        return None
+    clock.fired[fraction] = observed_at
+    if fraction == BREACH_FRACTION:
+        book(contract, thing, name, clock.cycle, False, observed_at)
+    return clock, found[2], clock.reached(calendar, clock.target)
+
+
+def retarget(
+    contract: Contract, policy: Policy, thing: Tracked, name: str, clock: Clock, target: int, at: int
+) -> tuple[list[float], int, int | None]:
+    """Give a clock a new target at ``at``: the fractions it has now passed without firing,
+    marked fired (a breach alone when it passed one: it replaces the near-breaches, and books the
+    clock's outcome, missed), with the elapsed time and the deadline for their alerts."""
+    clock.target = target
     calendar = policy.objectives[name].calendar
     elapsed = clock.elapsed_at(calendar, at)
     fractions = [
@@ -91,32 +134,86 @@ def passed(policy: Policy, name: str, clock: Clock, at: int) -> tuple[list[float
     clock.fired.update((f, at) for f in fractions)
     if fractions[-1] == BREACH_FRACTION:
         fractions = fractions[-1:]
+        book(contract, thing, name, clock.cycle, False, at)
     return fractions, elapsed, clock.reached(calendar, clock.target)
 
 
-def fire(
-    policy: Policy, name: str, clock: Clock, observed_at: int, fraction: float
-) -> tuple[int, int | None] | None:
-    """Mark a threshold that came due fired, if it is still the clock's next one: the elapsed time
-    and the deadline for its alert."""
-    calendar = policy.objectives[name].calendar
-    found = clock.next_due(calendar, policy.near_breach)
-    if found is None or found[0] != observed_at or found[1] != fraction:
-        return None
-    clock.fired[fraction] = observed_at
-    return found[2], clock.reached(calendar, clock.target)
+def stop(contract: Contract, policy: Policy, thing: Tracked, name: str, clock: Clock, at: int) -> None:
+    """Stop a clock at ``at`` and book its outcome: met when within its target, unless a breach
+    was already sent (it stands, even if a lower priority's target has since been met)."""
+    within = clock.stop(policy.objectives[name].calendar, at)
+    book(contract, thing, name, clock.cycle, within and BREACH_FRACTION not in clock.fired, at)
 
 
-def passing(policy: Policy, thing: Tracked, before: int) -> tuple[int, float, str] | None:
-    """The first ``(observed_at, fraction, objective)`` among the clocks' next thresholds
-    observed before ``before``."""
-    due_now = [
-        (found[0], found[1], name)
-        for name, clock in thing.clocks.items()
-        if (found := clock.next_due(policy.objectives[name].calendar, policy.near_breach)) is not None
-        and found[0] < before
-    ]
-    return min(due_now, default=None)
+def book(contract: Contract, thing: Tracked, name: str, cycle: int, met: bool, at: int) -> None:
+    """Record a clock's outcome, decided at ``at``: in the period of ``at``, replacing an
+    earlier different outcome of the same period (met, reopened, then breached)."""
+    outcomes = thing.outcomes.setdefault(f"{name}|{cycle}", [])
+    if outcomes and outcomes[-1][0] == met:
+        return
+    if outcomes and period_of(contract.zone, outcomes[-1][1]) == period_of(contract.zone, at):
+        was, decided = outcomes.pop()
+        thing.booked.append((name, was, decided, -1))
+    outcomes.append([int(met), at])
+    thing.booked.append((name, int(met), at, 1))
+
+
+def retire(thing: Tracked, name: str) -> None:
+    """Drop a clock whose objective the contract no longer has, keeping what it fired: a late
+    event that decides the thing again must know which of its alerts were sent."""
+    thing.retired[name] = thing.clocks.pop(name)
+
+
+def adapt(policy: Policy, thing: T) -> T:
+    """Fit a stored thing to its policy as loaded now: clocks of objectives it no longer has
+    are retired (their alerts were already decided)."""
+    objectives = policy.objectives
+    if not thing.clocks.keys() <= objectives.keys():
+        for name in [name for name in thing.clocks if name not in objectives]:
+            retire(thing, name)
+    return thing
+
+
+def switch(
+    was: Policy,
+    now: Policy,
+    thing: Tracked,
+    at: int,
+    runs_on: Callable[[str, bool], bool],
+    retarget: Callable[[str, Clock], list[Alert]],
+) -> list[Alert]:
+    """Switch the thing's clocks at ``at`` from version policy ``was`` to ``now``: the alerts
+    the change fires.
+
+    Clocks of objectives ``now`` does not have are retired; objectives it adds start with the
+    next thing (or start event). A stopped clock is left as it is: it takes the version in force
+    when it runs again. Every other clock's open time before the change counts on the old
+    calendar, from it on the new one; ``retarget(name, clock)`` then gives it the new version's
+    target (thresholds now in the past fire at once).
+
+    Whether a clock runs from the change on is the one thing tickets and items decide
+    differently, so ``runs_on(name, was_running)`` decides it. A ticket clock runs unless the
+    ticket's status is one the *new* version's ``pause_on`` names: a version may change
+    ``pause_on``, so a clock paused under the old version can resume at the change, and a
+    running one pause. An item clock is paused and resumed by events, not by a state the
+    version judges: it keeps running, or stays paused.
+    """
+    before = was.objectives
+    alerts: list[Alert] = []
+    for name in list(thing.clocks):
+        clock, objective = thing.clocks[name], now.objectives.get(name)
+        if objective is None:
+            retire(thing, name)
+            continue
+        if clock.stopped:
+            continue
+        if clock.since is None or clock.since <= at:
+            running = clock.since is not None
+            clock.pause((before.get(name) or objective).calendar, at)
+            if runs_on(name, running):
+                clock.resume(at)
+        alerts += retarget(name, clock)
+    return alerts
 
 
 def fire_due(
@@ -143,25 +240,6 @@ def fire_due(
         fired.append(alert)
 
 
-def book(contract: Contract, thing: Tracked, name: str, cycle: int, met: bool, at: int) -> None:
-    """Record a clock's outcome, decided at ``at``: in the period of ``at``, replacing an
-    earlier different outcome of the same period (met, reopened, then breached)."""
-    outcomes = thing.outcomes.setdefault(f"{name}|{cycle}", [])
-    if outcomes and outcomes[-1][0] == met:
-        return
-    if outcomes and period_of(contract.zone, outcomes[-1][1]) == period_of(contract.zone, at):
-        was, decided = outcomes.pop()
-        thing.booked.append((name, was, decided, -1))
-    outcomes.append([int(met), at])
-    thing.booked.append((name, int(met), at, 1))
-
-
-def retire(thing: Tracked, name: str) -> None:
-    """Drop a clock whose objective the contract no longer has, keeping what it fired: a late
-    event that decides the thing again must know which of its alerts were sent."""
-    thing.retired[name] = thing.clocks.pop(name)
-
-
 def fired(thing: Tracked) -> Iterator[tuple[str, Clock, float]]:
     """``(objective, clock, fraction)`` of every threshold the thing's clocks fired, retired
     clocks included."""
@@ -177,6 +255,28 @@ def rebooked(old: Tracked, new: Tracked) -> list[tuple[str, int, int, int]]:
         *((key.split("|")[0], met, at, -1) for key, o in old.outcomes.items() for met, at in o),
         *((key.split("|")[0], met, at, 1) for key, o in new.outcomes.items() for met, at in o),
     ]
+
+
+def settle(
+    old: T,
+    new: T,
+    decided: list[Alert],
+    alert_id: Callable[[T, str, Clock, float], str],
+    retraction: Callable[[str, str, Clock, float], Alert],
+) -> list[Alert]:
+    """What ``new``, decided again from ``old``'s history and a late event, sends: the alerts
+    ``decided`` that were not sent before, then a retraction of each alert sent before that no
+    longer follows (``retraction(original_id, objective, clock, fraction)``, made after the
+    alert's revision went up in ``new``, so that it comes back with a new id if ever). The
+    ledger takes back every outcome ``old`` decided and books ``new``'s."""
+    sent = {alert_id(old, name, clock, f): (name, clock, f) for name, clock, f in fired(old)}
+    out = [alert for alert in decided if sent.pop(alert.alert_id, None) is None]
+    new.booked = rebooked(old, new)
+    for original, (name, clock, fraction) in sent.items():
+        key = f"{name}|{clock.cycle}|{fraction!r}"
+        new.revisions[key] = new.revisions.get(key, 0) + 1
+        out.append(retraction(original, name, clock, fraction))
+    return out
 
 
 def needs_rebuild(contract: Contract, thing: Tracked, at: int) -> bool:

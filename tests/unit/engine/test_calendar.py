@@ -10,7 +10,7 @@ from helpers import Events, contracts_from, ms
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sla_stream.engine.calendar import AlwaysOpen, Business, Exclusions, Holidays
+from sla_stream.engine.calendar import AlwaysOpen, Business, Calendar, Exclusions, Holidays
 from sla_stream.engine.processor import Engine
 from sla_stream.wire.alerts import alert_record
 
@@ -93,6 +93,30 @@ def test_open_time_adds_up_over_consecutive_spans(a, b, c):
     a, b, c = sorted((a, b, c))
     cal = office()
     assert cal.between(a, b) + cal.between(b, c) == cal.between(a, c)
+
+
+# One calendar for every example below, so that what it works out per date is reused, and
+# extended backwards and forwards, as in a long run.
+BERLIN = Business(
+    zone=ZoneInfo("Europe/Berlin"),
+    weekly=(*OFFICE[:4], ((time(0), time.max),), ((time(22), time.max),), ((time(0), time(2)),)),
+    holidays=Holidays("DE", None, frozenset({date(2026, 12, 24)}), holidays.country_holidays("DE")),
+    exclusions=Exclusions.of(
+        [
+            (ms("2026-10-25T01:30:00+02:00"), ms("2026-10-25T02:30:00+01:00")),
+            (ms("2027-03-03T11:00:00+01:00"), ms("2027-03-05T09:30:00+01:00")),
+        ]
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(start=instants, end=instants, amount=amounts)
+def test_open_time_by_date_gives_what_walking_every_open_interval_gives(start, end, amount):
+    # Calendar's own methods walk the open intervals one by one from the start.
+    assert BERLIN.between(start, end) == Calendar.between(BERLIN, start, end)
+    assert BERLIN.reach(start, amount) == Calendar.reach(BERLIN, start, amount)
+    assert BERLIN.passes(start, amount) == Calendar.passes(BERLIN, start, amount)
 
 
 BUSINESS = """
