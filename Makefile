@@ -54,8 +54,11 @@ expedition: install ## the expedition example: a month of simulated parcels agai
 crash-test: deps-run install kafka ## just the kill -9 loop, with its seed printed (SLA_STREAM_CRASH_SEED=N repeats a run)
 	$(BIN)/python -m pytest -q -s tests/integration/test_crash_recovery.py
 
-bench: deps-run install kafka ## the benchmark: plain consumer vs worker vs replay, latency, memory; report in bench/results/
+bench: deps-run install kafka ## the benchmark: plain consumer vs worker vs replay per source, latency, memory; report in bench/results/
 	$(BIN)/python bench/run.py
+
+bench-replay: install ## replay per source (tickets, calls, requests, items, the mix) against a parse-and-update floor, no broker; report in bench/results/replay.md (REPLAY_ARGS="--commit HEAD" measures a commit, not the work tree)
+	$(BIN)/python bench/replay_mixes.py $(REPLAY_ARGS)
 
 bench-requests: install ## replay speed on 10,000,000 request events; report in bench/results/
 	$(BIN)/python bench/replay_requests.py
@@ -88,4 +91,4 @@ broker-stop: ## stop that broker
 clean: ## remove local state (broker data, worker state); keeps .venv and the jar cache
 	rm -rf var
 
-.PHONY: help install kafka run run-prometheus test expedition crash-test bench bench-requests unit audit lint broker broker-stop clean docs docs-build docs-gen
+.PHONY: help install kafka run run-prometheus test expedition crash-test bench bench-replay bench-requests unit audit lint broker broker-stop clean docs docs-build docs-gen
