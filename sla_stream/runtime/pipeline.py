@@ -168,7 +168,7 @@ class Pipeline:
           with the mark that says it was settled;
         - ledgers before the tickets, call centres and services whose changes they
           count: a ledger ahead of them says which messages it has counted (see
-          ``Engine._counting``), so processing those again does not count them twice,
+          ``Books.counting``), so processing those again does not count them twice,
           while a ledger behind them would miss what a message already applied counted;
         - input positions last: a position on Kafka means the state it covers is there
           too (a worker stopped while its producer buffer held tickets sent after the
@@ -206,7 +206,7 @@ class Pipeline:
     def use_contracts(self, contracts: Mapping[str, Contract]) -> None:
         """``contracts`` from the next message on. Called between batches, when every partition's
         state is written: engines are built again from the table, as a restarted worker's would
-        be, so open tickets keep the targets they started with (see ``Engine._load``)."""
+        be, so open tickets keep the targets they started with (see ``TicketSource.load``)."""
         self.contracts = contracts
         self.engines.clear()
         self.stores.clear()

@@ -124,5 +124,5 @@ def test_tickets_decoded_again_are_not_scheduled_again() -> None:
                 f"s{n}", "ticket.status_changed", "2026-11-02T09:00:01Z", f"T{n % 50}", status="open"
             )
             engine.apply(touched)
-        sizes.append(len(engine._due))
+        sizes.append(len(engine._tickets._due))
     assert sizes[1] == sizes[0]

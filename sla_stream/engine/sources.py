@@ -1,0 +1,342 @@
+"""The engine's four sources of input (tickets, items, calls, requests) behind one interface.
+
+Each :class:`Source` keeps its state per key in a store (a dict in replay, a changelog table
+in the worker) and its own schedule of what falls due: ticket and item thresholds and version
+changes, call intervals and waits, request minute boundaries. The engine
+(:class:`~sla_stream.engine.processor.Engine`) owns the event-time clock and asks each source
+in turn; what a source decides about periods it books in the :class:`~sla_stream.engine.books.Books`.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Generic, Protocol, TypeVar
+
+from sla_stream.engine import calls, items, requests, tickets
+from sla_stream.engine.alerts import Alert
+from sla_stream.engine.books import Books
+from sla_stream.engine.calls import CallCentre
+from sla_stream.engine.events import CALL_QUEUED, CallEvent, ItemEvent, RequestEvent, TicketEvent
+from sla_stream.engine.items import Item
+from sla_stream.engine.model import Contract
+from sla_stream.engine.penalties import Ledger
+from sla_stream.engine.requests import Service
+from sla_stream.engine.tickets import Ticket
+
+Contracts = Callable[[str], Contract | None]
+"""Contract id -> the contract, if one is loaded."""
+Late = Callable[[int], None]
+"""Raises :class:`~sla_stream.engine.events.Rejected` (``late``) for an event time too far behind."""
+
+NEVER = 2**63
+"""Later than anything a schedule holds."""
+
+E_contra = TypeVar("E_contra", contravariant=True)
+
+
+class Source(Protocol[E_contra]):
+    """What the engine asks of a source, for events of type ``E_contra``."""
+
+    def accept(self, contract: Contract, event: E_contra, late: Late) -> bool:
+        """Whether the event is new (false: applied already); raises
+        :class:`~sla_stream.engine.events.Rejected` if it is late (``late`` checks the time)
+        or not valid here. Changes nothing."""
+        ...
+
+    def apply(self, contract: Contract, event: E_contra, clock: int) -> list[Alert]:
+        """Apply an accepted event once the engine's clock stands at ``clock``; its alerts."""
+        ...
+
+    def next_due(self) -> int:
+        """When the first entry of the schedule falls due (:data:`NEVER` when it is empty)."""
+        ...
+
+    def fire_next(self, fired: list[Alert], allowed_lateness: int) -> None:
+        """Take the first entry off the schedule and add to ``fired`` what it fires, if it is
+        still due (entries go stale when what they were scheduled for moved on)."""
+        ...
+
+
+Thing = TypeVar("Thing", Ticket, Item)
+
+
+class Rules(Protocol[Thing]):
+    """What the ticket and item modules both decide about one ticket or item (``Thing``)."""
+
+    def adapt(self, contract: Contract, thing: Thing, /) -> Thing: ...
+
+    def scheduled_before(self, contract: Contract, thing: Thing, /) -> None: ...
+
+    def catch_up(self, contract: Contract, thing: Thing, until: int, /) -> list[Alert]: ...
+
+    def fire(
+        self, contract: Contract, thing: Thing, name: str, observed_at: int, fraction: float, /
+    ) -> Alert | None: ...
+
+    def due(self, contract: Contract, thing: Thing, /) -> Iterator[tuple[int, float, str]]: ...
+
+    def change_due(self, contract: Contract, thing: Thing, /) -> int | None: ...
+
+    def needs_rebuild(self, contract: Contract, thing: Thing, at: int, /) -> bool: ...
+
+
+TrackedKey = tuple[str, str]
+"""``(contract_id, ticket or item id)``."""
+
+_CHANGE = -1.0
+"""The fraction of an entry in the schedule at a version change: below every threshold's,
+so at the same instant the change comes first, as an event does."""
+
+
+class _Tracked(Generic[Thing]):
+    """Tickets or items: named clocks per thing, thresholds and version changes scheduled."""
+
+    def __init__(
+        self,
+        rules: Rules[Thing],
+        policy: Callable[[Contract], object | None],
+        contracts: Contracts,
+        store: MutableMapping[TrackedKey, Thing],
+        books: Books,
+    ) -> None:
+        self._rules: Rules[Thing] = rules
+        self._policy = policy
+        self._contract = contracts
+        self.store: MutableMapping[TrackedKey, Thing] = store
+        self._books = books
+        #: ``(observed_at, fraction, contract_id, id, objective)``; fraction ``_CHANGE`` for a
+        #: version change.
+        self._due: list[tuple[int, float, str, str, str]] = []
+        #: Per thing, the version change scheduled for it.
+        self._changes: dict[TrackedKey, int] = {}
+        for key in list(store):
+            contract = contracts(key[0])
+            thing = None if contract is None else self.load(key, contract)
+            if thing is not None and contract is not None:
+                for running in thing.clocks.values():
+                    running.scheduled = None  # nothing is scheduled yet
+                self.schedule(key, thing, contract)
+
+    def load(self, key: TrackedKey, contract: Contract) -> Thing | None:
+        thing = self.store.get(key)
+        if thing is None or self._policy(contract) is None:
+            return None
+        thing = self._rules.adapt(contract, thing)
+        if thing.decoded:
+            # Decoded again (a store that keeps only some as objects): its thresholds are in
+            # the schedule since it last changed.
+            self._rules.scheduled_before(contract, thing)
+        return thing
+
+    def schedule(self, key: TrackedKey, thing: Thing, contract: Contract) -> None:
+        """Put the thing's next thresholds and its next version change, each once, in the schedule."""
+        for observed_at, fraction, objective in self._rules.due(contract, thing):
+            heapq.heappush(self._due, (observed_at, fraction, key[0], key[1], objective))
+        change = self._rules.change_due(contract, thing)
+        if change is not None and self._changes.get(key) != change:
+            self._changes[key] = change
+            heapq.heappush(self._due, (change, _CHANGE, key[0], key[1], ""))
+
+    def keep(self, key: TrackedKey, thing: Thing, contract: Contract) -> None:
+        """Store a thing an event changed, book its outcomes, schedule what it has due."""
+        self.store[key] = thing
+        self._books.book(contract, thing)
+        self.schedule(key, thing, contract)
+
+    def next_due(self) -> int:
+        return self._due[0][0] if self._due else NEVER
+
+    def fire_next(self, fired: list[Alert], allowed_lateness: int) -> None:
+        observed_at, fraction, contract_id, thing_id, objective = heapq.heappop(self._due)
+        key = (contract_id, thing_id)
+        if fraction == _CHANGE and self._changes.get(key) == observed_at:
+            del self._changes[key]
+        contract = self._contract(contract_id)
+        thing = None if contract is None else self.load(key, contract)
+        if thing is None or contract is None:
+            return
+        version = thing.version
+        more = self._rules.catch_up(contract, thing, observed_at)
+        if fraction != _CHANGE:
+            alert = self._rules.fire(contract, thing, objective, observed_at, fraction)
+            more += [] if alert is None else [alert]
+        if not more and thing.version == version:
+            return  # stale entry: the clock (or the version) moved on since it was scheduled
+        fired += more
+        self.store[key] = thing
+        self._books.book(contract, thing, (observed_at, thing_id, objective))
+        self.schedule(key, thing, contract)
+
+
+class TicketSource(_Tracked[Ticket]):
+    """Tickets, by ``(contract_id, ticket_id)``."""
+
+    def __init__(self, contracts: Contracts, store: MutableMapping[TrackedKey, Ticket], books: Books) -> None:
+        super().__init__(tickets, lambda contract: contract.tickets, contracts, store, books)
+
+    def accept(self, contract: Contract, event: TicketEvent, late: Late) -> bool:
+        ticket = self.load((event.contract_id, event.ticket_id), contract)
+        if ticket is not None and event.event_id in ticket.seen:
+            return False
+        late(event.at)
+        tickets.check(contract, ticket, event)
+        return True
+
+    def apply(self, contract: Contract, event: TicketEvent, clock: int) -> list[Alert]:
+        key = (event.contract_id, event.ticket_id)
+        ticket = self.load(key, contract)  # the clock's advance may have stored a newer copy
+        if ticket is not None and tickets.needs_rebuild(contract, ticket, event.at):
+            # A late event: decide the ticket again with the event in its place by time.
+            ticket, more = tickets.rebuild(contract, ticket, event, clock)
+        elif ticket is None:
+            ticket, more = tickets.create(contract, event), []
+        else:
+            more = tickets.apply(contract, ticket, event)
+        self.keep(key, ticket, contract)
+        return more
+
+
+class ItemSource(_Tracked[Item]):
+    """Items of a contract's ``items`` section, by ``(contract_id, item id)``."""
+
+    def __init__(self, contracts: Contracts, store: MutableMapping[TrackedKey, Item], books: Books) -> None:
+        super().__init__(items, lambda contract: contract.items, contracts, store, books)
+
+    def accept(self, contract: Contract, event: ItemEvent, late: Late) -> bool:
+        item = self.load((event.contract_id, items.item_id(contract, event)), contract)
+        if item is not None and event.event_id in item.seen:
+            return False
+        late(event.at)
+        items.check(contract, item, event)
+        return True
+
+    def apply(self, contract: Contract, event: ItemEvent, clock: int) -> list[Alert]:
+        key = (event.contract_id, items.item_id(contract, event))
+        item = self.load(key, contract)
+        if item is not None and items.needs_rebuild(contract, item, event.at):
+            item, more = items.rebuild(contract, item, event, clock)
+        elif item is None:
+            item, more = items.create(contract, event)
+        else:
+            more = items.apply(contract, item, event)
+        self.keep(key, item, contract)
+        return more
+
+
+class CallSource:
+    """Calls, one :class:`~sla_stream.engine.calls.CallCentre` per contract."""
+
+    def __init__(self, contracts: Contracts, store: MutableMapping[str, CallCentre], books: Books) -> None:
+        self._contract, self.store, self._books = contracts, store, books
+        self._due: list[tuple[int, str]] = []
+        for contract_id, centre in list(store.items()):
+            self._schedule(contract_id, centre)
+
+    def accept(self, contract: Contract, event: CallEvent, late: Late) -> bool:
+        centre = self.store.get(event.contract_id)
+        if centre is not None and event.event_id in centre.seen:
+            return False
+        late(event.at)
+        calls.check(contract, centre, event)
+        return True
+
+    def apply(self, contract: Contract, event: CallEvent, clock: int) -> list[Alert]:
+        centre = self.store.get(event.contract_id) or CallCentre()
+        books = self._books
+        ledger = books.ledger(contract.id)
+        periods = len(ledger.periods)
+        # A queued call is counted once answered or abandoned.
+        counting = event.type != CALL_QUEUED and books.counting(ledger)
+        alerts = calls.apply(contract, centre, event, clock, ledger if counting else Ledger())
+        if counting:
+            books.keep(contract.id, ledger, periods)
+        self.store[event.contract_id] = centre
+        self._schedule(event.contract_id, centre)
+        return alerts
+
+    def next_due(self) -> int:
+        return self._due[0][0] if self._due else NEVER
+
+    def fire_next(self, fired: list[Alert], allowed_lateness: int) -> None:
+        at, contract_id = heapq.heappop(self._due)
+        contract, centre = self._contract(contract_id), self.store.get(contract_id)
+        if contract is None or centre is None or calls.due(contract, centre) != at:
+            return  # stale entry: the calls moved on since it was scheduled
+        fired += calls.fire(contract, centre, at, allowed_lateness)
+        self.store[contract_id] = centre
+        self._schedule(contract_id, centre)
+
+    def _schedule(self, contract_id: str, centre: CallCentre) -> None:
+        contract = self._contract(contract_id)
+        if contract is None or contract.calls is None:
+            return
+        at = calls.due(contract, centre)
+        if at is not None:
+            heapq.heappush(self._due, (at, contract_id))
+
+
+ServiceKey = tuple[str, str]
+"""``(contract_id, service)``."""
+
+
+class RequestSource:
+    """Request counts, one :class:`~sla_stream.engine.requests.Service` per contract and service."""
+
+    def __init__(
+        self, contracts: Contracts, store: MutableMapping[ServiceKey, Service], books: Books
+    ) -> None:
+        self._contract, self.store, self._books = contracts, store, books
+        #: ``(boundary, contract_id, service)``: services at the same boundary in key order.
+        self._due: list[tuple[int, str, str]] = []
+        for (contract_id, service_id), service in list(store.items()):
+            service.scheduled = None  # nothing is scheduled yet
+            self._schedule(contract_id, service_id, service)
+
+    def accept(self, contract: Contract, event: RequestEvent, late: Late) -> bool:
+        service = self.store.get((event.contract_id, event.service))
+        if service is not None and event.event_id in service.seen:
+            return False
+        late(event.at)
+        requests.policy_of(contract)  # rejects a contract without request objectives
+        return True
+
+    def apply(self, contract: Contract, event: RequestEvent, clock: int) -> list[Alert]:
+        key = (event.contract_id, event.service)
+        service = self.store.get(key) or Service()
+        books = self._books
+        ledger = books.ledger(contract.id)
+        periods = len(ledger.periods)
+        counting = books.counting(ledger)
+        offset = books.source[1] if books.once else None
+        if requests.apply(contract, service, event, ledger if counting else Ledger(), offset) and counting:
+            books.keep(contract.id, ledger, periods)
+        self.store[key] = service
+        self._schedule(key[0], key[1], service, contract)
+        return []
+
+    def next_due(self) -> int:
+        return self._due[0][0] if self._due else NEVER
+
+    def fire_next(self, fired: list[Alert], allowed_lateness: int) -> None:
+        at, contract_id, service_id = heapq.heappop(self._due)
+        contract = self._contract(contract_id)
+        service = self.store.get((contract_id, service_id))
+        if contract is None or contract.requests is None or service is None:
+            return
+        if requests.next_boundary(contract, service) != at:
+            return  # stale entry: the service moved on since it was scheduled
+        fired += requests.evaluate(contract, service_id, service, at, allowed_lateness)
+        self.store[contract_id, service_id] = service
+        self._schedule(contract_id, service_id, service, contract)
+
+    def _schedule(
+        self, contract_id: str, service_id: str, service: Service, contract: Contract | None = None
+    ) -> None:
+        contract = contract or self._contract(contract_id)
+        if contract is None or contract.requests is None:
+            return
+        at = requests.next_boundary(contract, service)
+        if at is not None and at != service.scheduled:
+            service.scheduled = at
+            heapq.heappush(self._due, (at, contract_id, service_id))
