@@ -126,7 +126,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from sla_stream.engine.penalties import Statement
+    from sla_stream.engine.statements import Statement
     from sla_stream.replay import ReplayStats, encode_replay_alert, read_lines, replay, still_open
     from sla_stream.wire.statements import encode_statement
 

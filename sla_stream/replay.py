@@ -17,7 +17,8 @@ from sla_stream.engine.clock import BREACH_FRACTION
 from sla_stream.engine.events import Rejected, source_of
 from sla_stream.engine.items import Item
 from sla_stream.engine.model import SOURCES, Contract
-from sla_stream.engine.penalties import Closer, Statement
+from sla_stream.engine.closer import Closer
+from sla_stream.engine.statements import Statement
 from sla_stream.engine.processor import Engine
 from sla_stream.engine.tickets import Ticket
 from sla_stream.wire.alerts import alert_record

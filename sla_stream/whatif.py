@@ -17,7 +17,7 @@ import orjson
 
 from sla_stream.engine.alerts import BREACH
 from sla_stream.engine.model import Contract
-from sla_stream.engine.penalties import period_of
+from sla_stream.engine.periods import period_of
 from sla_stream.replay import replay
 from sla_stream.report import figure
 from sla_stream.wire.statements import statement_record

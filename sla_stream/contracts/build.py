@@ -29,8 +29,8 @@ from sla_stream.contracts.spec import (
 )
 from sla_stream.engine import model
 from sla_stream.engine.calendar import AlwaysOpen, Business, Calendar, Exclusions, Holidays
+from sla_stream.engine.ledger import CALLS, REQUESTS
 from sla_stream.engine.model import Contract, TicketObjective, TicketPolicy
-from sla_stream.engine.penalties import CALLS, REQUESTS
 from sla_stream.engine.time import DAY_MS, MINUTE_MS, parse_duration, to_ms
 
 

@@ -2,7 +2,7 @@
 
 The sources decide outcomes (a ticket's clock met or breached, a call answered in time, a
 minute's requests); :class:`Books` moves them to the contract's
-:class:`~sla_stream.engine.penalties.Ledger`, where penalty statements are counted from, and
+:class:`~sla_stream.engine.ledger.Ledger`, where penalty statements are counted from, and
 makes sure that processing the same messages again (the worker after a stop, under
 at-least-once) never counts anything twice.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 
+from sla_stream.engine.ledger import Ledger
 from sla_stream.engine.model import Contract
-from sla_stream.engine.penalties import Ledger
 from sla_stream.engine.tracked import Tracked
 
 

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from sla_stream.engine import events as ev
 from sla_stream.engine.alerts import BREACH, NEAR_BREACH, RECOVERED, Alert
 from sla_stream.engine.events import CallEvent, Rejected
+from sla_stream.engine.ledger import CALLS, Ledger
 from sla_stream.engine.model import (
     ABANDON_RATE,
     SERVICE_LEVEL,
@@ -37,7 +38,6 @@ from sla_stream.engine.model import (
     CallPolicy,
     Contract,
 )
-from sla_stream.engine.penalties import CALLS, Ledger
 from sla_stream.engine.time import DAY_MS, from_ms, to_ms
 
 #: How long closed intervals are kept (late calls within the allowed lateness still land in

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from sla_stream.engine import calls, requests, tracked
 from sla_stream.engine.clock import BREACH_FRACTION, Clock
 from sla_stream.engine.items import Item
+from sla_stream.engine.ledger import Ledger
 from sla_stream.engine.model import (
     SERVICE_LEVEL,
     TICKET_OBJECTIVES,
@@ -17,8 +18,9 @@ from sla_stream.engine.model import (
     Contract,
     TicketObjective,
 )
-from sla_stream.engine.penalties import Ledger, measures, period_of, statement, tally
+from sla_stream.engine.periods import period_of
 from sla_stream.engine.processor import Engine
+from sla_stream.engine.statements import measures, statement, tally
 from sla_stream.engine.tickets import Ticket
 from sla_stream.engine.time import MINUTE_MS, format_duration
 

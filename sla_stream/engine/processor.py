@@ -21,8 +21,8 @@ from sla_stream.engine.books import Books
 from sla_stream.engine.calls import CallCentre
 from sla_stream.engine.events import CallEvent, Event, ItemEvent, Rejected, RequestEvent
 from sla_stream.engine.items import Item
+from sla_stream.engine.ledger import Ledger
 from sla_stream.engine.model import Contract
-from sla_stream.engine.penalties import Ledger
 from sla_stream.engine.requests import Service
 from sla_stream.engine.sources import NEVER, CallSource, ItemSource, RequestSource, TicketSource
 from sla_stream.engine.tickets import Ticket

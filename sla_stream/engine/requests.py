@@ -32,6 +32,7 @@ from typing import Any
 
 from sla_stream.engine.alerts import BREACH, NEAR_BREACH, RECOVERED, Alert
 from sla_stream.engine.events import Rejected, RequestEvent
+from sla_stream.engine.ledger import REQUESTS, Ledger
 from sla_stream.engine.model import (
     AVAILABILITY,
     CALENDAR_MONTH,
@@ -41,7 +42,6 @@ from sla_stream.engine.model import (
     RequestObjective,
     RequestPolicy,
 )
-from sla_stream.engine.penalties import REQUESTS, Ledger
 from sla_stream.engine.time import DAY_MS, MINUTE_MS, format_duration, from_ms, to_ms
 
 # Bucket fields: requests, good for availability, counted for latency, good for latency.

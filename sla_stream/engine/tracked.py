@@ -25,7 +25,7 @@ from sla_stream.engine.alerts import Alert
 from sla_stream.engine.calendar import Calendar
 from sla_stream.engine.clock import BREACH_FRACTION, Clock
 from sla_stream.engine.model import Contract
-from sla_stream.engine.penalties import period_of
+from sla_stream.engine.periods import period_of
 
 
 class _Timed(Protocol):

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import orjson
 
 from sla_stream.engine.alerts import Alert
+from sla_stream.engine.closer import Closer
 from sla_stream.engine.events import Rejected, source_of
 from sla_stream.engine.model import SOURCES, Contract
-from sla_stream.engine.penalties import Closer
 from sla_stream.engine.processor import Engine
 from sla_stream.engine.time import seconds
 from sla_stream.runtime.store import (

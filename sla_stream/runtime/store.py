@@ -15,7 +15,7 @@ import orjson
 
 from sla_stream.engine.calls import CallCentre
 from sla_stream.engine.items import Item
-from sla_stream.engine.penalties import Ledger
+from sla_stream.engine.ledger import Ledger
 from sla_stream.engine.processor import TicketKey
 from sla_stream.engine.requests import Service
 from sla_stream.engine.tickets import Ticket

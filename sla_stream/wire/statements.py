@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from sla_stream.engine.model import LOWER_IS_BETTER
-from sla_stream.engine.penalties import Statement
+from sla_stream.engine.statements import Statement
 from sla_stream.engine.time import format_ts, seconds
 
 STATEMENT_VERSION = 1

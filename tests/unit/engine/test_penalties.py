@@ -12,8 +12,9 @@ import pytest
 from helpers import contracts_from, ms
 
 from sla_stream.contracts import ContractError
+from sla_stream.engine.closer import Closer
 from sla_stream.engine.model import Contract
-from sla_stream.engine.penalties import Closer, period_of
+from sla_stream.engine.periods import period_of
 from sla_stream.engine.processor import Engine
 from sla_stream.replay import replay
 from sla_stream.wire.statements import statement_record
