@@ -230,6 +230,8 @@ class CallSource:
     def __init__(self, contracts: Contracts, store: MutableMapping[str, CallCentre], books: Books) -> None:
         self._contract, self.store, self._books = contracts, store, books
         self._due: list[tuple[int, str]] = []
+        #: Per contract, the time its entry in the schedule is for (one entry per change).
+        self._scheduled: dict[str, int] = {}
         for contract_id, centre in list(store.items()):
             self._schedule(contract_id, centre)
 
@@ -260,6 +262,8 @@ class CallSource:
 
     def fire_next(self, fired: list[Alert], allowed_lateness: int) -> None:
         at, contract_id = heapq.heappop(self._due)
+        if self._scheduled.get(contract_id) == at:
+            del self._scheduled[contract_id]
         contract, centre = self._contract(contract_id), self.store.get(contract_id)
         if contract is None or centre is None or calls.due(contract, centre) != at:
             return  # stale entry: the calls moved on since it was scheduled
@@ -272,7 +276,8 @@ class CallSource:
         if contract is None or contract.calls is None:
             return
         at = calls.due(contract, centre)
-        if at is not None:
+        if at is not None and self._scheduled.get(contract_id) != at:
+            self._scheduled[contract_id] = at
             heapq.heappush(self._due, (at, contract_id))
 
 
