@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 import msgspec
 
 from sla_stream.engine import events as ev
 from sla_stream.engine.events import Rejected, TicketEvent
-from sla_stream.engine.time import to_ms
+from sla_stream.engine.time import DAY_MS, MINUTE_MS, to_ms
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 Instant = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -27,28 +27,67 @@ class _Event(msgspec.Struct, tag_field="type", frozen=True):
     occurred_at: Instant
 
 
+# Each record makes its engine event itself (``event``), with every field in order:
+# ``_new(TicketEvent, (...))`` is what the named tuple's own constructor does, without its
+# Python-level call, once per message. ``occurred_at`` is read first, so a bad timestamp is
+# the reason given before any other check.
+_new = tuple.__new__
+
+
 class TicketCreated(_Event, tag=ev.TICKET_CREATED, frozen=True):
     ticket_id: Text
     priority: Text
     status: Text | None = None
 
+    def event(self) -> TicketEvent:
+        at = instant_ms(self.occurred_at, _AT)
+        kind = ev.TICKET_CREATED
+        return _new(
+            TicketEvent,
+            (self.event_id, kind, self.contract_id, at, self.ticket_id, self.priority, self.status),
+        )
+
 
 class TicketAgentReplied(_Event, tag=ev.TICKET_AGENT_REPLIED, frozen=True):
     ticket_id: Text
 
+    def event(self) -> TicketEvent:
+        at = instant_ms(self.occurred_at, _AT)
+        kind = ev.TICKET_AGENT_REPLIED
+        return _new(TicketEvent, (self.event_id, kind, self.contract_id, at, self.ticket_id, None, None))
+
 
 class TicketCustomerReplied(_Event, tag=ev.TICKET_CUSTOMER_REPLIED, frozen=True):
     ticket_id: Text
+
+    def event(self) -> TicketEvent:
+        at = instant_ms(self.occurred_at, _AT)
+        kind = ev.TICKET_CUSTOMER_REPLIED
+        return _new(TicketEvent, (self.event_id, kind, self.contract_id, at, self.ticket_id, None, None))
 
 
 class TicketStatusChanged(_Event, tag=ev.TICKET_STATUS_CHANGED, frozen=True):
     ticket_id: Text
     status: Text
 
+    def event(self) -> TicketEvent:
+        at = instant_ms(self.occurred_at, _AT)
+        kind = ev.TICKET_STATUS_CHANGED
+        return _new(
+            TicketEvent, (self.event_id, kind, self.contract_id, at, self.ticket_id, None, self.status)
+        )
+
 
 class TicketPriorityChanged(_Event, tag=ev.TICKET_PRIORITY_CHANGED, frozen=True):
     ticket_id: Text
     priority: Text
+
+    def event(self) -> TicketEvent:
+        at = instant_ms(self.occurred_at, _AT)
+        kind = ev.TICKET_PRIORITY_CHANGED
+        return _new(
+            TicketEvent, (self.event_id, kind, self.contract_id, at, self.ticket_id, self.priority, None)
+        )
 
 
 TicketRecord = (
@@ -63,17 +102,34 @@ class CallQueued(_Event, tag=ev.CALL_QUEUED, frozen=True):
     call_id: Text
     queue: Text
 
+    def event(self) -> ev.CallEvent:
+        at = instant_ms(self.occurred_at, _AT)
+        kind = ev.CALL_QUEUED
+        return _new(ev.CallEvent, (self.event_id, kind, self.contract_id, at, self.call_id, self.queue, None))
+
 
 class CallAnswered(_Event, tag=ev.CALL_ANSWERED, frozen=True):
     call_id: Text
     queue: Text | None = None
     wait_seconds: Seconds | None = None
 
+    def event(self) -> ev.CallEvent:
+        at = instant_ms(self.occurred_at, _AT)
+        kind = ev.CALL_ANSWERED
+        wait = None if self.wait_seconds is None else round(self.wait_seconds * 1000)
+        return _new(ev.CallEvent, (self.event_id, kind, self.contract_id, at, self.call_id, self.queue, wait))
+
 
 class CallAbandoned(_Event, tag=ev.CALL_ABANDONED, frozen=True):
     call_id: Text
     queue: Text | None = None
     wait_seconds: Seconds | None = None
+
+    def event(self) -> ev.CallEvent:
+        at = instant_ms(self.occurred_at, _AT)
+        kind = ev.CALL_ABANDONED
+        wait = None if self.wait_seconds is None else round(self.wait_seconds * 1000)
+        return _new(ev.CallEvent, (self.event_id, kind, self.contract_id, at, self.call_id, self.queue, wait))
 
 
 class Request(_Event, tag=ev.REQUEST, frozen=True):
@@ -82,6 +138,27 @@ class Request(_Event, tag=ev.REQUEST, frozen=True):
     status: Annotated[int, msgspec.Meta(ge=100, le=599)] | None = None
     ok: bool | None = None
 
+    def event(self) -> ev.RequestEvent:
+        at = instant_ms(self.occurred_at, _AT)
+        if self.status is not None:
+            good = int(self.status < 500)
+        elif self.ok is not None:
+            good = int(self.ok)
+        else:
+            raise Rejected("invalid", "a request needs `status` or `ok` - at `$`")
+        fields = (
+            self.event_id,
+            ev.REQUEST,
+            self.contract_id,
+            at,
+            self.service,
+            1,
+            good,
+            self.latency_ms,
+            None,
+        )
+        return _new(ev.RequestEvent, fields)
+
 
 class RequestBatch(_Event, tag=ev.REQUEST_BATCH, frozen=True):
     service: Text
@@ -89,16 +166,35 @@ class RequestBatch(_Event, tag=ev.REQUEST_BATCH, frozen=True):
     good: Count
     latency_good: Count | None = None
 
+    def event(self) -> ev.RequestEvent:
+        at = instant_ms(self.occurred_at, _AT)
+        if self.good > self.total:
+            raise Rejected("invalid", "`good` is more than `total` - at `$.good`")
+        if self.latency_good is not None and self.latency_good > self.total:
+            raise Rejected("invalid", "`latency_good` is more than `total` - at `$.latency_good`")
+        kind = ev.REQUEST_BATCH
+        fields = (
+            self.event_id,
+            kind,
+            self.contract_id,
+            at,
+            self.service,
+            self.total,
+            self.good,
+            None,
+            self.latency_good,
+        )
+        return _new(ev.RequestEvent, fields)
+
 
 CallRecord = CallQueued | CallAnswered | CallAbandoned
 RequestRecord = Request | RequestBatch
 
-_decoder = msgspec.json.Decoder(TicketRecord | CallRecord | RequestRecord)
+_decoder: msgspec.json.Decoder[TicketRecord | CallRecord | RequestRecord] = msgspec.json.Decoder(
+    TicketRecord | CallRecord | RequestRecord
+)
 _ALL_TYPES = ev.TICKET_TYPES | ev.CALL_TYPES | ev.REQUEST_TYPES
-_TAGS = {
-    cls: str(cls.__struct_config__.tag)
-    for cls in (*TicketRecord.__args__, *CallRecord.__args__, *RequestRecord.__args__)
-}
+_AT = "$.occurred_at"
 
 # A timestamp this far outside the present is a producer bug, not an event.
 _EARLIEST_MS = to_ms(datetime.fromisoformat("2000-01-01T00:00:00+00:00"))
@@ -121,8 +217,23 @@ def decode_event(data: bytes | None, max_bytes: int = MAX_MESSAGE_BYTES, items: 
         raise Rejected("invalid", "message has no value")
     if len(data) > max_bytes:
         raise Rejected("too_large", f"message of {len(data)} bytes; at most {max_bytes} are accepted")
-    if _too_deep(data):
+    # Counted here, not in _too_deep: an event has one object and no array, and this runs per message.
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH and _too_deep(data):
         raise Rejected("invalid", f"JSON nested more than {MAX_DEPTH} levels deep")
+    try:
+        record = _decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        # Not a ticket, call or request record: an item event, or the reason it is rejected.
+        return _other(data, items)
+    # Decoded as a built-in record, the message is one whatever ``items`` says (every ``type``
+    # field it has names that record's type), so reading its type alone first would change nothing.
+    return record.event()
+
+
+def _other(data: bytes, items: bool) -> ev.Event:
+    """:func:`decode_event` of a message the built-in records' decoder does not take: with
+    ``items``, which decoder reads it is chosen by its ``type`` alone, and a decoder's error
+    is explained."""
     try:
         if (
             items
@@ -140,52 +251,7 @@ def decode_event(data: bytes | None, max_bytes: int = MAX_MESSAGE_BYTES, items: 
         raise Rejected("invalid", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
     except RecursionError:
         raise Rejected("invalid", "not JSON this decoder accepts: nested too deeply") from None
-    at = instant_ms(record.occurred_at, "$.occurred_at")
-    kind = _TAGS[type(record)]
-    match record:
-        case CallQueued() | CallAnswered() | CallAbandoned():
-            wait = getattr(record, "wait_seconds", None)
-            return ev.CallEvent(
-                record.event_id,
-                kind,
-                record.contract_id,
-                at,
-                record.call_id,
-                record.queue,
-                None if wait is None else round(wait * 1000),
-            )
-        case Request():
-            if record.status is None and record.ok is None:
-                raise Rejected("invalid", "a request needs `status` or `ok` - at `$`")
-            good = record.status < 500 if record.status is not None else bool(record.ok)
-            return ev.RequestEvent(
-                record.event_id, kind, record.contract_id, at, record.service, 1, int(good), record.latency_ms
-            )
-        case RequestBatch():
-            if record.good > record.total:
-                raise Rejected("invalid", "`good` is more than `total` - at `$.good`")
-            if record.latency_good is not None and record.latency_good > record.total:
-                raise Rejected("invalid", "`latency_good` is more than `total` - at `$.latency_good`")
-            return ev.RequestEvent(
-                record.event_id,
-                kind,
-                record.contract_id,
-                at,
-                record.service,
-                record.total,
-                record.good,
-                None,
-                record.latency_good,
-            )
-    return TicketEvent(
-        record.event_id,
-        kind,
-        record.contract_id,
-        at,
-        record.ticket_id,
-        getattr(record, "priority", None),
-        getattr(record, "status", None),
-    )
+    return record.event()
 
 
 _BUILT_IN = frozenset({"ticket", "call", "request"})
@@ -221,9 +287,9 @@ def _item(record: dict[str, str | int | float | bool | None]) -> ev.ItemEvent:
         texts[name] = value
     if len(record) > MAX_ITEM_FIELDS:
         raise Rejected("invalid", f"{len(record)} fields; an item event has at most {MAX_ITEM_FIELDS}")
-    fields = tuple(sorted((name, _text(value)) for name, value in record.items() if value is not None))
-    at = instant_ms(texts["occurred_at"], "$.occurred_at")
-    return ev.ItemEvent(texts["event_id"], kind, texts["contract_id"], at, fields)
+    fields = [(name, _text(value)) for name, value in record.items() if value is not None]
+    at = instant_ms(texts["occurred_at"], _AT)
+    return _new(ev.ItemEvent, (texts["event_id"], kind, texts["contract_id"], at, tuple(sorted(fields))))
 
 
 _raw_fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -271,9 +337,8 @@ _BRACKET = re.compile(rb"[\[\]{}]")
 
 def _too_deep(data: bytes) -> bool:
     """Whether ``data`` opens more than :data:`MAX_DEPTH` arrays or objects inside each other
-    (outside strings); an event needs three."""
-    if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
-        return False
+    (outside strings); an event needs three. Worth asking only of a message with more brackets
+    than that."""
     depth = 0
     for bracket in _BRACKET.finditer(_STRING.sub(b"", data)):
         depth += 1 if bracket[0] in (b"[", b"{") else -1
@@ -283,7 +348,42 @@ def _too_deep(data: bytes) -> bool:
 
 
 def instant_ms(text: str, where: str) -> int:
-    """Epoch ms of a strict RFC 3339 timestamp with an offset; raises :class:`Rejected` otherwise."""
+    """Epoch ms of a strict RFC 3339 timestamp with an offset; raises :class:`Rejected` otherwise.
+
+    Digits past the millisecond are dropped (floored). A timestamp whose date, hour and minute
+    :func:`_instant` has accepted before is read from its parts (seconds, up to nine fraction
+    digits, ``Z`` or an offset), each looked up in a table of the values the full check
+    accepts; anything else goes to :func:`_instant`, which decides what is accepted and why not.
+    """
+    # Cut at fixed places: a timestamp of another shape puts a character no table has (a digit
+    # where ``:`` or ``+`` should be) in some part, and goes to _instant.
+    minute = _MINUTES.get(text[:16])
+    second = _SECONDS.get(text[16:19])
+    if text[-1:] in _ZULU:
+        offset: int | None = 0
+        fraction = text[19:-1]
+    else:
+        offset = _OFFSETS.get(text[-6:])
+        fraction = text[19:-6]
+    millis = _FRACTIONS.get(fraction)
+    if millis is None:
+        millis = _long_fraction(fraction)
+    if minute is None or second is None or offset is None or millis is None:
+        return _instant(text, where)
+    return minute + second + millis + offset
+
+
+def _long_fraction(fraction: str) -> int | None:
+    """The ms of ``.1234`` to ``.123456789`` (digits past the third are dropped), or ``None``."""
+    beyond = fraction[4:]
+    if len(beyond) > 6 or not (beyond.isascii() and beyond.isdigit()):
+        return None
+    return _FRACTIONS.get(fraction[:4])
+
+
+def _instant(text: str, where: str) -> int:
+    """:func:`instant_ms` the full way: the pattern, :meth:`datetime.fromisoformat`, the range.
+    Remembers the date, hour and minute of what it accepts, for :func:`instant_ms`."""
     if _RFC3339.fullmatch(text) is None:
         raise Rejected(
             "invalid",
@@ -291,12 +391,45 @@ def instant_ms(text: str, where: str) -> int:
             f" got {text!r} - at `{where}`",
         )
     try:
-        at = to_ms(datetime.fromisoformat(text.upper()))
+        moment = datetime.fromisoformat(text.upper())
     except ValueError as exc:
         raise Rejected("invalid", f"{exc}: {text!r} - at `{where}`") from None
+    at = to_ms(moment)
     if not _EARLIEST_MS <= at < _LATEST_MS:
         raise Rejected("invalid", f"{text!r} is out of range (years 2000 to 2199) - at `{where}`")
+    # The wall-clock minute read as UTC; seconds, fraction and offset move it by less than a day.
+    minute = (((moment.toordinal() - _EPOCH_DAY) * 24 + moment.hour) * 60 + moment.minute) * MINUTE_MS
+    if _EARLIEST_MS + DAY_MS <= minute < _LATEST_MS - DAY_MS - MINUTE_MS:
+        if len(_MINUTES) >= _MINUTES_KEPT:
+            _MINUTES.clear()
+        _MINUTES[text[:16]] = minute
     return at
+
+
+# What instant_ms looks a timestamp's parts up in. Each table holds exactly the values of its
+# part that the pattern (ASCII digits where it says [0-9]) and fromisoformat accept together
+# with any other valid part, and _MINUTES only minutes far enough inside the range that any
+# time in them, at any offset, is inside it: a timestamp read from them needs no other check.
+_MINUTES: dict[str, int] = {}
+"""``2026-11-24T09:00`` (date, ``T`` or ``t``, hour and minute) of a timestamp accepted, as epoch
+ms of that wall-clock minute read as UTC; emptied when full (a flood of odd dates costs time,
+not memory)."""
+_MINUTES_KEPT = 4096
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+_SECONDS = {f":{n:02}": n * 1000 for n in range(60)}
+_ZULU = frozenset({"Z", "z"})
+_OFFSETS = {
+    f"{sign}{hours:02}:{minutes:02}": (-1 if sign == "+" else 1) * (hours * 60 + minutes) * MINUTE_MS
+    for sign in "+-"
+    for hours in range(24)
+    for minutes in range(60)
+}
+"""``+07:00`` as the ms to add to the wall-clock time for UTC (fromisoformat also takes minutes
+past 59, like ``+05:75``: those are left to :func:`_instant`)."""
+_FRACTIONS = {"": 0} | {
+    f".{n:0{width}}": n * 10 ** (3 - width) for width in (1, 2, 3) for n in range(10**width)
+}
+"""No fraction, or one to three digits, as ms: ``.5`` 500, ``.25`` 250, ``.125`` 125."""
 
 
 def _explain(message: str, types: frozenset[str], items: bool = False) -> str:
