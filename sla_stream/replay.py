@@ -14,12 +14,12 @@ from aiokafka.partitioner import murmur2
 from sla_stream.engine import tracked
 from sla_stream.engine.alerts import Alert
 from sla_stream.engine.clock import BREACH_FRACTION
-from sla_stream.engine.events import Rejected, source_of
+from sla_stream.engine.closer import Closer
+from sla_stream.engine.events import Event, Rejected, source_of
 from sla_stream.engine.items import Item
 from sla_stream.engine.model import SOURCES, Contract
-from sla_stream.engine.closer import Closer
-from sla_stream.engine.statements import Statement
 from sla_stream.engine.processor import Engine
+from sla_stream.engine.statements import Statement
 from sla_stream.engine.tickets import Ticket
 from sla_stream.wire.alerts import alert_record
 from sla_stream.wire.deadletter import deadletter_record
@@ -120,14 +120,25 @@ def replay(
     closers: dict[int, Closer] = {}
     stats = stats if stats is not None else ReplayStats()
     last: int | None = None
+    # Where events of a kind for a contract go, found once: the partitioner is pure Python.
+    wheres: dict[tuple[type[Event], str, str], tuple[str, int]] = {}
     for source, number, line in lines:
         stats.events += 1
         try:
             event = decode_event(line, items=True)
             if partitions is None:
-                where = ("", 0)
+                where = _ONE_CLOCK
             else:
-                where = (source_of(event), partition_for(event.contract_id.encode(), partitions))
+                key = (type(event), event.type, event.contract_id)
+                found = wheres.get(key)
+                if found is None:
+                    if len(wheres) >= _WHERES_KEPT:
+                        wheres.clear()
+                    found = wheres[key] = (
+                        source_of(event),
+                        partition_for(event.contract_id.encode(), partitions),
+                    )
+                where = found
             engine = engines.get(where)
             if engine is None:
                 engine = engines[where] = Engine(contracts, allowed_lateness=allowed_lateness)
@@ -144,9 +155,11 @@ def replay(
             continue
         if applied.outcome == "duplicate":
             stats.duplicates += 1
-        last = event.at if last is None else max(last, event.at)
-        stats.alerts += len(applied.alerts)
-        yield from applied.alerts
+        if last is None or event.at > last:
+            last = event.at
+        if applied.alerts:
+            stats.alerts += len(applied.alerts)
+            yield from applied.alerts
         if on_statement is not None:
             for statement in closers[where[1]].close(sources[where[1]]):
                 on_statement(statement)
@@ -162,6 +175,10 @@ def replay(
             for number, closer in sorted(closers.items()):
                 for statement in closer.close(sources[number], final=end):
                     on_statement(statement)
+
+
+_ONE_CLOCK = ("", 0)
+_WHERES_KEPT = 65_536
 
 
 def partition_for(key: bytes, partitions: int) -> int:
