@@ -9,7 +9,7 @@ For each mix of ``mixes.py`` (the bench's mix, then tickets, calls, requests and
 2. **replay**: ``sla-stream replay --stats --penalties /dev/null`` over the same file, alerts to
    /dev/null, its rate read off the ``replayed N events in Xs (R events/s)`` line (the time from
    the first line read to the last alert and statement written; not the interpreter's start or
-   the contracts' loading), and its peak resident memory;
+   the contracts' loading), and its peak resident memory (its process's own VmHWM);
 
 ``--repeats`` rounds, every mix in each: a floor pass, replay, another floor pass (the floor of
 that round is both passes together), so that a machine busy for a while slows both alike; the
@@ -61,17 +61,17 @@ BYTES_PER_TICKET = 1024
 BEFORE_COMMIT = "63ec52b"
 """The code before issue 21's engine work, whose memory figures replay must stay within."""
 BEFORE_BYTES_PER_TICKET = 858
-"""Memory per open ticket at that commit (bench/results/bench.md; this script measures 858 to 861
-bytes for it)."""
+"""Memory per open ticket at that commit (bench/results/bench.md; this script measured 861 bytes for
+it, twice, on the machine of the committed report)."""
 BEFORE_PEAK_RSS_MIB: dict[str, float] = {
-    "mix": 113.0,
-    "tickets": 126.2,
-    "calls": 113.0,
-    "requests": 113.0,
+    "mix": 96.1,
+    "tickets": 126.4,
+    "calls": 49.2,
+    "requests": 76.2,
     "items": 204.2,
 }
 """Replay's peak resident memory per mix of 100,000 events at that commit, measured by this script
-(``--code`` on a checkout of it; Python 3.11.7, the machine of the committed report)."""
+(``--commit 63ec52b``; Python 3.11.7, the machine of the committed report)."""
 MEMORY_NOISE = 0.02
 """What a memory figure may exceed its value before, for run-to-run noise (allocator, pages)."""
 
@@ -273,31 +273,44 @@ def code_env(code: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(code)}
 
 
+_REPLAY = """
+import re, sys
+from pathlib import Path
+from sla_stream.cli import main
+code = main(sys.argv[1:])
+peak = re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text())
+print(f"bench: peak resident {peak.group(1) if peak else 0} kB", file=sys.stderr)
+sys.exit(code)
+"""
+"""``sla-stream replay`` (the command's own ``main``), then its process's resident peak. Read from
+the process itself: the ``ru_maxrss`` a parent gets from ``wait4`` is at least the parent's own
+peak when it forked, so a bench process that made 100,000 events would show its own size."""
+
+_PEAK = re.compile(r"bench: peak resident (\d+) kB")
+
+
 def replay_once(mix: mixes.Mix, code: Path) -> dict[str, Any]:
     """``sla-stream replay --stats`` over the mix: its own rate line, and its peak resident memory."""
-    with tempfile.TemporaryFile() as errors:
-        process = subprocess.Popen(
-            [sys.executable, *replay_command(mix)],
-            stdout=subprocess.DEVNULL,
-            stderr=errors,
-            cwd=code,
-            env=code_env(code),
-        )
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        errors.seek(0)
-        said = errors.read().decode(errors="replace")
-    if process.returncode != 0:
-        raise SystemExit(f"bench: replay of {mix.name} exited with {process.returncode}: {said[-2000:]}")
-    match = _STATS.search(said)
-    if match is None:
+    result = subprocess.run(
+        [sys.executable, "-c", _REPLAY, *replay_command(mix)[2:]],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=code,
+        env=code_env(code),
+        check=False,
+    )
+    said = result.stderr.decode(errors="replace")
+    if result.returncode != 0:
+        raise SystemExit(f"bench: replay of {mix.name} exited with {result.returncode}: {said[-2000:]}")
+    match, peak = _STATS.search(said), _PEAK.search(said)
+    if match is None or peak is None:
         raise SystemExit(f"bench: unexpected replay output: {said[-2000:]}")
     return {
         "events": int(match.group(1)),
         "seconds": float(match.group(2)),
         "events_per_second": int(match.group(3).replace(",", "")),
         "alerts": int(match.group(4)),
-        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),  # Linux: kilobytes
+        "peak_rss_mib": round(int(peak.group(1)) / 1024, 1),
     }
 
 
@@ -551,14 +564,21 @@ def per_source_table(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def figure(value: float) -> str:
+    """A measured or wanted figure as the report prints it: ratios to three places, rates and
+    sizes with thousands separators."""
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    return f"{value:,}"
+
+
 def target_rows(targets: list[dict[str, Any]]) -> list[str]:
     """Target rows (markdown lines, no header): measured, wanted, met, measured ÷ wanted."""
     lines = []
     for t in targets:
         met = "yes" if t["met"] else "**no**"
-        lines.append(
-            row(t["what"], f"{t['value']:,}", f"{t['op']} {t['target']:,}", met, t["ratio_to_target"])
-        )
+        wanted = f"{t['op']} {figure(t['target'])}"
+        lines.append(row(t["what"], figure(t["value"]), wanted, met, f"{t['ratio_to_target']:.3f}"))
     return lines
 
 
@@ -573,7 +593,8 @@ def misses(targets: list[dict[str, Any]]) -> list[str]:
             short = f"{target / value:.1f}× short" if value else "nothing measured"
         else:
             short = f"{value - target:,.3f}".rstrip("0").rstrip(".") + " over"
-        said.append(f"- {t['what']}: {value:,} is {t['ratio_to_target']:.3f} of {target:,} ({short}).")
+        ratio = t["ratio_to_target"]
+        said.append(f"- {t['what']}: {figure(value)} is {ratio:.3f} of {figure(target)} ({short}).")
     return said
 
 
@@ -604,7 +625,7 @@ def write_report(results: dict[str, Any], out: Path, quick: bool = False) -> Pat
         " the floor; the round's floor is both passes together. Rates are medians over the rounds;"
         " replay ÷ floor is the median of the rounds' ratios (floor and replay measured moments"
         " apart, so a busy machine slows both); *runs* lists those ratios. Peak RSS is replay's"
-        " resident peak (the process, contracts and all).",
+        " resident peak (the process, contracts and all: its VmHWM as it ends), median over the rounds.",
         "",
         *per_source_table(results),
         "",

@@ -129,3 +129,12 @@ def test_the_replay_part_measures_and_reports_every_mix_it_is_asked_for(tmp_path
     text = report.read_text()
     assert "| `calls` | 500 |" in text and "## Targets" in text and "### `calls`" in text
     assert json.loads((tmp_path / "replay.json").read_text())["targets"] == results["targets"]
+
+
+def test_replay_peak_memory_is_the_replay_process_own_not_the_bench_process(tmp_path):
+    mix = mixes.write("calls", tmp_path, 300)
+    ballast = b"x" * (200 * 2**20)  # the bench process grown big before it starts replay
+    measured = replay_mixes.replay_once(mix, REPO)
+    del ballast
+    assert measured["events"] == 300
+    assert 0 < measured["peak_rss_mib"] < 150
