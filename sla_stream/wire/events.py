@@ -222,36 +222,43 @@ def decode_event(data: bytes | None, max_bytes: int = MAX_MESSAGE_BYTES, items: 
         raise Rejected("invalid", f"JSON nested more than {MAX_DEPTH} levels deep")
     try:
         record = _decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        # Not a ticket, call or request record: an item event, or the reason it is rejected.
-        return _other(data, items)
+    except _DECODER_ERRORS as exc:
+        # Not a ticket, call or request record: with ``items`` an item event, or the reason
+        # the decoder its type chooses gives; without, this decoder's reason.
+        if items:
+            return _item_or_reason(data)
+        raise _rejected(exc, data, items) from None
     # Decoded as a built-in record, the message is one whatever ``items`` says (every ``type``
     # field it has names that record's type), so reading its type alone first would change nothing.
     return record.event()
 
 
-def _other(data: bytes, items: bool) -> ev.Event:
-    """:func:`decode_event` of a message the built-in records' decoder does not take: with
-    ``items``, which decoder reads it is chosen by its ``type`` alone, and a decoder's error
-    is explained."""
+_DECODER_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
+def _item_or_reason(data: bytes) -> ev.Event:
+    """:func:`decode_event` with ``items`` of a message the built-in records' decoder does not
+    take: its ``type`` alone chooses the decoder, and that decoder's error is the reason."""
     try:
-        if (
-            items
-            and (kind := _typed.decode(data).type) is not None
-            and kind.split(".", 1)[0] not in _BUILT_IN
-        ):
+        kind = _typed.decode(data).type
+        if kind is not None and kind.split(".", 1)[0] not in _BUILT_IN:
             return _item(_item_decoder.decode(data))
         record = _decoder.decode(data)
-    except msgspec.ValidationError as exc:
-        message = _field_named(str(exc), data) if items else str(exc)
-        raise Rejected("invalid", _explain(message, _ALL_TYPES, items)) from None
-    except msgspec.DecodeError as exc:
-        raise Rejected("invalid", f"not JSON: {exc}") from None
-    except UnicodeDecodeError as exc:  # msgspec's, for bytes in a string that are not UTF-8
-        raise Rejected("invalid", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
-    except RecursionError:
-        raise Rejected("invalid", "not JSON this decoder accepts: nested too deeply") from None
+    except _DECODER_ERRORS as exc:
+        raise _rejected(exc, data, True) from None
     return record.event()
+
+
+def _rejected(exc: Exception, data: bytes, items: bool) -> Rejected:
+    """The rejection of ``data`` for a decoder's error."""
+    if isinstance(exc, msgspec.ValidationError):
+        message = _field_named(str(exc), data) if items else str(exc)
+        return Rejected("invalid", _explain(message, _ALL_TYPES, items))
+    if isinstance(exc, msgspec.DecodeError):
+        return Rejected("invalid", f"not JSON: {exc}")
+    if isinstance(exc, UnicodeDecodeError):  # msgspec's, for bytes in a string that are not UTF-8
+        return Rejected("invalid", f"not UTF-8: {exc.reason} at byte {exc.start}")
+    return Rejected("invalid", "not JSON this decoder accepts: nested too deeply")  # RecursionError
 
 
 _BUILT_IN = frozenset({"ticket", "call", "request"})
