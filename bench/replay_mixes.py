@@ -10,10 +10,15 @@ For each mix of ``mixes.py`` (the bench's mix, then tickets, calls, requests and
    /dev/null, its rate read off the ``replayed N events in Xs (R events/s)`` line (the time from
    the first line read to the last alert and statement written; not the interpreter's start or
    the contracts' loading), and its peak resident memory (its process's own VmHWM);
+3. **before**: the same replay of the code before the engine work (``--before``, default
+   ``BEFORE_COMMIT``; a git archive of that commit's ``sla_stream/``), right before or after
+   replay in every round (the order alternates), so that both see the same machine load;
 
-``--repeats`` rounds, every mix in each: a floor pass, replay, another floor pass (the floor of
-that round is both passes together), so that a machine busy for a while slows both alike; the
-report gives medians and the median of the rounds' ratios replay ÷ floor. Then a cProfile of
+``--repeats`` rounds, every mix in each: a floor pass, replay and before, another floor pass (the
+floor of that round is both passes together), so that a machine busy for a while slows all alike;
+the report gives medians and the medians of the rounds' ratios replay ÷ floor and now ÷ before
+(replay's rate over before's); the peak memory targets compare with before's peak measured in the
+same run (``--before none``: no before runs, and the figures of ``BEFORE_PEAK_RSS_MIB``). Then a cProfile of
 one more replay per mix (top 15 functions by own time, and own time per file), and the worker's
 memory per open ticket.
 
@@ -71,7 +76,8 @@ BEFORE_PEAK_RSS_MIB: dict[str, float] = {
     "items": 204.2,
 }
 """Replay's peak resident memory per mix of 100,000 events at that commit, measured by this script
-(``--commit 63ec52b``; Python 3.11.7, the machine of the committed report)."""
+(``--commit 63ec52b``; Python 3.11.7, the machine of the committed report): the memory targets'
+figures only with ``--before none`` (otherwise they compare with the same run's before)."""
 MEMORY_NOISE = 0.02
 """What a memory figure may exceed its value before, for run-to-run noise (allocator, pages)."""
 
@@ -96,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         "--commit",
         help="measure the sla_stream of this commit (a git archive of it), not the work tree's",
     )
+    parser.add_argument(
+        "--before",
+        default=BEFORE_COMMIT,
+        help=f"also replay this commit's sla_stream in every round, to compare (default {BEFORE_COMMIT};"
+        " none: do not)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--quick", action="store_true", help="a small run that only checks the harness works")
     args = parser.parse_args(argv)
@@ -108,11 +120,28 @@ def main(argv: list[str] | None = None) -> int:
             f"--mixes: no mix named {', '.join(unknown)} (expected some of {', '.join(mixes.MIXES)})"
         )
     with tempfile.TemporaryDirectory(prefix="sla-bench-code-") as tmp:
-        code, named = args.code.resolve(), None
-        if args.commit:
-            code, named = Path(tmp), archive(args.commit, Path(tmp))
+        code, named, before = args.code.resolve(), None, None
+        for option, rev in (("--commit", args.commit), ("--before", args.before)):
+            if rev is None or (option == "--before" and rev.lower() == "none"):
+                continue
+            try:
+                short = archive(rev, Path(tmp, option[2:]))
+            except subprocess.CalledProcessError:
+                parser.error(f"{option}: no commit {rev!r} in {REPO}")
+            if option == "--commit":
+                code, named = Path(tmp, "commit"), short
+            else:
+                before = Path(tmp, "before"), short
         results = measure(
-            names, args.events, args.repeats, args.seed, code, args.open_tickets, args.profile_events, named
+            names,
+            args.events,
+            args.repeats,
+            args.seed,
+            code,
+            args.open_tickets,
+            args.profile_events,
+            named,
+            before,
         )
     given = sys.argv[1:] if argv is None else argv
     results["parameters"]["command"] = " ".join(
@@ -135,9 +164,12 @@ def measure(
     open_tickets: int,
     profile_events: int = 30_000,
     commit: str | None = None,
+    before: tuple[Path, str] | None = None,
 ) -> dict[str, Any]:
     """Every measurement of the replay part, as written to replay.json; ``commit`` names the code
-    in ``code`` where it is not a git checkout (an :func:`archive` of that commit)."""
+    in ``code`` where it is not a git checkout (an :func:`archive` of that commit). ``before``, the
+    code before the engine work and its commit (an :func:`archive`), is replayed in every round
+    next to ``code``, and compared with it."""
     results: dict[str, Any] = {
         "parameters": {
             "events": events,
@@ -151,6 +183,8 @@ def measure(
         "code": code_version(code) if commit is None else {"path": "", "commit": commit, "dirty": False},
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
     }
+    if before is not None:
+        results["before"] = {"commit": before[1]}
     with tempfile.TemporaryDirectory(prefix="sla-bench-replay-") as tmp:
         work = Path(tmp)
         written = {}
@@ -160,18 +194,27 @@ def measure(
             say(f"{name}: {written[name].count:,} events written in {time.perf_counter() - began:.0f}s")
         gc.collect()
         runs: dict[str, dict[str, list[Any]]] = {name: {"floor": [], "replay": []} for name in names}
+        if before is not None:
+            for name in names:
+                runs[name]["before"] = []
         for round_ in range(repeats):
             for name in names:
                 mix = written[name]
-                before = floor(mix.events)
-                runs[name]["replay"].append(replay_once(mix, code))
-                runs[name]["floor"].append(bracket(before, floor(mix.events)))
+                first = floor(mix.events)
+                replay_round(mix, code, before[0] if before else None, runs[name], first_now=round_ % 2 == 0)
+                runs[name]["floor"].append(bracket(first, floor(mix.events)))
                 floor_rate = runs[name]["floor"][-1]["events_per_second"]
                 replay_rate = runs[name]["replay"][-1]["events_per_second"]
-                say(
+                said = (
                     f"round {round_ + 1}/{repeats}, {name}: floor {floor_rate:,} events/s,"
                     f" replay {replay_rate:,} events/s ({replay_rate / floor_rate:.3f} of the floor)"
                 )
+                if before is not None:
+                    before_rate = runs[name]["before"][-1]["events_per_second"]
+                    said += (
+                        f", {before[1]} {before_rate:,} events/s (now {replay_rate / before_rate:.3f} of it)"
+                    )
+                say(said)
         results["mixes"] = []
         for name in names:
             mix = written[name]
@@ -252,6 +295,16 @@ def bracket(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
         "events_per_second": round(events / seconds),
         "passes": [before["events_per_second"], after["events_per_second"]],
     }
+
+
+def replay_round(
+    mix: mixes.Mix, code: Path, before: Path | None, runs: dict[str, list[Any]], first_now: bool
+) -> None:
+    """One round's replays of the mix, appended to ``runs``: ``code``'s, and ``before``'s (if any)
+    right before or after it (``first_now``: ``code``'s first), so that both see the same load."""
+    order = [("replay", code)] if before is None else [("replay", code), ("before", before)]
+    for key, where in order if first_now else reversed(order):
+        runs[key].append(replay_once(mix, where))
 
 
 def replay_command(mix: mixes.Mix) -> list[str]:
@@ -390,10 +443,11 @@ def _shorten(listing: str, code: Path) -> str:
 
 
 def summarize(mix: mixes.Mix, runs: dict[str, list[Any]], profile: dict[str, Any]) -> dict[str, Any]:
-    """A mix's medians over its rounds, and its paired ratios replay ÷ floor."""
+    """A mix's medians over its rounds, and its paired ratios replay ÷ floor (and replay ÷ before,
+    the rates of the code now and before, where before was replayed)."""
     floors, replays = runs["floor"], runs["replay"]
     ratios = [r["events_per_second"] / f["events_per_second"] for f, r in zip(floors, replays, strict=True)]
-    return {
+    summary = {
         "name": mix.name,
         "what": mix.what,
         "events": mix.count,
@@ -407,6 +461,17 @@ def summarize(mix: mixes.Mix, runs: dict[str, list[Any]], profile: dict[str, Any
         "runs": runs,
         "profile": profile,
     }
+    if "before" in runs:
+        befores = runs["before"]
+        now = [r["events_per_second"] / b["events_per_second"] for b, r in zip(befores, replays, strict=True)]
+        summary |= {
+            "before_alerts": befores[0]["alerts"],
+            "before_events_per_second": round(statistics.median(b["events_per_second"] for b in befores)),
+            "before_peak_rss_mib": statistics.median(b["peak_rss_mib"] for b in befores),
+            "replay_vs_before": round(statistics.median(now), 4),
+            "replay_vs_before_runs": [round(r, 4) for r in now],
+        }
+    return summary
 
 
 def measure_ticket_memory(contracts: Path, count: int, code: Path = REPO) -> dict[str, float]:
@@ -478,14 +543,18 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
                 FLOOR_SHARE,
             )
         )
+    commit = results.get("before", {}).get("commit")
     for mix in results["mixes"]:
-        before = BEFORE_PEAK_RSS_MIB.get(mix["name"])
-        if before is not None and mix["events"] == 100_000:
+        if commit is not None:
+            before, whose = mix["before_peak_rss_mib"], f"{commit}'s {mix['before_peak_rss_mib']} in this run"
+        else:
+            before = BEFORE_PEAK_RSS_MIB.get(mix["name"]) if mix["events"] == 100_000 else None
+            whose = f"{BEFORE_COMMIT}'s {before}"
+        if before is not None:
             rows.append(
                 (
                     f"peak_rss_mib:{mix['name']}",
-                    f"replay peak RSS (MiB), {mix['name']}: within {BEFORE_COMMIT}'s {before}"
-                    f" (+{MEMORY_NOISE:.0%} for noise)",
+                    f"replay peak RSS (MiB), {mix['name']}: within {whose} (+{MEMORY_NOISE:.0%} for noise)",
                     mix["peak_rss_mib"],
                     "<=",
                     round(before * (1 + MEMORY_NOISE), 1),
@@ -533,34 +602,33 @@ def row(*cells: object) -> str:
 
 
 def per_source_table(results: dict[str, Any]) -> list[str]:
-    """The per-mix table (markdown lines), as replay.md and bench.md show it."""
+    """The per-mix table (markdown lines), as replay.md and bench.md show it; where the code before
+    was replayed too, its rate, its peak RSS and now ÷ before (replay's rate over its) as well."""
+    commit = results.get("before", {}).get("commit")
+    header = ["mix", "events", "alerts", "floor events/s", "replay events/s", "replay ÷ floor", "peak RSS"]
+    if commit is not None:
+        header += [f"{commit} events/s", f"{commit} peak RSS", f"now ÷ {commit}"]
     lines = [
-        row(
-            "mix",
-            "events",
-            "alerts",
-            "floor events/s",
-            "replay events/s",
-            "replay ÷ floor",
-            "peak RSS",
-            "runs",
-        ),
-        row("---", "---:", "---:", "---:", "---:", "---:", "---:", "---"),
+        row(*header, "runs"),
+        row("---", *["---:"] * (len(header) - 1), "---"),
     ]
     for mix in results["mixes"]:
-        runs = ", ".join(f"{r:.3f}" for r in mix["replay_vs_floor_runs"])
-        lines.append(
-            row(
-                f"`{mix['name']}`",
-                f"{mix['events']:,}",
-                f"{mix['alerts']:,}",
-                f"{mix['floor_events_per_second']:,}",
-                f"{mix['replay_events_per_second']:,}",
-                f"{mix['replay_vs_floor']:.3f}",
-                f"{mix['peak_rss_mib']} MiB",
-                runs,
-            )
-        )
+        cells = [
+            f"`{mix['name']}`",
+            f"{mix['events']:,}",
+            f"{mix['alerts']:,}",
+            f"{mix['floor_events_per_second']:,}",
+            f"{mix['replay_events_per_second']:,}",
+            f"{mix['replay_vs_floor']:.3f}",
+            f"{mix['peak_rss_mib']} MiB",
+        ]
+        if commit is not None:
+            cells += [
+                f"{mix['before_events_per_second']:,}",
+                f"{mix['before_peak_rss_mib']} MiB",
+                f"{mix['replay_vs_before']:.3f}",
+            ]
+        lines.append(row(*cells, ", ".join(f"{r:.3f}" for r in mix["replay_vs_floor_runs"])))
     return lines
 
 
@@ -598,6 +666,32 @@ def misses(targets: list[dict[str, Any]]) -> list[str]:
     return said
 
 
+def before_paragraph(results: dict[str, Any]) -> list[str]:
+    """What the report says of the code before (markdown lines, a blank one first): how it was
+    measured, or which figures the memory targets use without it; where its alerts differ, that."""
+    commit = results.get("before", {}).get("commit")
+    if commit is None:
+        return [
+            "",
+            f"The code before the engine work ({BEFORE_COMMIT}) was not replayed in this run"
+            f" (`--before none`): the peak RSS targets use its figures as this script measured them"
+            " on the machine of the committed report (100,000 events per mix).",
+        ]
+    lines = [
+        "",
+        f"In every round, right before or after replay (the order alternates), the same replay"
+        f" runs the code before the engine work, {commit}'s sla_stream (a git archive of it), over the"
+        f" same file: its rate and peak RSS are medians over the rounds likewise, and now ÷ {commit}"
+        " is the median of the rounds' ratios replay's rate ÷ its rate (the two replays measured"
+        " moments apart, so a busy machine slows both). The peak RSS targets compare with its peak"
+        " in this run.",
+    ]
+    differ = [m["name"] for m in results["mixes"] if m["before_alerts"] != m["alerts"]]
+    if differ:
+        lines += ["", f"**Alerts differ** from {commit}'s on: {', '.join(differ)}."]
+    return lines
+
+
 def write_report(results: dict[str, Any], out: Path, quick: bool = False) -> Path:
     """replay.md and replay.json (replay-quick.* for ``--quick``); returns the markdown's path."""
     out.mkdir(parents=True, exist_ok=True)
@@ -626,6 +720,7 @@ def write_report(results: dict[str, Any], out: Path, quick: bool = False) -> Pat
         " replay ÷ floor is the median of the rounds' ratios (floor and replay measured moments"
         " apart, so a busy machine slows both); *runs* lists those ratios. Peak RSS is replay's"
         " resident peak (the process, contracts and all: its VmHWM as it ends), median over the rounds.",
+        *before_paragraph(results),
         "",
         *per_source_table(results),
         "",

@@ -88,7 +88,7 @@ def test_the_floor_parses_every_event_line_of_the_file(tmp_path):
     assert replay_mixes.floor(path)["events"] == 2
 
 
-def test_targets_say_whether_each_is_met_and_by_how_much():
+def test_targets_say_whether_each_is_met_and_by_how_much():  # with --before none
     results = {
         "mixes": [
             {"name": "mix", "events": 100_000, "replay_events_per_second": 125_000, "replay_vs_floor": 0.45},
@@ -114,20 +114,93 @@ def test_targets_say_whether_each_is_met_and_by_how_much():
     assert "900 is 1.029 of 875 (25 over)" in missed
 
 
+def test_peak_memory_targets_compare_with_the_before_commit_measured_in_the_same_run():
+    results = {
+        "before": {"commit": "abc1234"},
+        "mixes": [
+            {"name": "mix", "events": 10_000, "peak_rss_mib": 50.0, "before_peak_rss_mib": 50.0},
+            {"name": "calls", "events": 10_000, "peak_rss_mib": 60.0, "before_peak_rss_mib": 50.0},
+        ],
+        "memory": {"bytes_per_open_ticket": 800},
+    }
+    for mix in results["mixes"]:
+        mix |= {"replay_events_per_second": 1, "replay_vs_floor": 0.1}
+    targets = {t["name"]: t for t in replay_mixes.judge(results)}
+    same = targets["peak_rss_mib:mix"]
+    assert (same["met"], same["target"]) == (True, 51.0)  # 50 MiB and 2% allowed, not mix's fixed figure
+    assert "abc1234's 50.0 in this run" in same["what"]
+    assert (targets["peak_rss_mib:calls"]["met"], targets["peak_rss_mib:calls"]["target"]) == (False, 51.0)
+
+
+def test_without_the_before_commit_the_fixed_figures_apply_only_to_100000_events():
+    results = {
+        "mixes": [{"name": "mix", "events": 10_000, "peak_rss_mib": 1.0}],
+        "memory": {"bytes_per_open_ticket": 800},
+    }
+    results["mixes"][0] |= {"replay_events_per_second": 1, "replay_vs_floor": 0.1}
+    assert not [t for t in replay_mixes.judge(results) if t["name"].startswith("peak_rss_mib")]
+
+
+def _summary(name, **extra):
+    return {
+        "name": name,
+        "events": 10_000,
+        "alerts": 1_234,
+        "floor_events_per_second": 400_000,
+        "replay_events_per_second": 8_000,
+        "replay_vs_floor": 0.02,
+        "peak_rss_mib": 70.5,
+        "replay_vs_floor_runs": [0.0201, 0.0199],
+        **extra,
+    }
+
+
+def test_the_table_shows_the_before_commit_rate_memory_and_now_over_before_where_it_was_replayed():
+    before = {"before_events_per_second": 4_000, "before_peak_rss_mib": 80.0, "replay_vs_before": 2.0}
+    table = replay_mixes.per_source_table(
+        {"before": {"commit": "abc1234"}, "mixes": [_summary("mix", **before)]}
+    )
+    assert table[0] == (
+        "| mix | events | alerts | floor events/s | replay events/s | replay ÷ floor | peak RSS"
+        " | abc1234 events/s | abc1234 peak RSS | now ÷ abc1234 | runs |"
+    )
+    assert table[1].count("|") == table[0].count("|")
+    assert table[2] == (
+        "| `mix` | 10,000 | 1,234 | 400,000 | 8,000 | 0.020 | 70.5 MiB"
+        " | 4,000 | 80.0 MiB | 2.000 | 0.020, 0.020 |"
+    )
+    alone = replay_mixes.per_source_table({"mixes": [_summary("mix")]})  # --before none, or bench/run.py
+    assert alone[0].endswith("| peak RSS | runs |") and alone[2].endswith("| 70.5 MiB | 0.020, 0.020 |")
+
+
 def test_the_replay_part_measures_and_reports_every_mix_it_is_asked_for(tmp_path):
+    before = tmp_path / "before"
+    commit = replay_mixes.archive(replay_mixes.BEFORE_COMMIT, before)
     results = replay_mixes.measure(
-        ["calls"], 500, repeats=2, seed=1, code=REPO, open_tickets=200, profile_events=0
+        ["calls"],
+        500,
+        repeats=2,
+        seed=1,
+        code=REPO,
+        open_tickets=200,
+        profile_events=0,
+        before=(before, commit),
     )
     assert [m["name"] for m in results["mixes"]] == ["calls"]
     for mix in results["mixes"]:
         assert mix["events"] == 500 and mix["floor_events_per_second"] > 0
         assert mix["replay_events_per_second"] > 0 and mix["peak_rss_mib"] > 0
         assert len(mix["replay_vs_floor_runs"]) == 2
+        assert len(mix["runs"]["before"]) == 2 and len(mix["replay_vs_before_runs"]) == 2
+        assert mix["before_events_per_second"] > 0 and mix["before_peak_rss_mib"] > 0
+        assert mix["before_alerts"] == mix["alerts"]  # the same replay, of the code before
         assert mix["profile"]["top"].startswith("ncalls")
         assert any(f["file"].startswith("sla_stream/") for f in mix["profile"]["by_file"])
     report = replay_mixes.write_report(results, tmp_path)
     text = report.read_text()
     assert "| `calls` | 500 |" in text and "## Targets" in text and "### `calls`" in text
+    assert f"| now ÷ {commit} |" in text and f"{commit}'s sla_stream (a git archive of it)" in text
+    assert "peak_rss_mib:calls" in {t["name"] for t in results["targets"]}
     assert json.loads((tmp_path / "replay.json").read_text())["targets"] == results["targets"]
 
 
