@@ -41,11 +41,11 @@ class Clock:
     stopped: bool = False
     fired: dict[float, int] = field(default_factory=dict)
     """Fractions alerted in this cycle (1.0 is the breach), with the instant each was observed."""
-    segments: list[tuple[int, int, int]] = field(default_factory=list)
+    segments: tuple[tuple[int, int, int], ...] = ()
+    """Finished running spans as ``(start, end, elapsed before it)``, oldest first (a tuple: a
+    clock that never pauses holds no list of its own)."""
     scheduled: tuple[int, float] | None = field(default=None, compare=False)
     """The due threshold last handed to the scheduler (in memory only, never stored)."""
-    _next: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
-    """What :meth:`next_due` last found, after what it found it from (in memory only)."""
 
     @property
     def state(self) -> str:
@@ -63,7 +63,7 @@ class Clock:
         if self.since is None:
             return
         now = max(now, self.since)
-        self.segments.append((self.since, now, self.elapsed))
+        self.segments += ((self.since, now, self.elapsed),)
         self.elapsed += cal.between(self.since, now)
         self.since = None
 
@@ -94,24 +94,9 @@ class Clock:
         return _thresholds(self.target, fractions)
 
     def next_due(self, cal: Calendar, fractions: tuple[float, ...]) -> tuple[int, float, int] | None:
-        """``(observed_at, fraction, amount)`` of the next threshold to pass, if running.
-
-        Worked out once per change of the clock (its start, elapsed time, target, what it
-        fired) or of its calendar and fractions: asked again, the answer is remembered.
-        """
+        """``(observed_at, fraction, amount)`` of the next threshold to pass, if running."""
         if self.since is None:
             return None
-        key = (self.since, self.elapsed, self.target, tuple(self.fired))
-        last = self._next
-        if last is not None and last[0] == key and last[1] is cal and last[2] is fractions:
-            found: tuple[int, float, int] | None = last[3]
-            return found
-        found = self._find_next(cal, fractions)
-        self._next = key, cal, fractions, found
-        return found
-
-    def _find_next(self, cal: Calendar, fractions: tuple[float, ...]) -> tuple[int, float, int] | None:
-        assert self.since is not None
         for fraction, amount in self.thresholds(fractions):
             if fraction in self.fired:
                 continue
@@ -126,7 +111,7 @@ class Clock:
             self.since,
             self.stopped,
             list(self.fired.items()),
-            self.segments,
+            list(self.segments),
         ]
 
     @classmethod
@@ -139,5 +124,5 @@ class Clock:
             since=since,
             stopped=stopped,
             fired={float(f): at for f, at in fired},
-            segments=[tuple(s) for s in segments],
+            segments=tuple(tuple(s) for s in segments),
         )

@@ -9,6 +9,11 @@ breach alerts, late events, exclusions and period outcomes work as for ticket
 clocks. An item has one cycle per clock: a clock that stopped does not start
 again. Events may also flag an item for a compensation reason (``damaged``),
 booked once per item.
+
+An item event costs what a ticket event costs (see ``tickets``): the same however long the
+item's history is, unless it is late (the item is decided again from its history), or it starts
+a clock whose target depends on a field it does not carry (the value is looked up in the
+history).
 """
 
 from __future__ import annotations

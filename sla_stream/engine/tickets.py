@@ -1,10 +1,10 @@
 """Ticket clocks: first response, next-reply cycles and resolution (docs/reference/events.md#tickets).
 
 A ticket event costs the same however long the ticket's history is: duplicates are found in a
-set, the latest event time is kept, and each clock's next threshold is worked out once per
-change of the clock. Only a late event (one that lands before something already applied or
-sent) costs more: the ticket is decided again from its history, at a cost that grows with the
-history's length and the version changes it spans.
+set and the latest event time is kept, and a clock's next threshold costs a bisection over the
+dates its calendar covers, however many days its target spans. Only a late event (one that lands
+before something already applied or sent) costs more: the ticket is decided again from its
+history, at a cost that grows with the history's length and the version changes it spans.
 """
 
 from __future__ import annotations

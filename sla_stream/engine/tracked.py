@@ -10,10 +10,10 @@ the version the thing is measured against, worked out once by the caller.
 
 What an event costs does not grow with the thing's history unless the event is
 late (it lands before something already applied or sent): then the thing is
-decided again from its whole history. A clock's next threshold is worked out
-once per change of the clock and then remembered (``Clock.next_due``), and
-calendar arithmetic costs a bisection over the dates a calendar has covered,
-not a walk over the days a target spans.
+decided again from its whole history. It grows with the thing's clocks and the
+contract's near-breach fractions and versions; a clock's next threshold or
+deadline costs a bisection over the dates its calendar has covered (see
+``calendar``), not a walk over the days its target spans.
 """
 
 from __future__ import annotations
