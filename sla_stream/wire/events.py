@@ -217,12 +217,16 @@ def decode_event(data: bytes | None, max_bytes: int = MAX_MESSAGE_BYTES, items: 
         raise Rejected("invalid", "message has no value")
     if len(data) > max_bytes:
         raise Rejected("too_large", f"message of {len(data)} bytes; at most {max_bytes} are accepted")
-    # Counted here, not in _too_deep: an event has one object and no array, and this runs per message.
-    if data.count(b"[") + data.count(b"{") > MAX_DEPTH and _too_deep(data):
+    # Deeper JSON is rejected before it is decoded, except a message too short to be both a
+    # record and too deep (_SHALLOW): decoded first, it is counted only if it is no record.
+    short = len(data) < _SHALLOW
+    if not short and _too_deep(data):
         raise Rejected("invalid", f"JSON nested more than {MAX_DEPTH} levels deep")
     try:
         record = _decoder.decode(data)
     except _DECODER_ERRORS as exc:
+        if short and _too_deep(data):
+            raise Rejected("invalid", f"JSON nested more than {MAX_DEPTH} levels deep") from None
         # Not a ticket, call or request record: with ``items`` an item event, or the reason
         # the decoder its type chooses gives; without, this decoder's reason.
         if items:
@@ -342,10 +346,17 @@ _STRING = re.compile(rb'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)', re.S)
 _BRACKET = re.compile(rb"[\[\]{}]")
 
 
+_SHALLOW = len('"event_id":"contract_id":"occurred_at":"type":') + 2 * (MAX_DEPTH + 1)
+"""A message shorter than this that the built-in records' decoder takes is not too deep: it is
+whole JSON with those four keys, and nested more than :data:`MAX_DEPTH` levels it would open
+more than that many arrays or objects and close them too."""
+
+
 def _too_deep(data: bytes) -> bool:
     """Whether ``data`` opens more than :data:`MAX_DEPTH` arrays or objects inside each other
-    (outside strings); an event needs three. Worth asking only of a message with more brackets
-    than that."""
+    (outside strings); an event needs three."""
+    if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
+        return False
     depth = 0
     for bracket in _BRACKET.finditer(_STRING.sub(b"", data)):
         depth += 1 if bracket[0] in (b"[", b"{") else -1
