@@ -78,6 +78,8 @@ class Ticket:
         self._last_at = max(self._last_at, event.at)
 
     def revision(self, name: str, cycle: int, fraction: float) -> int:
+        if not self.revisions:  # as for most: nothing was ever retracted
+            return 0
         return self.revisions.get(f"{name}|{cycle}|{fraction!r}", 0)
 
     def to_state(self) -> dict[str, Any]:
