@@ -298,7 +298,11 @@ def _item(record: dict[str, str | int | float | bool | None]) -> ev.ItemEvent:
         texts[name] = value
     if len(record) > MAX_ITEM_FIELDS:
         raise Rejected("invalid", f"{len(record)} fields; an item event has at most {MAX_ITEM_FIELDS}")
-    fields = [(name, _text(value)) for name, value in record.items() if value is not None]
+    fields = [
+        (name, value if isinstance(value, str) else _text(value))
+        for name, value in record.items()
+        if value is not None
+    ]
     at = instant_ms(texts["occurred_at"], _AT)
     return _new(ev.ItemEvent, (texts["event_id"], kind, texts["contract_id"], at, tuple(sorted(fields))))
 
