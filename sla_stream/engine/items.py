@@ -18,7 +18,7 @@ history).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Set
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -53,18 +53,16 @@ class Item:
     """Outcomes added or taken back since the engine last moved them to the ledger (in memory)."""
     decoded: bool = field(default=False, compare=False)
     """Read back from its state (in memory only; see ``Ticket.decoded``)."""
-    _seen: set[str] = field(default_factory=set, init=False, compare=False, repr=False)
     _last_at: int = field(default=0, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # Derived from the history (never stored): made again when an item is read back.
-        self._seen = {event.event_id for event in self.history}
         self._last_at = max((event.at for event in self.history), default=0)
 
-    @property
-    def seen(self) -> Set[str]:
-        """The ids of the events applied."""
-        return self._seen
+    def applied(self, event_id: str) -> bool:
+        """Whether the event with this id was applied (a scan of the history: histories are
+        short, and a set per ticket would cost more memory than the scan costs time)."""
+        return any(event.event_id == event_id for event in self.history)
 
     @property
     def last_at(self) -> int:
@@ -74,7 +72,6 @@ class Item:
     def record(self, event: ItemEvent) -> None:
         """Add an event applied to the history."""
         self.history.append(event)
-        self._seen.add(event.event_id)
         self._last_at = max(self._last_at, event.at)
 
     def revision(self, name: str, cycle: int, fraction: float) -> int:

@@ -16,11 +16,9 @@ boundary every objective is evaluated over the whole buckets before it:
 What it costs: every window's counts are running sums, moved on at each boundary by the
 minute that enters and the minutes that leave (one running total of everything counted, and
 per window the total of what has left it), so an evaluation costs the same whatever the
-windows' lengths (a few operations per window and per burn-rate rule). A boundary at which no
-minute enters or leaves any window changes nothing and is not evaluated: a service evaluates
-the boundaries where its counts change, the first of every hour (when old buckets and batch
-ids are dropped), and those where the month turns or another contract version takes effect.
-A request event costs one bucket update, plus one evaluation for each such boundary it passes.
+windows' lengths (a few operations per window and per burn-rate rule). A request event costs
+one bucket update, plus one evaluation for each minute boundary it passes while the service
+has requests inside some window.
 """
 
 from __future__ import annotations
@@ -96,9 +94,6 @@ class Service:
     """The windows ``left`` holds (derived): another version's windows are summed again."""
     minutes: list[int] | None = None
     """The minutes with a bucket, in order (derived, built when first needed)."""
-    changed: bool = False
-    """A late event changed the sums since the last evaluation (derived): the next boundary is
-    evaluated even if no minute enters or leaves a window at it."""
     due: int | None = -1
     """:func:`next_boundary` as last worked out, ``-1`` when it must be worked out again
     (derived: a new minute, an evaluation or a late event changes it)."""
@@ -269,8 +264,6 @@ def apply(
             if minute < first:
                 for index, count in enumerate(delta):
                     left[index] += count
-            else:
-                service.changed, service.due = True, _UNKNOWN
     return True
 
 
@@ -285,15 +278,7 @@ def window_sums(service: Service) -> dict[int | str, list[int]]:
 
 def next_boundary(contract: Contract, service: Service) -> int | None:
     """The next minute boundary (ms) to evaluate, or ``None`` while nothing is left to say:
-    past its last bucket's reach every window is empty, and every burn rate 0.
-
-    The next boundary at which a window's counts change: a minute enters (the one just
-    before the boundary) or leaves (the one a window's length before that). Between two such
-    boundaries every window counts the same, so every objective and burn rate says the same,
-    and nothing is evaluated; except the first boundary of each hour (old buckets and batch
-    ids are dropped then), where the month turns, where another version takes effect, and
-    the first after a late event changed the sums or the sums were read back from the store.
-    """
+    past its last bucket's reach every window is empty, and every burn rate 0."""
     if service.due != _UNKNOWN:
         return service.due
     service.due = _next_boundary(contract, service)
@@ -304,45 +289,12 @@ _UNKNOWN = -1
 
 
 def _next_boundary(contract: Contract, service: Service) -> int | None:
-    buckets = service.buckets
-    if not buckets:
+    if not service.buckets:
         return None
     if service.latest is None:
-        service.latest = max(buckets)
-    minutes, longest = _shape(contract)
-    last = service.evaluated // MINUTE_MS
-    end = service.latest + longest + 1
-    following = last + 1
-    if following > end:
-        return None
-    if last in buckets or following % 60 == 0 or service.changed or service.as_of is None:
-        return following * MINUTE_MS
-    for window in minutes:
-        if last - window in buckets:
-            return following * MINUTE_MS  # a minute leaves that window
-    at = _next_change(contract, service, last)
-    return at * MINUTE_MS if at <= end else None
-
-
-def _next_change(contract: Contract, service: Service, last: int) -> int:
-    """The first boundary (minutes) after ``last`` that must be evaluated (see
-    :func:`next_boundary`), from the ordered minutes with a bucket."""
-    minutes = service.minutes
-    if minutes is None:
-        minutes = service.minutes = sorted(service.buckets)
-    plan = _plan(policy_of(contract.at((last + 1) * MINUTE_MS)))
-    first = (last // 60 + 1) * 60  # the next hour's first boundary
-    for window in (0, *plan.minutes):
-        index = bisect_left(minutes, last - window)
-        if index < len(minutes):
-            first = min(first, minutes[index] + 1 + window)
-    if plan.month:
-        this_month = month_start_minute(contract, last)
-        first = min(first, month_start_minute(contract, this_month + 32 * 24 * 60) + 1)
-    change = contract.changes_after(last * MINUTE_MS)
-    if change is not None:
-        first = min(first, -(-change // MINUTE_MS))
-    return first
+        service.latest = max(service.buckets)
+    following = service.evaluated // MINUTE_MS + 1
+    return following * MINUTE_MS if following <= service.latest + reach(contract) + 1 else None
 
 
 def evaluate(
@@ -353,7 +305,7 @@ def evaluate(
     version = contract.at(boundary)
     policy = policy_of(version)
     plan = _plan(policy)
-    service.evaluated, service.changed, service.due = boundary, False, _UNKNOWN
+    service.evaluated, service.due = boundary, _UNKNOWN
     _slide(version, policy, plan, service, boundary // MINUTE_MS)
     alerts: list[Alert] = []
     counted, left, firing = service.counted, service.left, service.firing
@@ -476,7 +428,7 @@ def _slide(contract: Contract, policy: RequestPolicy, plan: _Plan, service: Serv
     entered since they were last brought, and for each window those that left it."""
     as_of = service.as_of
     if not plan.month:
-        month = minute
+        month, service.next_month = minute, 0
     elif service.month_start <= minute - 1 < service.next_month:
         month = service.month_start
     else:

@@ -177,7 +177,7 @@ class TicketSource(_Tracked[Ticket]):
 
     def accept(self, contract: Contract, event: TicketEvent, late: Late) -> bool:
         ticket = self.load((event.contract_id, event.ticket_id), contract)
-        if ticket is not None and event.event_id in ticket.seen:
+        if ticket is not None and ticket.applied(event.event_id):
             return False
         late(event.at)
         tickets.check(contract, ticket, event)
@@ -205,7 +205,7 @@ class ItemSource(_Tracked[Item]):
 
     def accept(self, contract: Contract, event: ItemEvent, late: Late) -> bool:
         item = self.load((event.contract_id, items.item_id(contract, event)), contract)
-        if item is not None and event.event_id in item.seen:
+        if item is not None and item.applied(event.event_id):
             return False
         late(event.at)
         items.check(contract, item, event)

@@ -1,15 +1,16 @@
 """Ticket clocks: first response, next-reply cycles and resolution (docs/reference/events.md#tickets).
 
-A ticket event costs the same however long the ticket's history is: duplicates are found in a
-set and the latest event time is kept, and a clock's next threshold costs a bisection over the
-dates its calendar covers, however many days its target spans. Only a late event (one that lands
+A ticket event costs the same however long the ticket's history is, but for the duplicate
+check (a scan of the history's event ids: a set per ticket would cost more memory than the scan
+costs time); the latest event time is kept, and a clock's next threshold costs a bisection over
+the dates its calendar covers, however many days its target spans. Only a late event (one that lands
 before something already applied or sent) costs more: the ticket is decided again from its
 history, at a cost that grows with the history's length and the version changes it spans.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Set
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,18 +54,16 @@ class Ticket:
     decoded: bool = field(default=False, compare=False)
     """Read back from its state: what its clocks last handed to the scheduler is not known
     (in memory only)."""
-    _seen: set[str] = field(default_factory=set, init=False, compare=False, repr=False)
     _last_at: int = field(default=0, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # Derived from the history (never stored): made again when a ticket is read back.
-        self._seen = {event.event_id for event in self.history}
         self._last_at = max((event.at for event in self.history), default=0)
 
-    @property
-    def seen(self) -> Set[str]:
-        """The ids of the events applied."""
-        return self._seen
+    def applied(self, event_id: str) -> bool:
+        """Whether the event with this id was applied (a scan of the history: histories are
+        short, and a set per ticket would cost more memory than the scan costs time)."""
+        return any(event.event_id == event_id for event in self.history)
 
     @property
     def last_at(self) -> int:
@@ -74,7 +73,6 @@ class Ticket:
     def record(self, event: TicketEvent) -> None:
         """Add an event applied to the history."""
         self.history.append(event)
-        self._seen.add(event.event_id)
         self._last_at = max(self._last_at, event.at)
 
     def revision(self, name: str, cycle: int, fraction: float) -> int:

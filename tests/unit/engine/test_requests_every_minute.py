@@ -1,9 +1,10 @@
-"""Request objectives evaluated only where counts change say what evaluating every minute says.
+"""Request objectives kept as running sums say what summing every window afresh says.
 
-The engine skips minute boundaries at which no minute enters or leaves any window (see
-``requests.next_boundary``). Here a brute-force oracle sums every window from the buckets at
-every single minute boundary, as the contract defines it, and the engine's alerts must be
-exactly the transitions the oracle finds: same kinds, objectives, rules and instants.
+The engine moves each window's counts on by the minute that enters and the minutes that leave
+(see ``requests._slide``). Here a brute-force oracle sums every window from the buckets at every
+minute boundary, as the contract defines it, over bursts with idle gaps and a month turn in a
++5:30 zone, and the engine's alerts must be exactly the transitions the oracle finds: same
+kinds, objectives, rules and instants.
 """
 
 from __future__ import annotations
