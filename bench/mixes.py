@@ -34,8 +34,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import traffic
@@ -43,7 +41,7 @@ import traffic
 from sla_stream.contracts import load_dir
 from sla_stream.engine.model import Contract
 from sla_stream.engine.time import format_ts, to_ms
-from sla_stream.simulate import Traffic, generate
+from sla_stream.simulate import Traffic
 
 REPO = Path(__file__).resolve().parent.parent
 MIXES = ("mix", "tickets", "calls", "requests", "items")
@@ -98,29 +96,18 @@ TICKET_ZONES = (
     ("Asia/Tokyo", "JP"),
 )
 
-TICKET_CONTRACT = """
-version: 1
-id: {id}
-customer: Helpdesk customer {n}
-timezone: {zone}
-calendars:
-  business:
-    weekly: {{mon-fri: ["08:00-12:00", "13:00-18:00"]}}
-    holidays: {{country: {country}}}
-tickets:
-  priorities: [P1, P2, P3, P4]
-  near_breach: [0.5, 0.75]
-  objectives:
-    first_response: {{calendar: {calendar}, targets: {{P1: 15m, P2: 1h, P3: 4h, P4: 1d}}}}
-    next_reply:     {{calendar: {calendar}, targets: {{P1: 1h, P2: 4h, P3: 1d, P4: 2d}}}}
-    resolution:     {{calendar: {calendar}, targets: {{P1: 4h, P2: 1d, P3: 3d, P4: 5d}}, pause_on: [pending]}}
-  compliance_target: 0.95
-penalties:
+# The bench's ticket objectives, on a business calendar that keeps the country's public holidays.
+TICKET_CONTRACT = (
+    traffic.HEAD
+    + "    holidays: {{country: {country}}}\n"
+    + traffic.TICKETS
+    + """penalties:
   monthly_fee: {{amount: 10000, currency: USD}}
   tiers:
     - {{objective: first_response, below: 0.95, credit_percent: 5}}
     - {{objective: resolution, below: 0.90, credit_percent: 10}}
 """
+)
 
 TICKET_RATE = 0.005
 """New tickets per second of event time over all contracts (about 430 a day): 100,000 events
@@ -131,7 +118,11 @@ def _tickets(contracts_dir: Path, events: Path, count: int, seed: int) -> int:
     for n in range(40):
         zone, country = TICKET_ZONES[n % len(TICKET_ZONES)]
         text = TICKET_CONTRACT.format(
-            id=f"t{n:02d}", n=n, zone=zone, country=country, calendar="24x7" if n % 4 == 3 else "business"
+            id=f"t{n:02d}",
+            customer=f"Helpdesk customer {n}",
+            zone=zone,
+            country=country,
+            calendar="24x7" if n % 4 == 3 else "business",
         )
         (contracts_dir / f"t{n:02d}.yaml").write_text(text)
     contracts = load_dir(contracts_dir)
@@ -144,7 +135,7 @@ def _tickets(contracts_dir: Path, events: Path, count: int, seed: int) -> int:
             arrival += max(1, int(rng.expovariate(TICKET_RATE) * 1000))
             yield _ticket_story(rng.choice(ordered), arrival, f"T-{seed}-{number}", rng)
 
-    return _write_in_order(events, stories(), count)
+    return traffic.write_lines(events, itertools.islice(_in_time_order(stories()), count))
 
 
 def _ticket_story(
@@ -217,14 +208,7 @@ def _ticket_story(
 
 # --- requests: per-minute batches with the default burn-rate rules -------------------------------
 
-REQUEST_ZONES = (
-    "UTC",
-    "Europe/Berlin",
-    "America/New_York",
-    "Asia/Jakarta",
-    "Asia/Kolkata",
-    "Australia/Sydney",
-)
+REQUEST_ZONES = traffic.ZONES[:6]
 
 REQUEST_CONTRACT = """
 version: 1
@@ -322,7 +306,7 @@ def _requests(contracts_dir: Path, events: Path, count: int, seed: int) -> int:
                     )
             yield made
 
-    return _write_in_order(events, minutes(), count)
+    return traffic.write_lines(events, itertools.islice(_in_time_order(minutes()), count))
 
 
 def _binomial(rng: random.Random, n: int, p: float) -> int:
@@ -337,10 +321,9 @@ def _binomial(rng: random.Random, n: int, p: float) -> int:
 
 def _calls(contracts_dir: Path, events: Path, count: int, seed: int) -> int:
     contracts = traffic.write_contracts(contracts_dir, 40)
-    measured = {k: c for k, c in contracts.items() if k != "probe"}
     (contracts_dir / "probe.yaml").unlink()
-    made = generate(measured, START, Traffic(rate=0.0, seed=seed, call_rate=3.0))
-    return _write_simulated(events, made, count)
+    made = traffic.simulated(contracts, START, Traffic(rate=0.0, seed=seed, call_rate=3.0), count)
+    return traffic.write_lines(events, made)
 
 
 ITEM_ZONES = (
@@ -363,42 +346,26 @@ def _items(contracts_dir: Path, events: Path, count: int, seed: int) -> int:
         )
         (contracts_dir / f"parcels-{n:02d}.yaml").write_text(variant)
     contracts = load_dir(contracts_dir)
-    made = generate(contracts, START, Traffic(rate=0.0, seed=seed, item_rate=0.025, late_share=0.08))
-    return _write_simulated(events, made, count)
+    made = traffic.simulated(
+        contracts, START, Traffic(rate=0.0, seed=seed, item_rate=0.025, late_share=0.08), count
+    )
+    return traffic.write_lines(events, made)
 
 
 # --- writing -------------------------------------------------------------------------------------
 
 
-def _write_in_order(path: Path, groups: Iterator[list[tuple[int, dict[str, Any]]]], count: int) -> int:
-    """Events of ``groups`` (each a list of ``(time, event)`` from its first time on, the groups
-    in order of their first time) written in time order, the first ``count`` of them."""
+def _in_time_order(groups: Iterator[list[tuple[int, dict[str, Any]]]]) -> Iterator[dict[str, Any]]:
+    """The events of ``groups`` (each a list of ``(time, event)`` from its first time on, the
+    groups in order of their first time, endlessly) in time order."""
     pending: list[tuple[int, int, dict[str, Any]]] = []
     order = itertools.count()
-    written = 0
-    with path.open("wb") as out:
-        for group in groups:
-            first = min(at for at, _ in group)
-            while pending and pending[0][0] <= first:
-                out.write(orjson.dumps(heapq.heappop(pending)[2]) + b"\n")
-                written += 1
-                if written == count:
-                    return written
-            for at, event in group:
-                heapq.heappush(pending, (at, next(order), event))
-    raise AssertionError("unreachable: the groups are endless")
-
-
-def _write_simulated(path: Path, made: Iterator[tuple[int, dict[str, Any] | bytes]], count: int) -> int:
-    written = 0
-    with path.open("wb") as out:
-        for _, event in made:
-            assert isinstance(event, dict)  # no malformed messages asked for
-            out.write(orjson.dumps(event) + b"\n")
-            written += 1
-            if written == count:
-                return written
-    raise AssertionError("unreachable: simulated traffic is endless")
+    for group in groups:
+        first = min(at for at, _ in group)
+        while pending and pending[0][0] <= first:
+            yield heapq.heappop(pending)[2]
+        for at, event in group:
+            heapq.heappush(pending, (at, next(order), event))
 
 
 _MAKERS: dict[str, tuple[Callable[[Path, Path, int, int], int], str]] = {

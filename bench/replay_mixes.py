@@ -35,7 +35,6 @@ import io
 import itertools
 import json
 import os
-import platform
 import pstats
 import re
 import statistics
@@ -53,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mixes
 import traffic
+from reporting import judged, machine, misses, row, say, target_table
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -151,10 +151,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def say(text: str) -> None:
-    print(f"bench: {text}", file=sys.stderr, flush=True)
-
-
 def measure(
     names: list[str],
     events: int,
@@ -228,15 +224,6 @@ def measure(
     results["load_average"]["end"] = round(os.getloadavg()[0], 2)
     results["targets"] = judge(results)
     return results
-
-
-def machine() -> dict[str, Any]:
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "processor": platform.processor() or platform.machine(),
-    }
 
 
 def code_version(code: Path) -> dict[str, Any]:
@@ -580,25 +567,7 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
             round(BEFORE_BYTES_PER_TICKET * (1 + MEMORY_NOISE)),
         )
     )
-    judged = []
-    for name, what, value, op, target in rows:
-        met = {">=": value >= target, "<": value < target, "<=": value <= target}[op]
-        judged.append(
-            {
-                "name": name,
-                "what": what,
-                "value": round(value, 3),
-                "target": target,
-                "op": op,
-                "met": met,
-                "ratio_to_target": round(value / target, 3),
-            }
-        )
-    return judged
-
-
-def row(*cells: object) -> str:
-    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+    return [judged(*r) for r in rows]
 
 
 def per_source_table(results: dict[str, Any]) -> list[str]:
@@ -630,40 +599,6 @@ def per_source_table(results: dict[str, Any]) -> list[str]:
             ]
         lines.append(row(*cells, ", ".join(f"{r:.3f}" for r in mix["replay_vs_floor_runs"])))
     return lines
-
-
-def figure(value: float) -> str:
-    """A measured or wanted figure as the report prints it: ratios to three places, rates and
-    sizes with thousands separators."""
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:.3f}" if abs(value) < 10 else f"{value:,.1f}"
-    return f"{value:,}"
-
-
-def target_rows(targets: list[dict[str, Any]]) -> list[str]:
-    """Target rows (markdown lines, no header): measured, wanted, met, measured ÷ wanted."""
-    lines = []
-    for t in targets:
-        met = "yes" if t["met"] else "**no**"
-        wanted = f"{t['op']} {figure(t['target'])}"
-        lines.append(row(t["what"], figure(t["value"]), wanted, met, f"{t['ratio_to_target']:.3f}"))
-    return lines
-
-
-def misses(targets: list[dict[str, Any]]) -> list[str]:
-    """One line per missed target: by how much."""
-    said = []
-    for t in targets:
-        if t["met"]:
-            continue
-        value, target = t["value"], t["target"]
-        if t["op"] == ">=":
-            short = f"{target / value:.1f}× short" if value else "nothing measured"
-        else:
-            short = f"{value - target:,.3f}".rstrip("0").rstrip(".") + " over"
-        ratio = t["ratio_to_target"]
-        said.append(f"- {t['what']}: {figure(value)} is {ratio:.3f} of {figure(target)} ({short}).")
-    return said
 
 
 def before_paragraph(results: dict[str, Any]) -> list[str]:
@@ -726,9 +661,7 @@ def write_report(results: dict[str, Any], out: Path, quick: bool = False) -> Pat
         "",
         "## Targets",
         "",
-        row("target", "measured", "wanted", "met", "measured ÷ wanted"),
-        row("---", "---:", "---:", ":---:", "---:"),
-        *target_rows(results["targets"]),
+        *target_table(results["targets"]),
     ]
     missed = misses(results["targets"])
     if missed:

@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -52,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mixes
 import replay_mixes
 import traffic
+from reporting import judged, machine, misses, row, say, target_table
 
 from sla_stream.engine.time import format_ts
 from sla_stream.local_kafka import LocalBroker, create_topics, free_port
@@ -103,12 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         args.events, args.latency_seconds, args.open_tickets = 20_000, 8.0, 5_000
     results = Results(
         parameters={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        machine={
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "processor": platform.processor() or platform.machine(),
-        },
+        machine=machine(),
     )
     with tempfile.TemporaryDirectory(prefix="sla-bench-") as tmp:
         work = Path(tmp)
@@ -184,10 +179,6 @@ def main(argv: list[str] | None = None) -> int:
     results.targets = judge(results)
     write_report(results, args.out, quick=args.quick)
     return 0
-
-
-def say(text: str) -> None:
-    print(f"bench: {text}", file=sys.stderr, flush=True)
 
 
 def names(prefix: str) -> dict[str, str]:
@@ -486,8 +477,8 @@ async def _offer(
                             {
                                 "id": alert["subject"]["id"],
                                 "received": now,
-                                "observed": _ms(alert["observed_at"]),
-                                "deadline": _ms(alert["deadline"]),
+                                "observed": traffic.epoch_ms(alert["observed_at"]),
+                                "deadline": traffic.epoch_ms(alert["deadline"]),
                             }
                         )
 
@@ -552,14 +543,6 @@ def _now_ts() -> str:
     return format_ts(time.time_ns() // 1_000_000, UTC)
 
 
-def _ms(text: str) -> int:
-    from datetime import datetime
-
-    from sla_stream.engine.time import to_ms
-
-    return to_ms(datetime.fromisoformat(text))
-
-
 def _percentiles(values: list[int]) -> dict[str, float]:
     if not values:
         return {}
@@ -595,26 +578,7 @@ def judge(results: Results) -> list[dict[str, Any]]:
             "memory per open ticket (bytes), in-memory store",
         ),
     ]
-    judged = []
-    for name, value, op, what in rows:
-        target = TARGETS[name]
-        met = value >= target if op == ">=" else value < target
-        judged.append(
-            {
-                "name": name,
-                "what": what,
-                "value": round(value, 3),
-                "target": target,
-                "op": op,
-                "met": met,
-                "ratio_to_target": round(value / target, 3) if target else None,
-            }
-        )
-    return judged
-
-
-def row(*cells: object) -> str:
-    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+    return [judged(name, what, value, op, TARGETS[name]) for name, value, op, what in rows]
 
 
 def write_report(results: Results, out: Path, quick: bool) -> None:
@@ -673,6 +637,8 @@ def write_report(results: Results, out: Path, quick: bool) -> None:
         lines.append(row(label, *(p.get(k) for k in ("p50", "p99", "p99.9", "max", "samples"))))
     replay_stem = "replay-quick" if quick else "replay"
     sources = r.replay_sources
+    mine = {t["name"] for t in r.targets}
+    targets = r.targets + [t for t in sources["targets"] if t["name"] not in mine]
     lines += [
         "",
         f"Memory per open ticket in the in-memory store: {r.memory['bytes_per_open_ticket']:,} bytes"
@@ -688,13 +654,9 @@ def write_report(results: Results, out: Path, quick: bool) -> None:
         "",
         "## Targets",
         "",
-        row("target", "measured", "wanted", "met", "measured ÷ wanted"),
-        row("---", "---:", "---:", ":---:", "---:"),
+        *target_table(targets),
     ]
-    mine = {t["name"] for t in r.targets}
-    targets = r.targets + [t for t in sources["targets"] if t["name"] not in mine]
-    lines += replay_mixes.target_rows(targets)
-    missed = replay_mixes.misses(targets)
+    missed = misses(targets)
     if missed:
         lines += ["", "Missed:", "", *missed]
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")

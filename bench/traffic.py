@@ -7,7 +7,8 @@ makes for them, so it is the same mix a user sees in the demo, at a higher rate.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,15 +31,19 @@ ZONES = (
     "Africa/Lagos",
 )
 
-CONTRACT = """
+HEAD = """
 version: 1
 id: {id}
-customer: Customer {n}
+customer: {customer}
 timezone: {zone}
 calendars:
   business:
     weekly: {{mon-fri: ["08:00-12:00", "13:00-18:00"]}}
-tickets:
+"""
+"""A contract's first lines (a template): its id, customer and zone, and a business calendar of
+weekday hours (a line after them may give that calendar holidays)."""
+
+TICKETS = """tickets:
   priorities: [P1, P2, P3, P4]
   near_breach: [0.5, 0.75]
   objectives:
@@ -46,7 +51,14 @@ tickets:
     next_reply:     {{calendar: {calendar}, targets: {{P1: 1h, P2: 4h, P3: 1d, P4: 2d}}}}
     resolution:     {{calendar: {calendar}, targets: {{P1: 4h, P2: 1d, P3: 3d, P4: 5d}}, pause_on: [pending]}}
   compliance_target: 0.95
-calls:
+"""
+"""A contract's ticket objectives (a template): first response, next reply and resolution by
+priority, on ``{calendar}``."""
+
+CONTRACT = (
+    HEAD
+    + TICKETS
+    + """calls:
   service_level: {{answer_within: 20s, target: 0.8, interval: 30m, short_abandon: 5s}}
   abandon_rate: {{max: 0.05, interval: 30m}}
   speed_of_answer: {{max: 30s, interval: 30m}}
@@ -59,6 +71,7 @@ penalties:
     - {{objective: availability, below: 0.999, credit_percent: 10}}
     - {{objective: resolution, below: 0.95, credit_percent: 5}}
 """
+)
 
 # Short targets for the latency probes: a P1 reply is due a second after creation.
 PROBE = """
@@ -78,7 +91,7 @@ def write_contracts(directory: Path, count: int) -> dict[str, Contract]:
     for n in range(count):
         text = CONTRACT.format(
             id=f"c{n:02d}",
-            n=n,
+            customer=f"Customer {n}",
             zone=ZONES[n % len(ZONES)],
             calendar="business" if n % 3 == 0 else "24x7",
         )
@@ -100,28 +113,41 @@ def traffic(seed: int, scale: float = 1.0) -> Traffic:
     )
 
 
+def simulated(
+    contracts: dict[str, Contract], start: int, made: Traffic, count: int
+) -> Iterator[dict[str, Any]]:
+    """The first ``count`` events ``sla-stream simulate`` makes of ``made`` from ``start`` on (the
+    probe contract and malformed messages left out)."""
+    measured = {k: c for k, c in contracts.items() if k != "probe"}
+    events = (event for _, event in generate(measured, start, made) if isinstance(event, dict))
+    return itertools.islice(events, count)
+
+
 def events(contracts: dict[str, Contract], start: int, count: int, seed: int) -> Iterator[dict[str, Any]]:
     """``count`` events of the mixed traffic from ``start`` on (the probe contract left out)."""
-    measured = {k: c for k, c in contracts.items() if k != "probe"}
-    made = 0
-    for _, event in generate(measured, start, traffic(seed)):
-        if isinstance(event, dict):
-            yield event
-            made += 1
-            if made == count:
-                return
+    return simulated(contracts, start, traffic(seed), count)
 
 
 def write_events(path: Path, contracts: dict[str, Contract], end: int, count: int, seed: int) -> None:
     """The events as JSON lines, the last of them at ``end``: a backlog that reaches the present,
     as a worker catching up on a day's traffic sees it (none of it late, none in the future)."""
     made = list(events(contracts, 0, count, seed))
-    shift = end - _ms(made[-1]["occurred_at"])
+    shift = end - epoch_ms(made[-1]["occurred_at"])
+    for event in made:
+        event["occurred_at"] = format_ts(epoch_ms(event["occurred_at"]) + shift, UTC)
+    write_lines(path, made)
+
+
+def write_lines(path: Path, events: Iterable[dict[str, Any]]) -> int:
+    """``events`` written to ``path`` as JSON lines; how many."""
+    written = 0
     with path.open("wb") as out:
-        for event in made:
-            event["occurred_at"] = format_ts(_ms(event["occurred_at"]) + shift, UTC)
+        for event in events:
             out.write(orjson.dumps(event) + b"\n")
+            written += 1
+    return written
 
 
-def _ms(text: str) -> int:
+def epoch_ms(text: str) -> int:
+    """An event's or alert's ISO 8601 time as epoch milliseconds."""
     return to_ms(datetime.fromisoformat(text))

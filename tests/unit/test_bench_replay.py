@@ -22,6 +22,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import mixes
 import replay_mixes
+import reporting
 
 # The event types each mix is made of (at least nine in ten of its events).
 SOURCE = {
@@ -54,7 +55,9 @@ def test_each_source_mix_is_dominated_by_its_source(name, tmp_path):
     assert sum(t.startswith(SOURCE[name]) for t in types) >= 0.9 * len(types)
 
 
-def test_the_tickets_mix_has_next_reply_cycles_on_business_calendars_and_late_replies(tmp_path):
+def test_the_tickets_mix_has_next_reply_cycles_on_business_calendars_with_holidays_and_late_replies(
+    tmp_path,
+):
     mix = mixes.write("tickets", tmp_path, 5_000)
     contracts = load_dir(mix.contracts)
     business = [
@@ -64,6 +67,8 @@ def test_the_tickets_mix_has_next_reply_cycles_on_business_calendars_and_late_re
     ]
     assert len(business) >= 0.7 * len(contracts)
     assert len({c.zone for c in business}) >= 4
+    countries = {c.tickets.objectives["next_reply"].calendar.holidays.country for c in business if c.tickets}
+    assert None not in countries and len(countries) >= 4  # each country's public holidays are kept
     types = collections.Counter(orjson.loads(line)["type"] for line in mix.events.read_bytes().splitlines())
     assert types["ticket.customer_replied"] >= 0.5 * types["ticket.created"]
     alerts = collections.Counter((a.kind, a.objective) for a in replay(contracts, read_lines([mix.events])))
@@ -109,7 +114,7 @@ def test_targets_say_whether_each_is_met_and_by_how_much():  # with --before non
     assert targets["bytes_per_open_ticket"]["met"] is True  # under 1 KiB
     before = targets["bytes_per_open_ticket_before"]
     assert (before["met"], before["target"]) == (False, 875)  # above 858 bytes, 2% allowed
-    missed = "\n".join(replay_mixes.misses(list(targets.values())))
+    missed = "\n".join(reporting.misses(list(targets.values())))
     assert "125,000 is 0.500 of 250,000 (2.0× short)" in missed
     assert "900 is 1.029 of 875 (25 over)" in missed
 
