@@ -23,15 +23,15 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sla_stream.engine import tracked
-from sla_stream.engine.alerts import BREACH, NEAR_BREACH, RETRACTED, Alert, alert_id
-from sla_stream.engine.clock import BREACH_FRACTION, Clock
+from sla_stream.engine.alerts import Alert
+from sla_stream.engine.clock import Clock
 from sla_stream.engine.events import ItemEvent, Rejected
 from sla_stream.engine.model import FLAG_PREFIX, ClockObjective, Contract, ItemPolicy
 
 
 @dataclass(slots=True)
-class Item:
-    """What the engine remembers of one item."""
+class Item(tracked.Subject[ItemEvent]):
+    """What the engine remembers of one item (its history and revisions: see ``tracked.Subject``)."""
 
     item_id: str
     values: dict[str, str] = field(default_factory=dict)
@@ -53,31 +53,10 @@ class Item:
     """Outcomes added or taken back since the engine last moved them to the ledger (in memory)."""
     decoded: bool = field(default=False, compare=False)
     """Read back from its state (in memory only; see ``Ticket.decoded``)."""
-    _last_at: int = field(default=0, init=False, compare=False, repr=False)
 
-    def __post_init__(self) -> None:
-        # Derived from the history (never stored): made again when an item is read back.
-        self._last_at = max((event.at for event in self.history), default=0)
-
-    def applied(self, event_id: str) -> bool:
-        """Whether the event with this id was applied (a scan of the history: histories are
-        short, and a set per ticket would cost more memory than the scan costs time)."""
-        return any(event.event_id == event_id for event in self.history)
-
-    @property
-    def last_at(self) -> int:
-        """The latest time among the events applied."""
-        return self._last_at
-
-    def record(self, event: ItemEvent) -> None:
-        """Add an event applied to the history."""
-        self.history.append(event)
-        self._last_at = max(self._last_at, event.at)
-
-    def revision(self, name: str, cycle: int, fraction: float) -> int:
-        if not self.revisions:  # as for most: nothing was ever retracted
-            return 0
-        return self.revisions.get(f"{name}|{cycle}|{fraction!r}", 0)
+    def about(self, contract: Contract, clock: Clock) -> tuple[str, str, int]:
+        """An item's alerts are about an item of its contract's kind, in the one cycle (0)."""
+        return policy_of(contract).kind, self.item_id, 0
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -256,7 +235,10 @@ def _retarget(
     """Give a clock the target of the item's field value now; thresholds passed fire at once."""
     target = _target(policy.objectives[name], item, clock.target)
     fractions, elapsed, deadline = tracked.retarget(contract, policy, item, name, clock, target, at)
-    return [_alert(contract, policy, item, name, clock, f, elapsed, deadline, at) for f in fractions]
+    return [
+        tracked.alert(contract, item, name, clock, f, elapsed, deadline, at, _values(policy, item, name))
+        for f in fractions
+    ]
 
 
 def _book(contract: Contract, item: Item, name: str, met: bool, at: int) -> None:
@@ -309,7 +291,8 @@ def fire(contract: Contract, item: Item, name: str, observed_at: int, fraction: 
     if found is None:
         return None
     clock, elapsed, deadline = found
-    return _alert(contract, policy, item, name, clock, fraction, elapsed, deadline, observed_at)
+    details = _values(policy, item, name)
+    return tracked.alert(contract, item, name, clock, fraction, elapsed, deadline, observed_at, details)
 
 
 def fire_due(contract: Contract, item: Item, before: int) -> list[Alert]:
@@ -331,33 +314,11 @@ def rebuild(contract: Contract, old: Item, late: ItemEvent, now: int) -> tuple[I
     was = measured(contract, old)
     was_policy = policy_of(was)
 
-    def sent_id(thing: Item, name: str, clock: Clock, fraction: float) -> str:
-        return _alert_id(contract, thing, name, fraction)
-
     def retraction(original: str, name: str, clock: Clock, fraction: float) -> Alert:
-        objective = was_policy.objectives.get(name)  # None: an objective since dropped
-        elapsed = clock.elapsed_at(objective.calendar, late.at) if objective else clock.elapsed
-        deadline = clock.reached(objective.calendar, clock.target) if objective else None
-        details = {"retracts": original, **_values(was_policy, item, name)}
-        return _make(
-            was, was_policy, item, name, clock, RETRACTED, fraction, elapsed, deadline, late.at, details
-        )
+        details = _values(was_policy, item, name)
+        return tracked.retraction(was, was_policy, item, name, clock, fraction, original, late.at, details)
 
-    return item, tracked.settle(old, item, decided, sent_id, retraction)
-
-
-def _alert_id(contract: Contract, item: Item, name: str, fraction: float) -> str:
-    is_breach = fraction == BREACH_FRACTION
-    return alert_id(
-        contract.id,
-        name,
-        policy_of(contract).kind,
-        item.item_id,
-        0,
-        BREACH if is_breach else NEAR_BREACH,
-        None if is_breach else fraction,
-        item.revision(name, 0, fraction),
-    )
+    return item, tracked.settle(contract, old, item, decided, retraction)
 
 
 def _values(policy: ItemPolicy, item: Item, name: str) -> dict[str, str]:
@@ -365,52 +326,3 @@ def _values(policy: ItemPolicy, item: Item, name: str) -> dict[str, str]:
     objective = policy.objectives.get(name)
     by = objective.target_by if objective else None
     return {by: item.values[by]} if by is not None and by in item.values else {}
-
-
-def _alert(
-    contract: Contract,
-    policy: ItemPolicy,
-    item: Item,
-    name: str,
-    clock: Clock,
-    fraction: float,
-    elapsed: int,
-    deadline: int | None,
-    observed_at: int,
-) -> Alert:
-    is_breach = fraction == BREACH_FRACTION
-    details: dict[str, Any] = {} if is_breach else {"fraction": fraction}
-    details.update(_values(policy, item, name))
-    kind = BREACH if is_breach else NEAR_BREACH
-    return _make(contract, policy, item, name, clock, kind, fraction, elapsed, deadline, observed_at, details)
-
-
-def _make(
-    contract: Contract,
-    policy: ItemPolicy,
-    item: Item,
-    name: str,
-    clock: Clock,
-    kind: str,
-    fraction: float,
-    elapsed: int,
-    deadline: int | None,
-    observed_at: int,
-    details: dict[str, Any],
-) -> Alert:
-    return Alert(
-        kind=kind,
-        contract_id=contract.id,
-        objective=name,
-        subject_kind=policy.kind,
-        subject_id=item.item_id,
-        cycle=0,
-        target_ms=clock.target,
-        elapsed_ms=elapsed,
-        deadline_ms=deadline,
-        observed_at_ms=observed_at,
-        zone=contract.zone,
-        fraction=None if kind == BREACH else fraction,
-        details=details,
-        revision=item.revision(name, 0, fraction),
-    )

@@ -59,10 +59,21 @@ class Source(Protocol[E_contra]):
 
 
 Thing = TypeVar("Thing", Ticket, Item)
+Event = TypeVar("Event", TicketEvent, ItemEvent)
+Event_contra = TypeVar("Event_contra", TicketEvent, ItemEvent, contravariant=True)
 
 
-class Rules(Protocol[Thing]):
-    """What the ticket and item modules both decide about one ticket or item (``Thing``)."""
+class Rules(Protocol[Thing, Event_contra]):
+    """What the ticket and item modules both decide about one ticket or item (``Thing``) and its
+    events (``Event_contra``)."""
+
+    def check(self, contract: Contract, thing: Thing | None, event: Event_contra, /) -> None: ...
+
+    def apply(self, contract: Contract, thing: Thing, event: Event_contra, /) -> list[Alert]: ...
+
+    def rebuild(
+        self, contract: Contract, old: Thing, late: Event_contra, now: int, /
+    ) -> tuple[Thing, list[Alert]]: ...
 
     def adapt(self, contract: Contract, thing: Thing, /) -> Thing: ...
 
@@ -89,18 +100,20 @@ _CHANGE = -1.0
 so at the same instant the change comes first, as an event does."""
 
 
-class _Tracked(Generic[Thing]):
-    """Tickets or items: named clocks per thing, thresholds and version changes scheduled."""
+class _Tracked(Generic[Thing, Event]):
+    """Tickets or items (of events ``Event``): named clocks per thing, thresholds and version
+    changes scheduled. A ticket and an item differ in how an event names its thing
+    (:meth:`key`) and what their first event makes (:meth:`create`)."""
 
     def __init__(
         self,
-        rules: Rules[Thing],
+        rules: Rules[Thing, Event],
         policy: Callable[[Contract], object | None],
         contracts: Contracts,
         store: MutableMapping[TrackedKey, Thing],
         books: Books,
     ) -> None:
-        self._rules: Rules[Thing] = rules
+        self._rules: Rules[Thing, Event] = rules
         self._policy = policy
         self._contract = contracts
         self.store: MutableMapping[TrackedKey, Thing] = store
@@ -138,6 +151,35 @@ class _Tracked(Generic[Thing]):
             self._changes[key] = change
             heapq.heappush(self._due, (change, _CHANGE, key[0], key[1], ""))
 
+    def key(self, contract: Contract, event: Event) -> TrackedKey:
+        """Which thing ``event`` is about."""
+        raise NotImplementedError
+
+    def create(self, contract: Contract, event: Event) -> tuple[Thing, list[Alert]]:
+        """The thing ``event``, its first, makes, and the alerts that fires."""
+        raise NotImplementedError
+
+    def accept(self, contract: Contract, event: Event, late: Late) -> bool:
+        thing = self.load(self.key(contract, event), contract)
+        if thing is not None and thing.applied(event.event_id):
+            return False
+        late(event.at)
+        self._rules.check(contract, thing, event)
+        return True
+
+    def apply(self, contract: Contract, event: Event, clock: int) -> list[Alert]:
+        key = self.key(contract, event)
+        thing = self.load(key, contract)  # the clock's advance may have stored a newer copy
+        if thing is not None and self._rules.needs_rebuild(contract, thing, event.at):
+            # A late event: decide the thing again with the event in its place by time.
+            thing, more = self._rules.rebuild(contract, thing, event, clock)
+        elif thing is None:
+            thing, more = self.create(contract, event)
+        else:
+            more = self._rules.apply(contract, thing, event)
+        self.keep(key, thing, contract)
+        return more
+
     def keep(self, key: TrackedKey, thing: Thing, contract: Contract) -> None:
         """Store a thing an event changed, book its outcomes, schedule what it has due."""
         self.store[key] = thing
@@ -169,59 +211,35 @@ class _Tracked(Generic[Thing]):
         self.schedule(key, thing, contract)
 
 
-class TicketSource(_Tracked[Ticket]):
+class TicketSource(_Tracked[Ticket, TicketEvent]):
     """Tickets, by ``(contract_id, ticket_id)``."""
 
     def __init__(self, contracts: Contracts, store: MutableMapping[TrackedKey, Ticket], books: Books) -> None:
         super().__init__(tickets, lambda contract: contract.tickets, contracts, store, books)
 
-    def accept(self, contract: Contract, event: TicketEvent, late: Late) -> bool:
-        ticket = self.load((event.contract_id, event.ticket_id), contract)
-        if ticket is not None and ticket.applied(event.event_id):
-            return False
-        late(event.at)
-        tickets.check(contract, ticket, event)
-        return True
+    def key(self, contract: Contract, event: TicketEvent) -> TrackedKey:
+        """A ticket event names its ticket."""
+        return event.contract_id, event.ticket_id
 
-    def apply(self, contract: Contract, event: TicketEvent, clock: int) -> list[Alert]:
-        key = (event.contract_id, event.ticket_id)
-        ticket = self.load(key, contract)  # the clock's advance may have stored a newer copy
-        if ticket is not None and tickets.needs_rebuild(contract, ticket, event.at):
-            # A late event: decide the ticket again with the event in its place by time.
-            ticket, more = tickets.rebuild(contract, ticket, event, clock)
-        elif ticket is None:
-            ticket, more = tickets.create(contract, event), []
-        else:
-            more = tickets.apply(contract, ticket, event)
-        self.keep(key, ticket, contract)
-        return more
+    def create(self, contract: Contract, event: TicketEvent) -> tuple[Ticket, list[Alert]]:
+        """A ticket is created by its ``ticket.created``, which fires nothing."""
+        return tickets.create(contract, event), []
 
 
-class ItemSource(_Tracked[Item]):
+class ItemSource(_Tracked[Item, ItemEvent]):
     """Items of a contract's ``items`` section, by ``(contract_id, item id)``."""
 
     def __init__(self, contracts: Contracts, store: MutableMapping[TrackedKey, Item], books: Books) -> None:
         super().__init__(items, lambda contract: contract.items, contracts, store, books)
 
-    def accept(self, contract: Contract, event: ItemEvent, late: Late) -> bool:
-        item = self.load((event.contract_id, items.item_id(contract, event)), contract)
-        if item is not None and item.applied(event.event_id):
-            return False
-        late(event.at)
-        items.check(contract, item, event)
-        return True
+    def key(self, contract: Contract, event: ItemEvent) -> TrackedKey:
+        """An item event carries its item's id in the field the items section names (an event
+        of another kind, or without it, is rejected)."""
+        return event.contract_id, items.item_id(contract, event)
 
-    def apply(self, contract: Contract, event: ItemEvent, clock: int) -> list[Alert]:
-        key = (event.contract_id, items.item_id(contract, event))
-        item = self.load(key, contract)
-        if item is not None and items.needs_rebuild(contract, item, event.at):
-            item, more = items.rebuild(contract, item, event, clock)
-        elif item is None:
-            item, more = items.create(contract, event)
-        else:
-            more = items.apply(contract, item, event)
-        self.keep(key, item, contract)
-        return more
+    def create(self, contract: Contract, event: ItemEvent) -> tuple[Item, list[Alert]]:
+        """An item is made by whatever event comes first, applied to it."""
+        return items.create(contract, event)
 
 
 class CallSource:

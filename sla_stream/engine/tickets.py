@@ -16,8 +16,8 @@ from typing import Any
 
 from sla_stream.engine import events as ev
 from sla_stream.engine import tracked
-from sla_stream.engine.alerts import BREACH, NEAR_BREACH, RETRACTED, Alert, alert_id
-from sla_stream.engine.clock import BREACH_FRACTION, Clock
+from sla_stream.engine.alerts import Alert
+from sla_stream.engine.clock import Clock
 from sla_stream.engine.events import Rejected, TicketEvent
 from sla_stream.engine.model import Contract, TicketObjective, TicketPolicy
 
@@ -26,8 +26,8 @@ FIRST_RESPONSE, NEXT_REPLY, RESOLUTION = "first_response", "next_reply", "resolu
 
 
 @dataclass(slots=True)
-class Ticket:
-    """What the engine remembers of one ticket."""
+class Ticket(tracked.Subject[TicketEvent]):
+    """What the engine remembers of one ticket (its history and revisions: see ``tracked.Subject``)."""
 
     ticket_id: str
     priority: str
@@ -54,31 +54,10 @@ class Ticket:
     decoded: bool = field(default=False, compare=False)
     """Read back from its state: what its clocks last handed to the scheduler is not known
     (in memory only)."""
-    _last_at: int = field(default=0, init=False, compare=False, repr=False)
 
-    def __post_init__(self) -> None:
-        # Derived from the history (never stored): made again when a ticket is read back.
-        self._last_at = max((event.at for event in self.history), default=0)
-
-    def applied(self, event_id: str) -> bool:
-        """Whether the event with this id was applied (a scan of the history: histories are
-        short, and a set per ticket would cost more memory than the scan costs time)."""
-        return any(event.event_id == event_id for event in self.history)
-
-    @property
-    def last_at(self) -> int:
-        """The latest time among the events applied."""
-        return self._last_at
-
-    def record(self, event: TicketEvent) -> None:
-        """Add an event applied to the history."""
-        self.history.append(event)
-        self._last_at = max(self._last_at, event.at)
-
-    def revision(self, name: str, cycle: int, fraction: float) -> int:
-        if not self.revisions:  # as for most: nothing was ever retracted
-            return 0
-        return self.revisions.get(f"{name}|{cycle}|{fraction!r}", 0)
+    def about(self, contract: Contract, clock: Clock) -> tuple[str, str, int]:
+        """A ticket's alerts are about the ticket, in its clock's cycle."""
+        return "ticket", self.ticket_id, clock.cycle
 
     def to_state(self) -> dict[str, Any]:
         state = {
@@ -255,7 +234,10 @@ def _retarget(
     """Give a clock its current priority's target; thresholds now in the past fire at once."""
     target = policy.objectives[name].targets.get(ticket.priority, clock.target)
     fractions, elapsed, deadline = tracked.retarget(contract, policy, ticket, name, clock, target, at)
-    return [_alert(contract, ticket, name, clock, f, elapsed, deadline, at) for f in fractions]
+    return [
+        tracked.alert(contract, ticket, name, clock, f, elapsed, deadline, at, _details(ticket, name, clock))
+        for f in fractions
+    ]
 
 
 measured = tracked.measured
@@ -302,7 +284,8 @@ def fire(contract: Contract, ticket: Ticket, name: str, observed_at: int, fracti
     if found is None:
         return None
     clock, elapsed, deadline = found
-    return _alert(contract, ticket, name, clock, fraction, elapsed, deadline, observed_at)
+    details = _details(ticket, name, clock)
+    return tracked.alert(contract, ticket, name, clock, fraction, elapsed, deadline, observed_at, details)
 
 
 def rebuild(contract: Contract, old: Ticket, late: TicketEvent, now: int) -> tuple[Ticket, list[Alert]]:
@@ -323,13 +306,11 @@ def rebuild(contract: Contract, old: Ticket, late: TicketEvent, now: int) -> tup
     was = measured(contract, old)
     was_policy = policy_of(was)
 
-    def sent_id(thing: Ticket, name: str, clock: Clock, fraction: float) -> str:
-        return _alert_id(contract, thing, name, clock, fraction)
-
     def retraction(original: str, name: str, clock: Clock, fraction: float) -> Alert:
-        return _retraction(was, was_policy, ticket, name, clock, fraction, original, late.at)
+        details = {"priority": ticket.priority}
+        return tracked.retraction(was, was_policy, ticket, name, clock, fraction, original, late.at, details)
 
-    return ticket, tracked.settle(old, ticket, decided, sent_id, retraction)
+    return ticket, tracked.settle(contract, old, ticket, decided, retraction)
 
 
 def fire_due(contract: Contract, ticket: Ticket, before: int) -> list[Alert]:
@@ -337,84 +318,10 @@ def fire_due(contract: Contract, ticket: Ticket, before: int) -> list[Alert]:
     return tracked.fire_due(contract, ticket, before, policy_of, fire, _switch)
 
 
-def _alert_id(contract: Contract, ticket: Ticket, name: str, clock: Clock, fraction: float) -> str:
-    is_breach = fraction == BREACH_FRACTION
-    return alert_id(
-        contract.id,
-        name,
-        "ticket",
-        ticket.ticket_id,
-        clock.cycle,
-        BREACH if is_breach else NEAR_BREACH,
-        None if is_breach else fraction,
-        ticket.revision(name, clock.cycle, fraction),
-    )
-
-
-def _retraction(
-    contract: Contract,
-    policy: TicketPolicy,
-    ticket: Ticket,
-    name: str,
-    clock: Clock,
-    fraction: float,
-    original: str,
-    at: int,
-) -> Alert:
-    objective = policy.objectives.get(name)  # None: an objective since dropped
-    details = {"retracts": original, "priority": ticket.priority}
-    elapsed = clock.elapsed if objective is None else clock.elapsed_at(objective.calendar, at)
-    deadline = None if objective is None else clock.reached(objective.calendar, clock.target)
-    return _ticket_alert(contract, ticket, name, clock, RETRACTED, fraction, elapsed, deadline, at, details)
-
-
-def _alert(
-    contract: Contract,
-    ticket: Ticket,
-    name: str,
-    clock: Clock,
-    fraction: float,
-    elapsed: int,
-    deadline: int | None,
-    observed_at: int,
-) -> Alert:
-    is_breach = fraction == BREACH_FRACTION
-    details: dict[str, Any] = {} if is_breach else {"fraction": fraction}
-    details["priority"] = ticket.priority
+def _details(ticket: Ticket, name: str, clock: Clock) -> dict[str, Any]:
+    """What a ticket's near-breach or breach says besides its fraction: the priority, and the
+    cycle of a next reply."""
+    details: dict[str, Any] = {"priority": ticket.priority}
     if name == NEXT_REPLY:
         details["cycle"] = clock.cycle
-    kind = BREACH if is_breach else NEAR_BREACH
-    return _ticket_alert(
-        contract, ticket, name, clock, kind, fraction, elapsed, deadline, observed_at, details
-    )
-
-
-def _ticket_alert(
-    contract: Contract,
-    ticket: Ticket,
-    name: str,
-    clock: Clock,
-    kind: str,
-    fraction: float,
-    elapsed: int,
-    deadline: int | None,
-    observed_at: int,
-    details: dict[str, Any],
-) -> Alert:
-    return Alert(
-        kind=kind,
-        contract_id=contract.id,
-        objective=name,
-        subject_kind="ticket",
-        subject_id=ticket.ticket_id,
-        cycle=clock.cycle,
-        target_ms=clock.target,
-        elapsed_ms=elapsed,
-        deadline_ms=deadline,
-        observed_at_ms=observed_at,
-        zone=contract.zone,
-        # the breach has no fraction in its id; a retraction keeps the one it retracts
-        fraction=None if kind == BREACH else fraction,
-        details=details,
-        revision=ticket.revision(name, clock.cycle, fraction),
-    )
+    return details

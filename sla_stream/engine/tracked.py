@@ -1,5 +1,5 @@
-"""What ticket and item clocks share: their schedule, thresholds, outcomes, version changes,
-late events and the contract version they are measured against.
+"""What ticket and item clocks share: their history, schedule, thresholds, alerts, outcomes,
+version changes, late events and the contract version they are measured against.
 
 A *tracked* thing (a :class:`~sla_stream.engine.tickets.Ticket` or an
 :class:`~sla_stream.engine.items.Item`) holds named clocks, the history of its
@@ -19,9 +19,9 @@ deadline costs a bisection over the dates its calendar has covered (see
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-from sla_stream.engine.alerts import Alert
+from sla_stream.engine.alerts import BREACH, NEAR_BREACH, RETRACTED, Alert, alert_id
 from sla_stream.engine.calendar import Calendar
 from sla_stream.engine.clock import BREACH_FRACTION, Clock
 from sla_stream.engine.model import Contract
@@ -31,6 +31,57 @@ from sla_stream.engine.periods import period_of
 class _Timed(Protocol):
     @property
     def at(self) -> int: ...
+
+
+class _Applied(_Timed, Protocol):
+    @property
+    def event_id(self) -> str: ...
+
+
+E = TypeVar("E", bound=_Applied)
+
+
+class Subject(Generic[E]):
+    """What a ticket and an item keep alike: the history of the events applied to it (of type
+    ``E``) and the retractions of its alerts. The dataclasses that derive from it declare
+    ``history`` and ``revisions`` as their fields."""
+
+    # A slot, as the subclasses' fields are (``dataclass(slots=True)``): no ``__dict__`` per
+    # open ticket or item.
+    __slots__ = ("_last_at",)
+
+    history: list[E]
+    revisions: dict[str, int]
+    _last_at: int
+
+    def __post_init__(self) -> None:
+        # Derived from the history (never stored): made again when a ticket or item is read back.
+        self._last_at = max((event.at for event in self.history), default=0)
+
+    def applied(self, event_id: str) -> bool:
+        """Whether the event with this id was applied (a scan of the history: histories are
+        short, and a set per ticket would cost more memory than the scan costs time)."""
+        return any(event.event_id == event_id for event in self.history)
+
+    @property
+    def last_at(self) -> int:
+        """The latest time among the events applied."""
+        return self._last_at
+
+    def record(self, event: E) -> None:
+        """Add an event applied to the history."""
+        self.history.append(event)
+        self._last_at = max(self._last_at, event.at)
+
+    def revision(self, name: str, cycle: int, fraction: float) -> int:
+        """Retractions of the alert of clock ``name`` in ``cycle`` at ``fraction`` so far."""
+        if not self.revisions:  # as for most: nothing was ever retracted
+            return 0
+        return self.revisions.get(_revision_key(name, cycle, fraction), 0)
+
+
+def _revision_key(name: str, cycle: int, fraction: float) -> str:
+    return f"{name}|{cycle}|{fraction!r}"
 
 
 class Tracked(Protocol):
@@ -46,6 +97,13 @@ class Tracked(Protocol):
 
     @property
     def last_at(self) -> int: ...
+
+    def revision(self, name: str, cycle: int, fraction: float) -> int: ...
+
+    def about(self, contract: Contract, clock: Clock) -> tuple[str, str, int]:
+        """``(subject_kind, subject_id, cycle)`` of the alerts of ``clock``, measured against
+        ``contract``."""
+        ...
 
 
 class _Objective(Protocol):
@@ -258,10 +316,10 @@ def rebooked(old: Tracked, new: Tracked) -> list[tuple[str, int, int, int]]:
 
 
 def settle(
+    contract: Contract,
     old: T,
     new: T,
     decided: list[Alert],
-    alert_id: Callable[[T, str, Clock, float], str],
     retraction: Callable[[str, str, Clock, float], Alert],
 ) -> list[Alert]:
     """What ``new``, decided again from ``old``'s history and a late event, sends: the alerts
@@ -269,14 +327,91 @@ def settle(
     longer follows (``retraction(original_id, objective, clock, fraction)``, made after the
     alert's revision went up in ``new``, so that it comes back with a new id if ever). The
     ledger takes back every outcome ``old`` decided and books ``new``'s."""
-    sent = {alert_id(old, name, clock, f): (name, clock, f) for name, clock, f in fired(old)}
+    sent = {_alert_id(contract, old, name, clock, f): (name, clock, f) for name, clock, f in fired(old)}
     out = [alert for alert in decided if sent.pop(alert.alert_id, None) is None]
     new.booked = rebooked(old, new)
     for original, (name, clock, fraction) in sent.items():
-        key = f"{name}|{clock.cycle}|{fraction!r}"
+        key = _revision_key(name, clock.cycle, fraction)
         new.revisions[key] = new.revisions.get(key, 0) + 1
         out.append(retraction(original, name, clock, fraction))
     return out
+
+
+def alert(
+    contract: Contract,
+    thing: Tracked,
+    name: str,
+    clock: Clock,
+    fraction: float,
+    elapsed: int,
+    deadline: int | None,
+    observed_at: int,
+    details: dict[str, Any],
+    retracts: str | None = None,
+) -> Alert:
+    """The near-breach (its ``fraction`` first in its details) or breach that clock ``name``
+    fired, or with ``retracts`` the retraction of that alert (the id it retracts first in its
+    details), measured against ``contract``; then the thing's own ``details``."""
+    if retracts is not None:
+        kind, details = RETRACTED, {"retracts": retracts, **details}
+    elif fraction == BREACH_FRACTION:
+        kind = BREACH
+    else:
+        kind, details = NEAR_BREACH, {"fraction": fraction, **details}
+    subject_kind, subject_id, cycle = thing.about(contract, clock)
+    return Alert(
+        kind=kind,
+        contract_id=contract.id,
+        objective=name,
+        subject_kind=subject_kind,
+        subject_id=subject_id,
+        cycle=cycle,
+        target_ms=clock.target,
+        elapsed_ms=elapsed,
+        deadline_ms=deadline,
+        observed_at_ms=observed_at,
+        zone=contract.zone,
+        # the breach has no fraction in its id; a retraction keeps the one it retracts
+        fraction=None if kind == BREACH else fraction,
+        details=details,
+        revision=thing.revision(name, cycle, fraction),
+    )
+
+
+def retraction(
+    contract: Contract,
+    policy: Policy,
+    thing: Tracked,
+    name: str,
+    clock: Clock,
+    fraction: float,
+    original: str,
+    at: int,
+    details: dict[str, Any],
+) -> Alert:
+    """The retraction at ``at`` of alert ``original`` (clock ``name``'s at ``fraction``), measured
+    against ``contract`` and its ``policy`` (see :func:`alert`)."""
+    objective = policy.objectives.get(name)  # None: an objective since dropped
+    elapsed = clock.elapsed if objective is None else clock.elapsed_at(objective.calendar, at)
+    deadline = None if objective is None else clock.reached(objective.calendar, clock.target)
+    return alert(contract, thing, name, clock, fraction, elapsed, deadline, at, details, retracts=original)
+
+
+def _alert_id(contract: Contract, thing: Tracked, name: str, clock: Clock, fraction: float) -> str:
+    """The id of the near-breach or breach clock ``name`` fired at ``fraction``, as :func:`alert`
+    gives it."""
+    subject_kind, subject_id, cycle = thing.about(contract, clock)
+    is_breach = fraction == BREACH_FRACTION
+    return alert_id(
+        contract.id,
+        name,
+        subject_kind,
+        subject_id,
+        cycle,
+        BREACH if is_breach else NEAR_BREACH,
+        None if is_breach else fraction,
+        thing.revision(name, cycle, fraction),
+    )
 
 
 def needs_rebuild(contract: Contract, thing: Tracked, at: int) -> bool:

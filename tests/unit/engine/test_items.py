@@ -303,6 +303,13 @@ def test_item_state_survives_a_round_trip_through_its_stored_form(engine):
     assert again.to_state() == stored.to_state() and again.history == stored.history
 
 
+def test_an_open_item_keeps_its_fields_in_slots_with_no_dict_of_its_own(engine):
+    """One item object is kept per open item, as per open ticket (see ``test_tickets``)."""
+    run(engine, Parcels()("picked_up", "P-9", "2026-11-02T09:00:00+01:00", service_class="express"))
+    item = engine.items["parcels", "P-9"]
+    assert not hasattr(item, "__dict__") and not hasattr(item, "__weakref__")
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 from helpers import Events, contracts_from, ms
 
 from sla_stream.engine.alerts import Alert
 from sla_stream.engine.events import Rejected
 from sla_stream.engine.processor import Engine
+from sla_stream.engine.tickets import Ticket
 from sla_stream.wire.alerts import alert_record
 
 ACME = """
@@ -236,6 +238,37 @@ def test_a_repeated_event_id_is_a_duplicate_and_changes_nothing(engine, events):
     engine.apply(reply)
     assert engine.apply(reply).outcome == "duplicate"
     assert engine.apply(created).outcome == "duplicate"
+
+
+def test_a_ticket_read_back_from_its_stored_form_still_knows_its_events_and_the_latest_time(
+    tmp_path, engine, events
+):
+    created = events.created("T-1", "P1", "2026-11-24T09:00:00+07:00")
+    reply = events.agent("T-1", "2026-11-24T09:10:00+07:00")
+    run(engine, created, reply, events.customer("T-1", "2026-11-24T09:08:00+07:00"))  # late
+    stored = orjson.loads(orjson.dumps(engine.tickets["acme", "T-1"].to_state()))
+    again = Ticket.from_state(stored)
+    assert again == engine.tickets["acme", "T-1"]
+    assert again.last_at == ms("2026-11-24T09:10:00+07:00")
+    contracts = contracts_from(tmp_path, acme=ACME)
+    restarted = Engine(contracts, store={("acme", "T-1"): again}, clock=engine.clock)
+    assert restarted.apply(reply).outcome == "duplicate"
+    # Before the latest event applied: put in its place by time, the ticket decided again.
+    assert restarted.apply(events.agent("T-1", "2026-11-24T09:06:00+07:00")).outcome == "ok"
+    assert [event.at for event in restarted.tickets["acme", "T-1"].history] == [
+        ms("2026-11-24T09:00:00+07:00"),
+        ms("2026-11-24T09:06:00+07:00"),
+        ms("2026-11-24T09:08:00+07:00"),
+        ms("2026-11-24T09:10:00+07:00"),
+    ]
+
+
+def test_an_open_ticket_keeps_its_fields_in_slots_with_no_dict_of_its_own(engine, events):
+    """One ticket object is kept per open ticket: a ``__dict__`` on each would add to the
+    memory per open ticket."""
+    engine.apply(events.created("T-1", "P1", "2026-11-24T09:00:00+07:00"))
+    ticket = engine.tickets["acme", "T-1"]
+    assert not hasattr(ticket, "__dict__") and not hasattr(ticket, "__weakref__")
 
 
 @pytest.mark.parametrize(
