@@ -1,7 +1,7 @@
 """Request objectives kept as running sums say what summing every window afresh says.
 
 The engine moves each window's counts on by the minute that enters and the minutes that leave
-(see ``requests._slide``). Here a brute-force oracle sums every window from the buckets at every
+(see ``request_state.slide``). Here a brute-force oracle sums every window from the buckets at every
 minute boundary, as the contract defines it, over bursts with idle gaps and a month turn in a
 +5:30 zone, and the engine's alerts must be exactly the transitions the oracle finds: same
 kinds, objectives, rules and instants.
