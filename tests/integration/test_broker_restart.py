@@ -50,15 +50,18 @@ def test_the_worker_rides_out_a_broker_restart(worker, broker, tmp_path: Path) -
     produce(live.bootstrap, live.topics["tickets"], [before])
     time.sleep(2)
     broker.stop()
-    # Down for a minute: BEFORE's 20 s deadline passes meanwhile.
-    outage_ends = time.monotonic() + 60
-    readiness = []
-    while time.monotonic() < outage_ends:
-        readiness.append(live.get("/readyz")[0])
-        assert live.process is not None and live.process.poll() is None, live.tail()
-        time.sleep(1)
+    try:
+        # Down for a minute: BEFORE's 20 s deadline passes meanwhile.
+        outage_ends = time.monotonic() + 60
+        readiness = []
+        while time.monotonic() < outage_ends:
+            readiness.append(live.get("/readyz")[0])
+            assert live.process is not None and live.process.poll() is None, live.tail()
+            time.sleep(1)
+    finally:
+        # The broker is the session's: whatever this test finds, the tests after it get it back.
+        broker.start()
     assert readiness[0] == 200 and set(readiness[-40:]) == {503}, readiness
-    broker.start()
     after = created("AFTER", int(time.time() * 1000))
     produce(live.bootstrap, live.topics["tickets"], [after])
 
