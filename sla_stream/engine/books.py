@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 
-from sla_stream.engine.ledger import Ledger
+from sla_stream.engine.ledger import Ledger, copied
 from sla_stream.engine.model import Contract
-from sla_stream.engine.tracked import Tracked
+from sla_stream.engine.tracked import Tracked, bookings
 
 
 class Books:
@@ -28,31 +28,23 @@ class Books:
         #: at-least-once; see ``counting``); ``source`` is the input message being applied.
         self.once = False
         self.source: tuple[str, int] = ("", -1)
-        #: With ``once``: how far the stored state is (the input position and clock it was last
-        #: written at in full); set by the worker after each write.
-        self.epoch: tuple[int, int] = (-1, -1)
+        #: With ``once``: how many times the worker has written the state (see ``wrote``).
+        self.writes = 0
 
     def ledger(self, contract_id: str) -> Ledger:
         return self.ledgers.get(contract_id) or Ledger()
 
-    def counting(self, ledger: Ledger, due: tuple[int, str, str] | None = None) -> bool:
-        """Whether what is being booked is still to be counted in ``ledger`` (and note that it is).
+    def wrote(self) -> None:
+        """The worker has written every change so far to the state (ledgers first, then the
+        tickets, items, call centres and services they count)."""
+        self.writes += 1
 
-        Under at-least-once a worker stopped after writing a ledger but before the tickets,
-        calls or services it counted processes messages again. What a message books itself
-        is recognised by the message's offset. A breach that fell due (``due``: when, ticket,
-        objective) can fall due again only if it fell due since the state was last written in
-        full (``epoch``), so the ledger keeps those. Not a watermark: a late event can make a
-        breach fall due at a time before one already counted.
-        """
+    def counting(self, ledger: Ledger) -> bool:
+        """Whether what the message being applied (``source``) books is still to be counted in
+        ``ledger`` (and note that it is): under at-least-once a worker stopped after writing a
+        ledger but before the call centres or services it counted processes messages again,
+        recognised by their offsets."""
         if not self.once:
-            return True
-        if ledger.since != self.epoch:
-            ledger.since, ledger.recent = self.epoch, set()
-        if due is not None:
-            if due in ledger.recent:
-                return False
-            ledger.recent.add(due)
             return True
         topic, offset = self.source
         if ledger.counted.get(topic, -1) > offset:
@@ -66,24 +58,49 @@ class Books:
         if len(ledger.periods) != periods:
             self.opened += 1
 
-    def book(self, contract: Contract, thing: Tracked, due: tuple[int, str, str] | None = None) -> None:
-        """Move the outcomes a ticket or item decided or took back to the period ledger; ``due``
-        when a breach fell due, rather than a message deciding them."""
+    def book(self, contract: Contract, thing_id: str, thing: Tracked) -> None:
+        """Move the outcomes a ticket or item decided or took back to the period ledger.
+
+        A thing books the difference between its outcomes before and after a change. Under
+        at-least-once (``once``) that is not enough: a worker stopped after writing a ledger
+        but before the tickets it counted starts again from older tickets, and one of them,
+        decided again (by the messages processed again, a breach falling due again, or a late
+        event never seen before), would book against outcomes the ledger has already moved
+        past. So the ledger keeps a view of each thing it booked, as the thing had its outcomes,
+        and a thing with a view books the difference to the view instead. A view goes once the
+        thing itself has been written after it (the worker writes ledgers first, and a stop
+        keeps a prefix of the writes); one read back from the state stays until its thing is
+        booked again or its periods are settled.
+        """
         if not thing.booked:
             return
         ledger = self.ledger(contract.id)
-        if not self.counting(ledger, due):
-            thing.booked.clear()
-            return
         periods = len(ledger.periods)
         net: dict[tuple[str, str], list[int]] = {}
-        for name, met, at, sign in thing.booked:
+        view = self._view(ledger, thing_id) if self.once else None
+        if view is None:
+            changes: list[tuple[str, int, int, int]] = thing.booked
+        else:
+            changes = [*bookings(view, -1), *bookings(thing.outcomes, 1)]
+        for name, met, at, sign in changes:
             counts = net.setdefault((ledger.period(contract.zone, at), name), [0, 0])
             counts[0] += sign * met
             counts[1] += sign
         thing.booked.clear()
+        if self.once:
+            ledger.views[thing_id] = copied(thing.outcomes)
+            ledger.made[thing_id] = self.writes
         changed = [(where, counts) for where, counts in net.items() if counts != [0, 0]]
         for (period, name), counts in changed:
             ledger.add(period, name, counts)
-        if changed:
+        if changed or self.once:
             self.keep(contract.id, ledger, periods)
+
+    def _view(self, ledger: Ledger, thing_id: str) -> dict[str, list[list[int]]] | None:
+        """The view the ledger keeps of a thing, after forgetting the views of things written since."""
+        if ledger.pruned != self.writes:
+            views, made = ledger.views, ledger.made
+            for thing in [t for t, n in made.items() if n < self.writes]:
+                del views[thing], made[thing]
+            ledger.pruned = self.writes
+        return ledger.views.get(thing_id)

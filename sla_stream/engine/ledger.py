@@ -28,13 +28,18 @@ class Ledger:
 
     periods: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     counted: dict[str, int] = field(default_factory=dict)
-    """Per input topic, the offset after the last message counted here: a message processed
-    again after a crash (at-least-once) is not counted twice."""
-    since: tuple[int, int] = (-1, -1)
-    """The engine's ``epoch`` when ``recent`` began."""
-    recent: set[tuple[int, str, str]] = field(default_factory=set)
-    """``(observed_at, ticket, objective)`` of the breaches counted here that fell due by time
-    since the state was last written in full: only those can fall due again after a crash."""
+    """Per input topic, the offset after the last message counted here: a call or request
+    message processed again after a crash (at-least-once) is not counted twice."""
+    views: dict[str, dict[str, list[list[int]]]] = field(default_factory=dict)
+    """Per ticket or item (at-least-once only), the outcomes counted here as the thing had them
+    (``"objective|cycle"`` to ``[met, decided_at]`` pairs), kept until the thing itself is
+    written: see :meth:`~sla_stream.engine.books.Books.book`."""
+    made: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    """In memory only: the write each view was made before (``Books.writes``); a view read
+    back from the state has none, and stays until its thing is booked again or its periods
+    are settled."""
+    pruned: int = field(default=-1, compare=False, repr=False)
+    """In memory only: the ``Books.writes`` at which the views were last pruned."""
     _span: tuple[int, int, str] = (0, 0, "")
     """The period last looked up, with its bounds (in memory only)."""
 
@@ -58,18 +63,31 @@ class Ledger:
             for index, n in enumerate(counts):
                 total[index] += n
 
+    def settled(self, zone: ZoneInfo, before: str) -> None:
+        """Forget the periods before ``before`` (settled), and the views only of outcomes in them."""
+        for period in [p for p in self.periods if p < before]:
+            del self.periods[period]
+        for thing, view in list(self.views.items()):
+            if all(self.period(zone, at) < before for outcomes in view.values() for _, at in outcomes):
+                del self.views[thing]
+                self.made.pop(thing, None)
+
     def to_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {"p": self.periods, "c": self.counted}
-        if self.recent:
-            state["s"], state["r"] = list(self.since), sorted(self.recent)
+        if self.views:
+            state["v"] = self.views
         return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Ledger:
-        periods = state["p"]
+        periods, views = state["p"], state.get("v", {})
         return cls(
             {period: {name: list(c) for name, c in names.items()} for period, names in periods.items()},
             dict(state["c"]),
-            (state["s"][0], state["s"][1]) if "s" in state else (-1, -1),
-            {(at, ticket, objective) for at, ticket, objective in state.get("r", ())},
+            {thing: copied(view) for thing, view in views.items()},
         )
+
+
+def copied(outcomes: dict[str, list[list[int]]]) -> dict[str, list[list[int]]]:
+    """A copy of a ticket's or item's outcomes (``"objective|cycle"`` to ``[met, at]`` pairs)."""
+    return {key: [list(o) for o in decided] for key, decided in outcomes.items()}

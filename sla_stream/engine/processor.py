@@ -124,15 +124,6 @@ class Engine:
     def source(self, value: tuple[str, int]) -> None:
         self.books.source = value
 
-    @property
-    def epoch(self) -> tuple[int, int]:
-        """With ``once``: the input position and clock the stored state was last written at in full."""
-        return self.books.epoch
-
-    @epoch.setter
-    def epoch(self, value: tuple[int, int]) -> None:
-        self.books.epoch = value
-
     def contract_or_none(self, contract_id: str) -> Contract | None:
         return self._contract(contract_id)
 

@@ -183,7 +183,7 @@ class _Tracked(Generic[Thing, Event]):
     def keep(self, key: TrackedKey, thing: Thing, contract: Contract) -> None:
         """Store a thing an event changed, book its outcomes, schedule what it has due."""
         self.store[key] = thing
-        self._books.book(contract, thing)
+        self._books.book(contract, key[1], thing)
         self.schedule(key, thing, contract)
 
     def next_due(self) -> int:
@@ -207,7 +207,7 @@ class _Tracked(Generic[Thing, Event]):
             return  # stale entry: the clock (or the version) moved on since it was scheduled
         fired += more
         self.store[key] = thing
-        self._books.book(contract, thing, (observed_at, thing_id, objective))
+        self._books.book(contract, thing_id, thing)
         self.schedule(key, thing, contract)
 
 

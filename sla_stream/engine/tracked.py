@@ -309,10 +309,16 @@ def fired(thing: Tracked) -> Iterator[tuple[str, Clock, float]]:
 def rebooked(old: Tracked, new: Tracked) -> list[tuple[str, int, int, int]]:
     """What the ledger must do when ``new`` is decided again from ``old``'s history: take back
     every outcome the old one decided and book the new one's."""
-    return [
-        *((key.split("|")[0], met, at, -1) for key, o in old.outcomes.items() for met, at in o),
-        *((key.split("|")[0], met, at, 1) for key, o in new.outcomes.items() for met, at in o),
-    ]
+    return [*bookings(old.outcomes, -1), *bookings(new.outcomes, 1)]
+
+
+def bookings(outcomes: Mapping[str, list[list[int]]], sign: int) -> Iterator[tuple[str, int, int, int]]:
+    """Every outcome of ``outcomes`` (by ``"objective|cycle"``) as a booking of ``sign``: 1 books
+    it, -1 takes it back."""
+    for key, decided in outcomes.items():
+        name = key.split("|")[0]
+        for met, at in decided:
+            yield name, met, at, sign
 
 
 def settle(

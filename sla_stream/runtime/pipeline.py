@@ -147,7 +147,6 @@ class Pipeline:
                 engine = Engine(self.contracts, store, clock=clock, ledgers=ledgers)
             engine.allowed_lateness = self.settings.allowed_lateness_ms
             engine.once = True
-            engine.epoch = self._epoch(topic, partition)
             self.engines[topic, partition] = engine
             self.stores[topic, partition] = store
         return engine
@@ -167,9 +166,11 @@ class Pipeline:
         - period marks, then ledgers: a ledger without a settled period is only right
           with the mark that says it was settled;
         - ledgers before the tickets, call centres and services whose changes they
-          count: a ledger ahead of them says which messages it has counted (see
-          ``Books.counting``), so processing those again does not count them twice,
-          while a ledger behind them would miss what a message already applied counted;
+          count: a ledger ahead of them says which call and request messages it has
+          counted (see ``Books.counting``) and what it counted of each ticket and item
+          (``Books.book``), so processing messages again, or a late event deciding a ticket
+          again, does not count anything twice, while a ledger behind them would miss what
+          a message already applied counted;
         - input positions last: a position on Kafka means the state it covers is there
           too (a worker stopped while its producer buffer held tickets sent after the
           position left a state that counted those events as applied without them).
@@ -189,19 +190,9 @@ class Pipeline:
         for topic, moved in [key for key in self.moved if key[1] == partition]:
             save_position(self.table, topic, moved, self.processed[topic, moved])
             self.moved.discard((topic, moved))
-        for (topic, number), engine in self.engines.items():
+        for (_, number), engine in self.engines.items():
             if number == partition:
-                # As a restarted worker would find it: what it may see again is counted from here.
-                engine.epoch = self._epoch(topic, number)
-
-    def _epoch(self, topic: str, partition: int) -> tuple[int, int]:
-        """How far the stored state of ``topic``'s ``partition`` is, as a restarted worker would
-        find it: its input position and its clock (ticks move the clock alone)."""
-        position, clock = (
-            load_position(self.table, topic, partition),
-            load_clock(self.table, topic, partition),
-        )
-        return (-1 if position is None else position, -1 if clock is None else clock)
+                engine.books.wrote()  # views of what it booked may go (see Books.book)
 
     def use_contracts(self, contracts: Mapping[str, Contract]) -> None:
         """``contracts`` from the next message on. Called between batches, when every partition's

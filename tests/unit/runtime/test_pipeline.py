@@ -417,6 +417,64 @@ def test_a_stop_that_cuts_the_writes_short_neither_loses_nor_doubles_a_booking(a
     )
 
 
+def _first_response(outputs: list) -> tuple[int, int]:
+    """``(met, total)`` of first_response in the one statement among ``outputs``."""
+    [statement] = [orjson.loads(o.value) for o in outputs if o.topic == "sla.penalties"]
+    [found] = [o for o in statement["objectives"] if o["objective"] == "first_response"]
+    return found["met"], found["total"]
+
+
+def _breached_then_cut(settings, contracts, clock) -> dict:
+    """The state a stop leaves when it cuts short the write of a batch in which T-1 (P1, 20 s to
+    a first response) breached: the ledger counts the breach, T-1 as stored does not know it."""
+    persisted: dict = {}
+    first = Pipeline(settings, contracts, persisted, clock=clock)
+    first.on_event(
+        TOPIC, 0, 0, b"demo-fast", event(1, "ticket.created", "2026-11-30T23:00:00Z", priority="P1")
+    )
+    first.write(0)
+    assert first.on_tick(0, tick_record(ms("2026-11-30T23:00:30Z"), NOTHING), 7)  # the breach
+    _cut_after_ledgers(first, 0, persisted)
+    return persisted
+
+
+CLOSE = tick_record(ms("2026-12-01T00:05:00Z"), NOTHING)
+
+
+def test_a_late_event_deciding_again_a_ticket_older_than_its_ledger_counts_it_once(at_month_end):
+    # At-least-once: restarted on a ledger that counted T-1's breach and a T-1 without it, the
+    # worker gets a reply sent before the deadline that arrived late: T-1 is decided again (met),
+    # and the month counts it once, as a worker that never stopped does.
+    settings, contracts, clock = at_month_end.settings, at_month_end.contracts, at_month_end.clock
+    late_reply = event(2, "ticket.agent_replied", "2026-11-30T23:00:10Z")
+    second = Pipeline(settings, contracts, _breached_then_cut(settings, contracts, clock), clock=clock)
+    second.on_event(TOPIC, 0, 1, b"demo-fast", late_reply)
+    restarted = _first_response(second.on_tick(0, CLOSE, 9))
+
+    never_stopped = Pipeline(settings, contracts, {}, clock=clock)
+    never_stopped.on_event(
+        TOPIC, 0, 0, b"demo-fast", event(1, "ticket.created", "2026-11-30T23:00:00Z", priority="P1")
+    )
+    never_stopped.on_tick(0, tick_record(ms("2026-11-30T23:00:30Z"), NOTHING), 7)
+    never_stopped.on_event(TOPIC, 0, 1, b"demo-fast", late_reply)
+    assert restarted == _first_response(never_stopped.on_tick(0, CLOSE, 9)) == (1, 1)
+
+
+def test_a_breach_falling_due_again_after_a_write_on_older_tickets_counts_once(at_month_end):
+    # At-least-once: the restarted worker writes its state (another ticket came in) before the
+    # tick that breached T-1 comes round again; T-1's breach, falling due a second time on the
+    # older T-1, is still counted once.
+    settings, contracts, clock = at_month_end.settings, at_month_end.contracts, at_month_end.clock
+    second = Pipeline(settings, contracts, _breached_then_cut(settings, contracts, clock), clock=clock)
+    other = event(2, "ticket.created", "2026-11-30T23:00:05Z", priority="P1").replace(b"T-1", b"T-2")
+    second.on_event(TOPIC, 0, 1, b"demo-fast", other)
+    second.write(0)
+    assert second.on_tick(0, tick_record(ms("2026-11-30T23:00:30Z"), NOTHING), 7)  # due again
+    second.write(0)
+    third = Pipeline(settings, contracts, second.table, clock=clock)  # and once more, from there
+    assert _first_response(third.on_tick(0, CLOSE, 9)) == (0, 2)  # T-1 and T-2 breached, once each
+
+
 def test_a_partition_whose_ticks_stop_coming_is_stale_until_they_come_again():
     now = [ms("2026-11-24T10:00:00Z")]
     pipeline = Pipeline(Settings(), load_dir(REPO / "examples" / "contracts"), {}, clock=lambda: now[0])
