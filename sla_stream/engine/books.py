@@ -9,7 +9,7 @@ at-least-once) never counts anything twice.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 
 from sla_stream.engine.ledger import Ledger, copied
 from sla_stream.engine.model import Contract
@@ -69,8 +69,8 @@ class Books:
         past. So the ledger keeps a view of each thing it booked, as the thing had its outcomes,
         and a thing with a view books the difference to the view instead. A view goes once the
         thing itself has been written after it (the worker writes ledgers first, and a stop
-        keeps a prefix of the writes); one read back from the state stays until its thing is
-        booked again or its periods are settled.
+        keeps a prefix of the writes); one read back from the state stays only if the thing as
+        stored is older than it (``confirm``).
         """
         if not thing.booked:
             return
@@ -95,6 +95,16 @@ class Books:
             ledger.add(period, name, counts)
         if changed or self.once:
             self.keep(contract.id, ledger, periods)
+
+    def confirm(self, outcomes: Callable[[str, str], Mapping[str, list[list[int]]] | None]) -> None:
+        """Drop the views read back from the state whose thing, as stored, has the outcomes they
+        hold (``outcomes(contract_id, thing_id)``, None for a thing not stored): only a thing
+        stored older than its ledger needs its view. Called when the state is read back (a
+        restart, a rebalance, a contract reload), so views do not pile up across them."""
+        for contract_id, ledger in list(self.ledgers.items()):
+            for thing_id, view in list(ledger.views.items()):
+                if thing_id not in ledger.made and outcomes(contract_id, thing_id) == view:
+                    del ledger.views[thing_id]
 
     def _view(self, ledger: Ledger, thing_id: str) -> dict[str, list[list[int]]] | None:
         """The view the ledger keeps of a thing, after forgetting the views of things written since."""

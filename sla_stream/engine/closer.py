@@ -99,8 +99,9 @@ class Closer:
             end = bounds(contract.zone, period)[1] + lateness
         for engine, ledger in zip(holders, ledgers, strict=True):
             # Settled periods go; so would any a late event could not have counted in anyway.
-            done = any(p < period for p in ledger.periods)
-            ledger.settled(contract.zone, period)
+            done = [p for p in ledger.periods if p < period]
+            for old in done:
+                del ledger.periods[old]
             if not ledger.periods:
                 del engine.ledgers[contract.id]
             elif done:

@@ -36,8 +36,7 @@ class Ledger:
     written: see :meth:`~sla_stream.engine.books.Books.book`."""
     made: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
     """In memory only: the write each view was made before (``Books.writes``); a view read
-    back from the state has none, and stays until its thing is booked again or its periods
-    are settled."""
+    back from the state has none (see ``Books.confirm``)."""
     pruned: int = field(default=-1, compare=False, repr=False)
     """In memory only: the ``Books.writes`` at which the views were last pruned."""
     _span: tuple[int, int, str] = (0, 0, "")
@@ -62,15 +61,6 @@ class Ledger:
         else:
             for index, n in enumerate(counts):
                 total[index] += n
-
-    def settled(self, zone: ZoneInfo, before: str) -> None:
-        """Forget the periods before ``before`` (settled), and the views only of outcomes in them."""
-        for period in [p for p in self.periods if p < before]:
-            del self.periods[period]
-        for thing, view in list(self.views.items()):
-            if all(self.period(zone, at) < before for outcomes in view.values() for _, at in outcomes):
-                del self.views[thing]
-                self.made.pop(thing, None)
 
     def to_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {"p": self.periods, "c": self.counted}

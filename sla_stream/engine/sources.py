@@ -130,6 +130,12 @@ class _Tracked(Generic[Thing, Event]):
                 for running in thing.clocks.values():
                     running.scheduled = None  # nothing is scheduled yet
                 self.schedule(key, thing, contract)
+        books.confirm(self._outcomes)
+
+    def _outcomes(self, contract_id: str, thing_id: str) -> dict[str, list[list[int]]] | None:
+        """The outcomes of a thing as stored; None when none is."""
+        thing = self.store.get((contract_id, thing_id))
+        return None if thing is None else thing.outcomes
 
     def load(self, key: TrackedKey, contract: Contract) -> Thing | None:
         thing = self.store.get(key)

@@ -488,7 +488,7 @@ def test_a_breach_a_late_event_makes_due_before_one_already_counted_is_counted(t
                 (a.subject_id, a.observed_at_ms) for a in alerts if a.kind == "breach" and engine is worker
             ]
         if writes != "never":
-            worker.epoch = (offset + 1, 0)
+            worker.books.wrote()
     assert breaches == [("T1", ms("2026-11-10T10:10:00Z")), ("T2", ms("2026-11-10T10:05:00Z"))]
     counted = [engine.ledgers["acme"].periods["2026-11"]["resolution"] for engine in engines]
     assert counted == [[1, 3], [1, 3]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from helpers import REPO, ms
+from helpers import REPO, contracts_from, ms
 
 from sla_stream.contracts import load_dir
 from sla_stream.runtime.pipeline import Pipeline, tick_record
@@ -473,6 +473,62 @@ def test_a_breach_falling_due_again_after_a_write_on_older_tickets_counts_once(a
     second.write(0)
     third = Pipeline(settings, contracts, second.table, clock=clock)  # and once more, from there
     assert _first_response(third.on_tick(0, CLOSE, 9)) == (0, 2)  # T-1 and T-2 breached, once each
+
+
+RESOLUTION_ONLY = """
+version: 1
+id: demo-fast
+timezone: UTC
+tickets:
+  priorities: [P1]
+  near_breach: []
+  objectives:
+    resolution: {targets: {P1: 2m}, pause_on: [pending]}
+"""
+
+
+def _ticket(n: int, ticket: str, kind: str, at: str, **fields: str) -> bytes:
+    return event(n, kind, at, **fields).replace(b"T-1", ticket.encode())
+
+
+def test_a_ticket_older_than_its_ledger_is_counted_once_whatever_comes_first_after_a_restart(tmp_path):
+    # At-least-once: T-1 breached and that was written; in the next batch a late "pending"
+    # takes the breach back (T-1 never breached), and the stop cuts that batch's write after
+    # the ledgers. Restarted, the worker processes the batch again, another ticket's event
+    # first (it settles periods, and reads the state back): the month counts as a worker that
+    # never stopped does, also after a reload and a second restart.
+    contracts = contracts_from(tmp_path, c=RESOLUTION_ONLY)
+    clock = lambda: ms("2026-11-24T10:10:00Z")  # noqa: E731
+    created = _ticket(0, "T-1", "ticket.created", "2026-11-24T10:00:00Z", priority="P1")
+    other = _ticket(1, "T-2", "ticket.created", "2026-11-24T10:02:30Z", priority="P1")
+    pending = _ticket(2, "T-1", "ticket.status_changed", "2026-11-24T10:01:30Z", status="pending")
+    breach = tick_record(ms("2026-11-24T10:03:00Z"), NOTHING)
+
+    never_stopped = Pipeline(Settings(), contracts, {}, clock=clock)
+    for n, message in enumerate([created, other, pending]):
+        never_stopped.on_event(TOPIC, 0, n, b"demo-fast", message)
+        if n == 0:
+            never_stopped.on_tick(0, breach, 7)
+    expected = never_stopped.engine(TOPIC, 0).ledgers["demo-fast"].periods
+
+    persisted: dict = {}
+    first = Pipeline(Settings(), contracts, persisted, clock=clock)
+    first.on_event(TOPIC, 0, 0, b"demo-fast", created)
+    assert first.on_tick(0, breach, 7)
+    first.write(0)
+    first.on_event(TOPIC, 0, 1, b"demo-fast", other)
+    first.on_event(TOPIC, 0, 2, b"demo-fast", pending)
+    _cut_after_ledgers(first, 0, persisted)
+
+    second = Pipeline(Settings(), contracts, persisted, clock=clock)
+    second.on_event(TOPIC, 0, 1, b"demo-fast", other)
+    second.on_event(TOPIC, 0, 2, b"demo-fast", pending)
+    assert second.engine(TOPIC, 0).ledgers["demo-fast"].periods == expected
+    second.write(0)
+    second.use_contracts(contracts)  # a reload reads the state back: no view is left behind
+    assert second.engine(TOPIC, 0).ledgers["demo-fast"].views == {}
+    third = Pipeline(Settings(), contracts, second.table, clock=clock)
+    assert third.engine(TOPIC, 0).ledgers["demo-fast"].periods == expected
 
 
 def test_a_partition_whose_ticks_stop_coming_is_stale_until_they_come_again():
