@@ -211,18 +211,8 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract], loaded: st
 
     def done_reading(tp: TopicPartition, first: int, end: int) -> None:
         """Tell Faust's commit bookkeeping that offsets ``first`` to ``end - 1``, applied from a
-        read of Kafka, are done: the consumer may never bring them (it dropped them, and
-        nothing after them has come), and its commits would stay behind them until something
-        does. Acknowledged as Faust acknowledges a message (``Consumer.ack``), under aiokafka's
-        kind of key: Faust hands these to aiokafka's transactional commit as they are."""
-        consumer: Any = app.consumer
-        committed = consumer._committed_offset[tp] or 0
-        with ack_lock:
-            acked, index = consumer._acked[tp], consumer._acked_index[tp]
-            for number in range(max(first, committed), end):
-                if number not in index:
-                    index.add(number)
-                    acked.append(number)
+        read of Kafka, are done (see ``applied_up_to``)."""
+        applied_up_to(app.consumer, tp, first, end)
         handled[tp] = max(handled.get(tp, -1), end - 1)
 
     async def on_revoked(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
@@ -241,6 +231,28 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract], loaded: st
         app.add_dependency(ContractTopicFollower(settings, Path(settings.contracts_dir), watcher.ask))
     app.pipeline = pipeline  # type: ignore[attr-defined]
     return app
+
+
+def applied_up_to(consumer: Any, tp: TopicPartition, first: int, end: int) -> None:
+    """Mark for Faust's commits every offset of ``tp`` below ``end`` as done, once the worker
+    has applied ``first`` to ``end - 1`` from a read of Kafka: the consumer may never bring
+    them (it dropped them, and nothing after them has come), and its commits would stay
+    behind them until something does.
+
+    Everything below ``first`` is applied too (``first`` is the partition's position), so the
+    marks start at the committed offset: Faust commits only up to the first offset it never
+    saw acknowledged, and a hole between the committed offset and ``first`` (seen after a
+    kill -9 during a backlog: a worker whose commits stayed put for good while it went on
+    applying everything) would hold the commits back however far the worker got. Acknowledged
+    as Faust acknowledges a message (``Consumer.ack``), under aiokafka's kind of key: Faust
+    hands these to aiokafka's commit as they are."""
+    committed = consumer._committed_offset[tp]
+    with ack_lock:
+        acked, index = consumer._acked[tp], consumer._acked_index[tp]
+        for number in range(first if committed is None else committed, end):
+            if number not in index:
+                index.add(number)
+                acked.append(number)
 
 
 def _credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
