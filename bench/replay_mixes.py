@@ -533,7 +533,8 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
     commit = results.get("before", {}).get("commit")
     for mix in results["mixes"]:
         if commit is not None:
-            before, whose = mix["before_peak_rss_mib"], f"{commit}'s {mix['before_peak_rss_mib']} in this run"
+            before = mix["before_peak_rss_mib"]
+            whose = f"{commit}'s {before:.1f} in this run"
         else:
             before = BEFORE_PEAK_RSS_MIB.get(mix["name"]) if mix["events"] == 100_000 else None
             whose = f"{BEFORE_COMMIT}'s {before}"
@@ -589,12 +590,12 @@ def per_source_table(results: dict[str, Any]) -> list[str]:
             f"{mix['floor_events_per_second']:,}",
             f"{mix['replay_events_per_second']:,}",
             f"{mix['replay_vs_floor']:.3f}",
-            f"{mix['peak_rss_mib']} MiB",
+            f"{mix['peak_rss_mib']:.1f} MiB",
         ]
         if commit is not None:
             cells += [
                 f"{mix['before_events_per_second']:,}",
-                f"{mix['before_peak_rss_mib']} MiB",
+                f"{mix['before_peak_rss_mib']:.1f} MiB",
                 f"{mix['replay_vs_before']:.3f}",
             ]
         lines.append(row(*cells, ", ".join(f"{r:.3f}" for r in mix["replay_vs_floor_runs"])))

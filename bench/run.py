@@ -114,6 +114,12 @@ def main(argv: list[str] | None = None) -> int:
             events_file, contracts, time.time_ns() // 1_000_000 - 60_000, args.events, args.seed
         )
         say(f"traffic: {args.events:,} events of 40 contracts in {events_file}")
+        # The code before the engine work replays in every round too, next to today's (same-run
+        # baselines for the rate and memory ratios); the quick run only checks the harness.
+        before = None
+        if not args.quick:
+            before = (work / "before", replay_mixes.BEFORE_COMMIT)
+            replay_mixes.archive(replay_mixes.BEFORE_COMMIT, before[0])
         results.replay_sources = replay_mixes.measure(
             list(mixes.MIXES),
             args.events,
@@ -122,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             code=REPO,
             open_tickets=args.open_tickets,
             profile_events=10_000 if args.quick else 30_000,
+            before=before,
         )
         results.replay_sources["parameters"]["command"] = "python bench/run.py" + (
             " --quick" if args.quick else ""
