@@ -16,7 +16,6 @@ import faust.streams as faust_streams
 import mode
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faust.types import TP
-from faust.types.tuples import ack_lock
 from mode.types.signals import BaseSignalT
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -98,9 +97,7 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract], loaded: st
         await done_before(TP(topic, partition), offset)
         await _seed_positions(app, pipeline, gaps, settings, partition)
         if topic == topics.ticks:
-            sends, reads = await _read_waiting(pipeline, gaps, partition, message.value)
-            for source, first, reached in reads:
-                done_reading(TopicPartition(source, partition), first, reached)
+            sends = await _read_waiting(pipeline, gaps, partition, message.value)
             sends += pipeline.on_tick(partition, message.value, offset)
         else:
             records = await _to_apply(pipeline, gaps, message)
@@ -201,19 +198,15 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract], loaded: st
         (``_to_apply``), and a skipped tick needs nothing: a later tick supersedes it.
         Left unmarked, the hole stops that partition's commits for good; under
         exactly-once its transaction then stays open until the broker aborts it and
-        fences the producer, which stops the worker.
+        fences the producer, which stops the worker. Input partitions commit as far as
+        the state has applied them whatever Faust saw (``transport._Consumer``); tick
+        partitions have only this.
         """
         previous = handled.get(tp)
         if offset > (previous if previous is not None else -1) + 1:
             consumer: Any = app.consumer  # _add_gap: how Faust itself marks offsets it will never see
             await consumer._add_gap(tp, 0 if previous is None else previous + 1, offset - 1)
         handled[tp] = offset
-
-    def done_reading(tp: TopicPartition, first: int, end: int) -> None:
-        """Tell Faust's commit bookkeeping that offsets ``first`` to ``end - 1``, applied from a
-        read of Kafka, are done (see ``applied_up_to``)."""
-        applied_up_to(app.consumer, tp, first, end)
-        handled[tp] = max(handled.get(tp, -1), end - 1)
 
     async def on_revoked(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
         revoked: set[TP] = args[0] if args else kwargs["revoked"]
@@ -230,29 +223,11 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract], loaded: st
     if settings.contracts_from == "topic":
         app.add_dependency(ContractTopicFollower(settings, Path(settings.contracts_dir), watcher.ask))
     app.pipeline = pipeline  # type: ignore[attr-defined]
+    # aiokafka's kind of key: Faust hands the offsets to aiokafka's commit as they are.
+    app.applied = lambda: {
+        TopicPartition(topic, number): offset for (topic, number), offset in pipeline.applied().items()
+    }
     return app
-
-
-def applied_up_to(consumer: Any, tp: TopicPartition, first: int, end: int) -> None:
-    """Mark for Faust's commits every offset of ``tp`` below ``end`` as done, once the worker
-    has applied ``first`` to ``end - 1`` from a read of Kafka: the consumer may never bring
-    them (it dropped them, and nothing after them has come), and its commits would stay
-    behind them until something does.
-
-    Everything below ``first`` is applied too (``first`` is the partition's position), so the
-    marks start at the committed offset: Faust commits only up to the first offset it never
-    saw acknowledged, and a hole between the committed offset and ``first`` (seen after a
-    kill -9 during a backlog: a worker whose commits stayed put for good while it went on
-    applying everything) would hold the commits back however far the worker got. Acknowledged
-    as Faust acknowledges a message (``Consumer.ack``), under aiokafka's kind of key: Faust
-    hands these to aiokafka's commit as they are."""
-    committed = consumer._committed_offset[tp]
-    with ack_lock:
-        acked, index = consumer._acked[tp], consumer._acked_index[tp]
-        for number in range(first if committed is None else committed, end):
-            if number not in index:
-                index.add(number)
-                acked.append(number)
 
 
 def _credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
@@ -336,11 +311,11 @@ async def _seed_positions(
 
 async def _read_waiting(
     pipeline: Pipeline, gaps: GapReader, partition: int, tick: bytes | None
-) -> tuple[list[Output], list[tuple[str, int, int]]]:
+) -> list[Output]:
     """Input the tick waits for that the consumer has not brought for a while, read from Kafka
-    and applied (a batch's worth at a time), so the tick can move the clock on: the outputs,
-    and the offset ranges ``(topic, first, end)`` read."""
-    sends, reads = [], []
+    and applied (a batch's worth at a time), so the tick can move the clock on: the outputs.
+    The commits follow the state's positions (``Pipeline.applied``), so they move on too."""
+    sends = []
     for topic, first, end in pipeline.waiting_for(partition, tick):
         records, reached = await gaps.read(topic, partition, first, end, limit=_READ_AT_ONCE)
         if records:
@@ -351,8 +326,7 @@ async def _read_waiting(
         for record in records:
             sends += pipeline.on_event(topic, partition, record.offset, record.key, record.value)
         pipeline.skip_to(topic, partition, reached)
-        reads.append((topic, first, reached))
-    return sends, reads
+    return sends
 
 
 class TickSender(mode.Service):

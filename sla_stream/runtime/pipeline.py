@@ -256,6 +256,15 @@ class Pipeline:
                 self.progress.setdefault((topic, partition), self.clock())
         return known
 
+    def applied(self) -> dict[tuple[str, int], int]:
+        """Per input (topic, partition) this worker holds: the next offset not applied, where
+        the state that says so is written (put in the table, so on its way with the outputs).
+
+        What the worker commits: everything below it is applied and its outputs sent, however
+        the messages came (Faust's consumer, or the worker's own read of Kafka).
+        """
+        return {key: offset for key, offset in self.processed.items() if key not in self.moved}
+
     def on_event(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
     ) -> list[Output]:

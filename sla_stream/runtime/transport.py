@@ -2,7 +2,8 @@
 and commits that wait for every send to be acknowledged (see :mod:`.delivery`).
 
 It also asks the broker for high-water marks instead of trusting a cache that is empty
-after a restart and stale after that (see ``_highwaters``).
+after a restart and stale after that (see ``_highwaters``), and commits each input
+partition as far as the worker's state has applied it (see ``_Consumer``).
 
 Faust fixes the consumer's ``fetch_max_wait_ms`` at 1500. aiokafka keeps one
 fetch in flight per broker, and leaves partitions with buffered records out
@@ -15,7 +16,7 @@ docs/reference/alerts.md promises.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, cast
 
 import faust
@@ -59,6 +60,32 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
 
 
 class _Consumer(driver.Consumer):
+    """Faust's consumer, committing input as far as it is applied.
+
+    Faust commits a partition up to the first offset it never saw acknowledged. Messages it
+    drops unacknowledged (fetched while a table recovery holds the flow, say), or input the
+    worker read from Kafka itself, leave a hole there, and the partition's commits would stay
+    behind it for good (seen after a kill -9 during a backlog: a worker applying everything
+    while its committed offsets stood still). The state knows how far it has applied each
+    input partition (``App.applied``); the commit takes that where it is further.
+    """
+
+    def _filter_tps_with_pending_acks(self, topics: TPorTopicSet | None = None) -> Iterator[TP]:
+        applied = cast(App, self.app).applied()
+        pending = set(super()._filter_tps_with_pending_acks(topics))
+        pending.update(tp for tp in applied if topics is None or tp in topics or tp.topic in topics)
+        return iter(pending)
+
+    def _filter_committable_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
+        tps = list(tps)
+        offsets: dict[TP, int] = super()._filter_committable_offsets(tps)
+        applied = cast(App, self.app).applied()
+        for tp in tps:
+            offset = applied.get(tp)
+            if offset is not None and offset > offsets.get(tp, -1) and self._should_commit(tp, offset):
+                offsets[tp] = offset
+        return offsets
+
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -88,6 +115,9 @@ class App(faust.App):
         self.client_kwargs = dict(client_kwargs)
         #: Why the agent stopped the worker, if it did (its local state is then unclean).
         self.failed: BaseException | None = None
+        #: Per input partition, the next offset its written state has not applied (set by
+        #: ``create_app``): what the consumer commits.
+        self.applied: Callable[[], Mapping[TP, int]] = dict
 
     def _new_transport(self) -> TransportT:
         return Transport(self.conf.broker_consumer, self)
