@@ -146,7 +146,9 @@ class Pipeline:
                 store = TableTickets(self.table, partition, self.settings.ticket_cache)
                 engine = Engine(self.contracts, store, clock=clock, ledgers=ledgers)
             engine.allowed_lateness = self.settings.allowed_lateness_ms
-            engine.once = True
+            # Under exactly-once a message is never applied twice to state that has it (state,
+            # outputs and offsets commit together), so nothing needs recognising.
+            engine.once = self.settings.processing_guarantee == "at_least_once"
             self.engines[topic, partition] = engine
             self.stores[topic, partition] = store
         return engine
