@@ -5,6 +5,7 @@ old enough to forget fall due from the tops of heaps (see :class:`CallIndex`).""
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -121,16 +122,36 @@ class CallIndex:
         self.closed = [bound for bound, closed in bounds if closed]
         """Closed intervals, to forget."""
         self.days = [(day, queue) for queue, day in centre.days]
-        self.seen = [(at, event_id) for event_id, at in centre.seen.items()]
+        self.seen = deque(sorted(centre.seen, key=centre.seen.__getitem__))
+        """Ids of the events seen, by time, to forget; events come mostly in time order, so a
+        queue holds them (an id a piece) and a heap only those that came out of order."""
+        self.seen_late: list[tuple[int, str]] = []
         heapq.heapify(self.ends)
         heapq.heapify(self.closed)
         heapq.heapify(self.days)
-        heapq.heapify(self.seen)
         self.waits: list[Wait] = []
         """Waiting calls not yet past ``answer_within`` (of a version measuring the service level)."""
         self.queued: list[Queued] = []
         """Waiting calls, to forget."""
         self.index_waiting(centre)
+
+    def saw(self, seen: Mapping[str, int], event_id: str, at: int) -> None:
+        """Index an event id just added to ``seen`` (the centre's ids with their times)."""
+        order = self.seen
+        if not order or seen[order[-1]] <= at:
+            order.append(event_id)
+        else:
+            heapq.heappush(self.seen_late, (at, event_id))
+
+    def forget_seen(self, seen: dict[str, int], before: int) -> None:
+        """Drop from ``seen`` the ids of events older than ``before``."""
+        order = self.seen
+        while order and seen[order[0]] < before:
+            del seen[order.popleft()]
+        late = self.seen_late
+        while late and late[0][0] < before:
+            _, event_id = heapq.heappop(late)
+            del seen[event_id]
 
     def index_waiting(self, centre: CallCentre) -> None:
         """(Re)build the heaps of waiting calls, with no stale entries."""

@@ -102,7 +102,7 @@ def apply(contract: Contract, centre: CallCentre, event: CallEvent, now: int, le
     index = index_of(centre, contract)
     terms = index.of(version)
     centre.seen[event.event_id] = event.at
-    heapq.heappush(index.seen, (event.at, event.event_id))
+    index.saw(centre.seen, event.event_id, event.at)
     if event.type == ev.CALL_QUEUED:
         assert event.queue is not None  # the decoder requires it
         replaced = centre.waiting.get(event.call_id)
@@ -248,10 +248,7 @@ def _forget(centre: CallCentre, index: CallIndex, before: int, seen_before: int)
     while index.days and index.days[0][0] + 2 * DAY_MS < before:
         day, queue = heapq.heappop(index.days)
         centre.days.pop((queue, day), None)
-    while index.seen and index.seen[0][0] < seen_before:
-        at, event_id = heapq.heappop(index.seen)
-        if centre.seen.get(event_id) == at:
-            del centre.seen[event_id]
+    index.forget_seen(centre.seen, seen_before)
     while index.queued and index.queued[0][0] < before - FORGET_WAITING_MS:
         since, call = heapq.heappop(index.queued)
         w = centre.waiting.get(call)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 import json
 from datetime import UTC
 
@@ -320,3 +321,31 @@ def test_old_intervals_event_ids_and_lost_calls_are_forgotten(tmp_path):
     assert min(centre.seen.values()) == ms("2026-11-27T08:00:00Z")
     assert list(centre.waiting) == ["recent"]
     assert sorted(day for _, day in centre.days) == [ms(f"2026-11-{d}T00:00:00Z") for d in (25, 26, 27)]
+
+
+def test_event_ids_are_forgotten_by_their_time_whatever_order_they_came_in(tmp_path):
+    # Calls every 20 s, each arriving up to 40 minutes out of order (the allowed lateness is an
+    # hour, so none is late), and the centre reloaded from its state half-way: once the last
+    # interval closes, the ids kept are exactly those of events within the lateness of its end.
+    contracts = contracts_from(tmp_path, c=CONTRACT.format(id="c", zone="UTC"))
+    engine = Engine(contracts, allowed_lateness=HOUR_MS)
+    rng = random.Random(11)
+    start = ms("2026-11-24T09:00:00Z")
+    times = {}
+    for n in range(600):
+        at = start + n * 20_000 - rng.randrange(0, 40 * 60_000)
+        event = call("abandoned", f"k{n}", format_ts(max(at, start), UTC), wait=30)
+        times[event.event_id] = event.at
+        assert engine.apply(event).outcome == "ok"
+        if n == 300:
+            state = json.loads(json.dumps(engine.centres["c"].to_state()))
+            engine = Engine(
+                contracts,
+                clock=engine.clock,
+                allowed_lateness=HOUR_MS,
+                centres={"c": CallCentre.from_state(state)},
+            )
+    end = (max(times.values()) // (30 * 60_000) + 1) * 30 * 60_000  # the last interval's end
+    engine.advance(end + 1)
+    assert engine.centres["c"].seen == {eid: at for eid, at in times.items() if at >= end - HOUR_MS}
+    assert len(engine.centres["c"].seen) < len(times)
