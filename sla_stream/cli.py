@@ -4,7 +4,6 @@ tail, demo), and how a user's mistake ends: one line, exit 2."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import re
 import signal
 import sys
@@ -19,8 +18,8 @@ from sla_stream.cli_parser import parser
 from sla_stream.contracts import ContractError, load_dir
 from sla_stream.engine.model import Contract
 from sla_stream.engine.time import format_ts, parse_duration, to_ms
+from sla_stream.runtime.errors import TopicError
 from sla_stream.runtime.stopping import hold_sigterm
-from sla_stream.runtime.topics import TopicError
 from sla_stream.settings import Settings, SettingsError, load_settings
 
 
@@ -199,7 +198,7 @@ def _report(args: argparse.Namespace) -> int:
             found = report.from_files(args.statements)
         else:
             settings = _settings(args)
-            found = asyncio.run(report.from_topic(settings, settings.topics.penalties))
+            found = _kafka(settings, report.from_topic(settings, settings.topics.penalties))
     except report.ReportError as exc:
         raise UserError(str(exc)) from None
     chosen = report.select(found, args.period, args.contract)
@@ -227,7 +226,11 @@ def _contracts_from_topic(settings: Settings) -> Settings:
 
 
 def _kafka(settings: Settings, work: Coroutine[Any, Any, _T]) -> _T:
-    """Run ``work``; Kafka failing on the way is one line for the user."""
+    """Run ``work``; Kafka failing on the way is one line for the user. (asyncio and Kafka's
+    client are loaded here, not at the top: commands without Kafka, replay above all, would
+    carry some 10 MiB of them for nothing.)"""
+    import asyncio
+
     from aiokafka.errors import KafkaError
 
     try:

@@ -9,7 +9,6 @@ from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 import orjson
-from aiokafka.partitioner import murmur2
 
 from sla_stream.engine import tracked
 from sla_stream.engine.alerts import Alert
@@ -183,6 +182,10 @@ _WHERES_KEPT = 65_536
 
 def partition_for(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner (murmur2, as in the Java client) gives ``key``."""
+    # Here, not at the top: Kafka's client weighs about 4 MiB, and a replay without partitions
+    # (the default) has no use for it.
+    from aiokafka.partitioner import murmur2
+
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 

@@ -14,7 +14,8 @@ from aiokafka.errors import KafkaError
 
 from sla_stream.engine.model import Contract
 from sla_stream.kafka_client import client_kwargs
-from sla_stream.runtime.topics import TopicError, quiet_kafka
+from sla_stream.runtime.errors import TopicError
+from sla_stream.runtime.topics import quiet_kafka
 from sla_stream.settings import Settings
 from sla_stream.simulate import Traffic, generate
 

@@ -10,12 +10,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from sla_stream.kafka_client import client_kwargs
+from sla_stream.runtime.errors import TopicError
 from sla_stream.settings import Settings
-
-
-class TopicError(Exception):
-    """Topics exist in a shape the worker cannot use."""
-
 
 # Ticks only need to live until they are processed.
 _TICKS_CONFIG = {"retention.ms": str(3_600_000), "cleanup.policy": "delete"}
