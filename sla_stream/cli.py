@@ -228,7 +228,7 @@ def _contracts_from_topic(settings: Settings) -> Settings:
 def _kafka(settings: Settings, work: Coroutine[Any, Any, _T]) -> _T:
     """Run ``work``; Kafka failing on the way is one line for the user. (asyncio and Kafka's
     client are loaded here, not at the top: commands without Kafka, replay above all, would
-    carry some 10 MiB of them for nothing.)"""
+    carry about 7 MiB of them for nothing.)"""
     import asyncio
 
     from aiokafka.errors import KafkaError

@@ -31,7 +31,7 @@ class Ledger:
     """Per input topic, the offset after the last message counted here: a call or request
     message processed again after a crash (at-least-once) is not counted twice."""
     views: dict[str, dict[str, list[list[int]]]] = field(default_factory=dict)
-    """Per ticket or item (at-least-once only), the outcomes counted here as the thing had them
+    """Per ticket or item (the worker's, ``Books.once``), the outcomes counted here as the thing had them
     (``"objective|cycle"`` to ``[met, decided_at]`` pairs), kept until the thing itself is
     written: see :meth:`~sla_stream.engine.books.Books.book`."""
     made: dict[str, int] = field(default_factory=dict, compare=False, repr=False)

@@ -111,6 +111,8 @@ class Pipeline:
         self.saved_clocks: dict[tuple[str, int], int | None] = {}
         # Next input offset per (topic, partition): applied to the state before it, not from it.
         self.processed: dict[tuple[str, int], int] = {}
+        # The same, as the table has it (written, or read back): what may be committed.
+        self.written: dict[tuple[str, int], int] = {}
         self.progress: dict[tuple[str, int], int] = {}
         self.moved: set[tuple[str, int]] = set()
         self.ticked: set[int] = set()
@@ -146,9 +148,10 @@ class Pipeline:
                 store = TableTickets(self.table, partition, self.settings.ticket_cache)
                 engine = Engine(self.contracts, store, clock=clock, ledgers=ledgers)
             engine.allowed_lateness = self.settings.allowed_lateness_ms
-            # Under exactly-once a message is never applied twice to state that has it (state,
-            # outputs and offsets commit together), so nothing needs recognising.
-            engine.once = self.settings.processing_guarantee == "at_least_once"
+            # Under both guarantees: exactly-once never applies a message twice to state that has
+            # it, but a worker switched to it after an at-least-once one stopped part-way starts
+            # from a changelog whose ledgers ran ahead of the positions.
+            engine.once = True
             self.engines[topic, partition] = engine
             self.stores[topic, partition] = store
         return engine
@@ -191,6 +194,7 @@ class Pipeline:
                 self.saved_clocks[topic, number] = engine.clock
         for topic, moved in [key for key in self.moved if key[1] == partition]:
             save_position(self.table, topic, moved, self.processed[topic, moved])
+            self.written[topic, moved] = self.processed[topic, moved]
             self.moved.discard((topic, moved))
         for (_, number), engine in self.engines.items():
             if number == partition:
@@ -222,6 +226,7 @@ class Pipeline:
             self.tick_seen.pop(partition, None)
             for key in [k for k in self.processed if k[1] == partition]:
                 del self.processed[key]
+                self.written.pop(key, None)
                 self.progress.pop(key, None)
                 self.moved.discard(key)
 
@@ -254,18 +259,19 @@ class Pipeline:
         if known is None:
             known = load_position(self.table, topic, partition)
             if known is not None:
-                self.processed[topic, partition] = known
+                self.processed[topic, partition] = self.written[topic, partition] = known
                 self.progress.setdefault((topic, partition), self.clock())
         return known
 
     def applied(self) -> dict[tuple[str, int], int]:
-        """Per input (topic, partition) this worker holds: the next offset not applied, where
-        the state that says so is written (put in the table, so on its way with the outputs).
+        """Per input (topic, partition) this worker holds: the next offset not applied, as the
+        state written to the table says (so on its way with the outputs), or read back from it.
 
         What the worker commits: everything below it is applied and its outputs sent, however
-        the messages came (Faust's consumer, or the worker's own read of Kafka).
+        the messages came (Faust's consumer, or the worker's own read of Kafka). Where the
+        input starts for a state that has no position yet (``seed``) is not in it.
         """
-        return {key: offset for key, offset in self.processed.items() if key not in self.moved}
+        return dict(self.written)
 
     def on_event(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None

@@ -77,7 +77,7 @@ def test_input_whose_state_is_not_written_yet_is_not_committed(app):
     assert to_commit(app) == {}
     app.pipeline.write(TICKETS.partition)
     apply(app, TICKETS, range(15, 20))  # applied, its state not written: the last write counts
-    assert to_commit(app) == {}
+    assert to_commit(app) == {TICKETS: 15}
     app.pipeline.write(TICKETS.partition)
     assert to_commit(app) == {TICKETS: 20}
 
@@ -106,3 +106,13 @@ def test_the_offsets_are_keyed_as_aiokafka_takes_them(app):
     app.pipeline.write(TICKETS.partition)
     (key,) = to_commit(app)
     assert type(key) is TopicPartition  # aiokafka's commit refuses any other kind of key
+
+
+def test_where_the_input_starts_for_a_state_with_no_position_is_not_committed(app):
+    # Seeded (nothing of the partition applied yet): the state does not say so, so nothing
+    # commits it, also where Faust holds no committed offset to compare with.
+    app.pipeline.seed(TICKETS.topic, TICKETS.partition, 40)
+    assert to_commit(app) == {}
+    apply(app, TICKETS, range(40, 42))
+    app.pipeline.write(TICKETS.partition)
+    assert to_commit(app) == {TICKETS: 42}

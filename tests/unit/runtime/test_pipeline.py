@@ -379,9 +379,11 @@ def _cut_after_ledgers(pipeline: Pipeline, partition: int, persisted: dict) -> N
     pipeline.table = before
 
 
-def test_a_stop_that_cuts_the_writes_short_neither_loses_nor_doubles_a_booking(at_month_end):
+@pytest.mark.parametrize("restarted_under", ["at_least_once", "exactly_once"])
+def test_a_stop_that_cuts_the_writes_short_neither_loses_nor_doubles_a_booking(at_month_end, restarted_under):
     # At-least-once: the ledger is written before the tickets it counts, and what it counted
-    # is recognised when the messages are processed again.
+    # is recognised when the messages are processed again, also by a worker restarted under
+    # exactly-once (its guarantee changed at the restart).
     settings, contracts, clock = at_month_end.settings, at_month_end.contracts, at_month_end.clock
     persisted: dict = {}
     first = Pipeline(settings, contracts, persisted, clock=clock)
@@ -406,7 +408,9 @@ def test_a_stop_that_cuts_the_writes_short_neither_loses_nor_doubles_a_booking(a
 
     # Restarted on what reached Kafka: the reply is processed again (its position never got
     # there), and a later tick fires T-1's breach again, not the same tick.
-    second = Pipeline(settings, contracts, persisted, clock=clock)
+    second = Pipeline(
+        replace(settings, processing_guarantee=restarted_under), contracts, persisted, clock=clock
+    )
     assert second.position(TOPIC, 0) == 2
     second.on_event(TOPIC, 0, 2, b"demo-fast", reply)
     outputs = second.on_tick(0, tick_record(ms("2026-12-01T00:05:00Z"), NOTHING), 9)
@@ -658,23 +662,3 @@ def test_an_item_event_on_the_ticket_topic_and_a_ticket_on_the_items_topic_are_d
     (out,) = pipeline.on_event("sla.items", 0, 0, b"demo-fast", ticket)
     assert "does not belong on sla.items" in orjson.loads(out.value)["detail"]
     assert pipeline.counts.events[TOPIC, "invalid"] == pipeline.counts.events["sla.items", "invalid"] == 1
-
-
-def test_under_exactly_once_the_ledgers_keep_nothing_for_recognising_reprocessed_messages(at_month_end):
-    # State, outputs and offsets commit together, so no message is applied twice to state that
-    # has it: the ledgers hold only the counts, and the statement is the one at-least-once gives.
-    statements = {}
-    for guarantee in ("at_least_once", "exactly_once"):
-        settings = replace(at_month_end.settings, processing_guarantee=guarantee)
-        pipeline = Pipeline(settings, at_month_end.contracts, table={}, clock=at_month_end.clock)
-        pipeline.on_event(
-            TOPIC, 1, 0, b"demo-fast", event(1, "ticket.created", "2026-11-30T23:00:00Z", priority="P1")
-        )
-        pipeline.on_event(TOPIC, 1, 1, b"demo-fast", event(2, "ticket.agent_replied", "2026-11-30T23:00:10Z"))
-        pipeline.write(1)
-        ledgers = [orjson.loads(v) for k, v in pipeline.table.items() if k.startswith(b"l1")]
-        assert ledgers and all(("v" in entry) == (guarantee == "at_least_once") for entry in ledgers)
-        outputs = pipeline.on_tick(1, tick_record(ms("2026-12-01T00:05:00Z"), NOTHING))
-        statements[guarantee] = [o.value for o in outputs if o.topic == "sla.penalties"]
-    assert len(statements["exactly_once"]) == 1
-    assert statements["exactly_once"] == statements["at_least_once"]
