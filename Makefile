@@ -54,7 +54,16 @@ expedition: install ## the expedition example: a month of simulated parcels agai
 crash-test: deps-run install kafka ## just the kill -9 loop, with its seed printed (SLA_STREAM_CRASH_SEED=N repeats a run)
 	$(BIN)/python -m pytest -q -s tests/integration/test_crash_recovery.py
 
-bench: deps-run install kafka ## the benchmark: plain consumer vs worker vs replay per source, latency, memory; report in bench/results/
+# The bench's own tools (the Quix Streams peer, py-spy) in an environment of their own: Quix pins
+# pydantic and its Kafka client to versions sla-stream does not use.
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/.installed: bench/requirements.txt
+	@PYTHON=$(PYTHON) deploy/system-deps python
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r bench/requirements.txt
+	touch $@
+
+bench: deps-run install kafka $(BENCH_VENV)/.installed ## the benchmark: plain consumer, Faust floors and a Quix Streams peer vs the worker (both guarantees) vs replay per source, latency, memory; report in bench/results/
 	$(BIN)/python bench/run.py
 
 bench-replay: install ## replay per source (tickets, calls, requests, items, the mix) against a parse-and-update floor, no broker; report in bench/results/replay.md (REPLAY_ARGS="--commit HEAD" measures a commit, not the work tree)

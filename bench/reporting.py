@@ -55,6 +55,9 @@ def target_table(targets: list[dict[str, Any]]) -> list[str]:
         row("---", "---:", "---:", ":---:", "---:"),
     ]
     for t in targets:
+        if "not_measured" in t:
+            lines.append(row(t["what"], "not measured", t["not_measured"], "**no**", ""))
+            continue
         met = "yes" if t["met"] else "**no**"
         wanted = f"{t['op']} {figure(t['target'])}"
         lines.append(row(t["what"], figure(t["value"]), wanted, met, f"{t['ratio_to_target']:.3f}"))
@@ -65,6 +68,9 @@ def misses(targets: list[dict[str, Any]]) -> list[str]:
     """One line per missed target: by how much."""
     said = []
     for t in targets:
+        if "not_measured" in t:
+            said.append(f"- {t['what']}: not measured ({t['not_measured']}).")
+            continue
         if t["met"]:
             continue
         value, target = t["value"], t["target"]

@@ -6,9 +6,13 @@ requests of 40 contracts):
 1. **baseline**: a plain aiokafka consumer (``getmany``) reading every event of the input
    topics and ``orjson.loads``-ing it, nothing else: the limit of the stack;
    **Faust floor**: a Faust agent that only reads and decodes (``faust_floor.py``), timed like
-   the worker: what the framework's per-message path costs before sla-stream does anything;
+   the worker: what the framework's per-message path costs before sla-stream does anything,
+   with Faust's defaults and **tuned** for bulk reading (``--tuned``);
+   **peer**: a Quix Streams application reading, decoding and making one stateful update per
+   message (``quix_peer.py``, in an environment of its own that ``make bench`` makes), timed
+   the same way;
 2. **worker**: ``sla-stream worker`` draining the same topics (state, deadlines, alerts,
-   statements, metrics), timed by its committed offsets;
+   statements, metrics), timed by its committed offsets, under at-least-once and exactly-once;
 3. **replay**: ``sla-stream replay`` over the bench's mix and one mix per source (tickets,
    calls, requests, items) from files, each against a parse-and-update floor over the same file,
    in the same run (``replay_mixes.py``, also ``make bench-replay`` alone: the engine alone,
@@ -33,6 +37,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -60,8 +65,13 @@ from sla_stream.simulate_io import topic_for
 
 REPO = Path(__file__).resolve().parent.parent
 ROLES = ("tickets", "calls", "requests", "items", "alerts", "penalties", "deadletter", "ticks")
+PEER_PYTHON = REPO / ".venv-bench" / "bin" / "python"
+"""The interpreter of the bench's own environment (``make bench`` makes it from requirements.txt)."""
+PY_SPY = PEER_PYTHON.with_name("py-spy")
 TARGETS = {
-    "worker_vs_baseline": 0.5,
+    "worker_vs_baseline": 0.25,
+    "worker_vs_tuned_floor": 5.0,
+    "worker_vs_peer": 1.0,
     "replay_events_per_second": replay_mixes.REPLAY_RATE,
     "deadline_delay_p99_seconds": 1.0,
     "bytes_per_open_ticket": 1024,
@@ -76,7 +86,14 @@ class Results:
     machine: dict[str, Any] = field(default_factory=dict)
     baseline: dict[str, float] = field(default_factory=dict)
     faust_floor: dict[str, float] = field(default_factory=dict)
+    faust_floor_tuned: dict[str, float] = field(default_factory=dict)
+    peer: dict[str, Any] = field(default_factory=dict)
+    """The Quix Streams peer; ``{"not_measured": why}`` where it was not run."""
     worker: dict[str, float] = field(default_factory=dict)
+    """Draining under at-least-once (the default)."""
+    worker_exactly_once: dict[str, float] = field(default_factory=dict)
+    worker_profile: dict[str, Any] = field(default_factory=dict)
+    """py-spy's samples of one more at-least-once drain: the top functions, own and inclusive."""
     replay: dict[str, float] = field(default_factory=dict)
     """Replay on the bench's mix (from ``replay_sources``)."""
     replay_sources: dict[str, Any] = field(default_factory=dict)
@@ -158,10 +175,24 @@ def main(argv: list[str] | None = None) -> int:
                 bootstrap, topics, work, args.partitions, produced, f"{run}-floor"
             )
             say(f"faust floor: {results.faust_floor['events_per_second']:,.0f} events/s")
+            results.faust_floor_tuned = measure_faust_floor(
+                bootstrap, topics, work, args.partitions, produced, f"{run}-floor-tuned", tuned=True
+            )
+            say(f"faust floor, tuned: {results.faust_floor_tuned['events_per_second']:,.0f} events/s")
+            results.peer = measure_peer(bootstrap, topics, work, args.partitions, produced, f"{run}-peer")
+            say(f"peer: {results.peer}")
             results.worker = measure_worker(
                 bootstrap, topics, work, args.partitions, produced, f"{run}-drain"
             )
             say(f"worker: {results.worker['events_per_second']:,.0f} events/s")
+            results.worker_exactly_once = measure_worker(
+                bootstrap, topics, work, args.partitions, produced, f"{run}-drain-eos", "exactly_once"
+            )
+            say(f"worker, exactly-once: {results.worker_exactly_once['events_per_second']:,.0f} events/s")
+            if not args.quick:
+                results.worker_profile = profile_worker(
+                    bootstrap, topics, work, args.partitions, produced, f"{run}-drain-profiled"
+                )
             sustainable, results.sustainable = find_sustainable(
                 bootstrap,
                 work,
@@ -293,21 +324,83 @@ def worker_env(
 
 
 def measure_worker(
-    bootstrap: str, topics: dict[str, str], work: Path, partitions: int, expected: int, app: str
+    bootstrap: str,
+    topics: dict[str, str],
+    work: Path,
+    partitions: int,
+    expected: int,
+    app: str,
+    guarantee: str = "at_least_once",
 ) -> dict[str, float]:
-    """The worker draining the preloaded topics, timed by its committed input offsets."""
+    """The worker draining the preloaded topics under ``guarantee``, timed by its committed input
+    offsets."""
     command = [sys.executable, "-m", "sla_stream.cli", "worker"]
-    env = worker_env(bootstrap, topics, work, partitions, app)
+    env = {
+        **worker_env(bootstrap, topics, work, partitions, app),
+        "SLA_STREAM_PROCESSING_GUARANTEE": guarantee,
+    }
     return measure_drain(command, env, bootstrap, topics, work, partitions, expected, app)
 
 
 def measure_faust_floor(
-    bootstrap: str, topics: dict[str, str], work: Path, partitions: int, expected: int, app: str
+    bootstrap: str,
+    topics: dict[str, str],
+    work: Path,
+    partitions: int,
+    expected: int,
+    app: str,
+    tuned: bool = False,
 ) -> dict[str, float]:
     """A Faust agent that only reads and decodes (``faust_floor.py``), timed like the worker."""
     inputs = [topics[r] for r in ("tickets", "calls", "requests")]
     floor = Path(__file__).with_name("faust_floor.py")
-    command = [sys.executable, str(floor), bootstrap, app, str(work / f"{app}-data"), *inputs]
+    options = ["--tuned"] if tuned else []
+    command = [sys.executable, str(floor), *options, bootstrap, app, str(work / f"{app}-data"), *inputs]
+    return measure_drain(command, dict(os.environ), bootstrap, topics, work, partitions, expected, app)
+
+
+def profile_worker(
+    bootstrap: str, topics: dict[str, str], work: Path, partitions: int, expected: int, app: str
+) -> dict[str, Any]:
+    """One more at-least-once drain, sampled by py-spy (100 a second, the worker not stopped to
+    sample): where the worker's time goes, by function, own and inclusive (every thread)."""
+    if not PY_SPY.exists():
+        return {"not_measured": f"no {PY_SPY.relative_to(REPO)} (make bench makes it)"}
+    raw = work / f"{app}.py-spy.txt"
+    command = [sys.executable, "-m", "sla_stream.cli", "worker"]
+    env = worker_env(bootstrap, topics, work, partitions, app)
+    drained = measure_drain(command, env, bootstrap, topics, work, partitions, expected, app, profile=raw)
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines() if raw.exists() else []:
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = [f for f in stack.split(";") if not f.startswith(("process ", "thread "))]
+        total += int(count)
+        if frames:
+            own[frames[-1]] = own.get(frames[-1], 0) + int(count)
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + int(count)
+
+    def top(counts: dict[str, int]) -> list[dict[str, Any]]:
+        ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:15]
+        return [{"function": f, "samples": n, "share": round(n / total, 3)} for f, n in ranked]
+
+    return {"drain": drained, "samples": total, "own": top(own), "inclusive": top(inclusive)}
+
+
+def measure_peer(
+    bootstrap: str, topics: dict[str, str], work: Path, partitions: int, expected: int, app: str
+) -> dict[str, Any]:
+    """The Quix Streams peer (``quix_peer.py``), timed like the worker; where its environment is
+    missing, why it was not measured (the report says so)."""
+    if not PEER_PYTHON.exists():
+        return {"not_measured": f"no {PEER_PYTHON.relative_to(REPO)} (make bench makes it)"}
+    inputs = [topics[r] for r in ("tickets", "calls", "requests")]
+    peer = Path(__file__).with_name("quix_peer.py")
+    command = [str(PEER_PYTHON), str(peer), bootstrap, app, str(work / f"{app}-state"), *inputs]
     return measure_drain(command, dict(os.environ), bootstrap, topics, work, partitions, expected, app)
 
 
@@ -320,14 +413,36 @@ def measure_drain(
     partitions: int,
     expected: int,
     app: str,
-) -> dict[str, float]:
-    """``command`` (consumer group ``app``) draining the preloaded topics, timed by its commits."""
+    profile: Path | None = None,
+) -> dict[str, Any]:
+    """``command`` (consumer group ``app``) draining the preloaded topics, timed by its commits;
+    with ``profile``, sampled by py-spy all the while into that file (its raw, collapsed stacks)."""
     log = (work / f"{app}.log").open("wb")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    spy = None
+    if profile is not None:
+        record = [
+            str(PY_SPY),
+            "record",
+            "--pid",
+            str(process.pid),
+            "--rate",
+            "100",
+            "--nonblocking",
+            "--function",
+        ]
+        spy = subprocess.Popen(
+            [*record, "--format", "raw", "--output", str(profile)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     try:
         first, done, base = asyncio.run(_watch_commits(bootstrap, app, topics, partitions, expected, process))
         peak = _peak_rss(process.pid)
     finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes what it sampled when interrupted
+            spy.wait(60)
         process.terminate()
         process.wait(60)
         log.close()
@@ -567,10 +682,37 @@ def _percentiles(values: list[int]) -> dict[str, float]:
 
 
 def judge(results: Results) -> list[dict[str, Any]]:
-    ratio = results.worker["events_per_second"] / results.baseline["events_per_second"]
     p99 = results.latency.get("deadline_to_alert_ms", {}).get("p99", float("inf")) / 1000
-    rows = [
-        ("worker_vs_baseline", ratio, ">=", "worker throughput ÷ plain consumer"),
+    rows = []
+    for guarantee, worker in (
+        ("at-least-once", results.worker),
+        ("exactly-once", results.worker_exactly_once),
+    ):
+        rate = worker["events_per_second"]
+        rows += [
+            (
+                "worker_vs_baseline",
+                rate / results.baseline["events_per_second"],
+                ">=",
+                f"worker drain ÷ plain consumer, {guarantee}",
+            ),
+            (
+                "worker_vs_tuned_floor",
+                rate / results.faust_floor_tuned["events_per_second"],
+                ">=",
+                f"worker drain ÷ tuned Faust floor, {guarantee}",
+            ),
+        ]
+        if "events_per_second" in results.peer:
+            rows.append(
+                (
+                    "worker_vs_peer",
+                    rate / results.peer["events_per_second"],
+                    ">=",
+                    f"worker drain ÷ Quix Streams peer (one stateful update a message), {guarantee}",
+                )
+            )
+    rows += [
         (
             "replay_events_per_second",
             results.replay["events_per_second"],
@@ -585,7 +727,17 @@ def judge(results: Results) -> list[dict[str, Any]]:
             "memory per open ticket (bytes), in-memory store",
         ),
     ]
-    return [judged(name, what, value, op, TARGETS[name]) for name, value, op, what in rows]
+    judged_rows = [judged(name, what, value, op, TARGETS[name]) for name, value, op, what in rows]
+    if "events_per_second" not in results.peer:
+        judged_rows.insert(
+            4,
+            {
+                "name": "worker_vs_peer",
+                "what": "worker drain ÷ Quix Streams peer",
+                "not_measured": results.peer.get("not_measured", "not run"),
+            },
+        )
+    return judged_rows
 
 
 def write_report(results: Results, out: Path, quick: bool) -> None:
@@ -608,9 +760,15 @@ def write_report(results: Results, out: Path, quick: bool) -> None:
     ]
     for label, measured in (
         ("1b. Faust floor: an agent that only reads and decodes", r.faust_floor),
-        ("2. worker: full path (state, deadlines, alerts, statements, metrics)", r.worker),
+        ("1c. Faust floor, tuned (5,000 records a poll, 20,000 buffered)", r.faust_floor_tuned),
+        ("1d. peer: Quix Streams, one stateful update a message", r.peer),
+        ("2. worker, at-least-once: full path (state, deadlines, alerts, statements, metrics)", r.worker),
+        ("2b. worker, exactly-once", r.worker_exactly_once),
         ("3. replay: the engine alone, one core (the bench's mix)", r.replay),
     ):
+        if "events_per_second" not in measured:
+            lines.append(row(label, f"not measured: {measured.get('not_measured', 'not run')}", "", ""))
+            continue
         rate = measured["events_per_second"]
         lines.append(row(label, f"{rate:,}", f"{rate / base:.2f}", f"{measured['peak_rss_mib']} MiB"))
     if r.faust_floor:
@@ -646,6 +804,31 @@ def write_report(results: Results, out: Path, quick: bool) -> None:
     sources = r.replay_sources
     mine = {t["name"] for t in r.targets}
     targets = r.targets + [t for t in sources["targets"] if t["name"] not in mine]
+    spied = r.worker_profile
+    if spied.get("samples"):
+        drain = spied["drain"]["events_per_second"]
+        lines += [
+            "",
+            "## Where the worker's time goes",
+            "",
+            f"py-spy over one more at-least-once drain ({drain:,} events/s while sampled;"
+            f" {spied['samples']:,} samples at 100 a second, every thread), top functions by own"
+            " samples, then by samples they are on the stack for:",
+            "",
+            row("own", "share", "inclusive", "share"),
+            row("---", "---:", "---", "---:"),
+        ]
+        for mine, under in zip(spied["own"], spied["inclusive"], strict=False):
+            lines.append(
+                row(
+                    f"`{mine['function']}`",
+                    f"{mine['share']:.1%}",
+                    f"`{under['function']}`",
+                    f"{under['share']:.1%}",
+                )
+            )
+    elif spied:
+        lines += ["", f"Worker profile: not measured ({spied.get('not_measured', 'no samples')})."]
     lines += [
         "",
         f"Memory per open ticket in the in-memory store: {r.memory['bytes_per_open_ticket']:,} bytes"
