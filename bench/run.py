@@ -331,15 +331,16 @@ def measure_worker(
     expected: int,
     app: str,
     guarantee: str = "at_least_once",
-) -> dict[str, float]:
+    profile: Path | None = None,
+) -> dict[str, Any]:
     """The worker draining the preloaded topics under ``guarantee``, timed by its committed input
-    offsets."""
+    offsets (with ``profile``, sampled by py-spy: see ``measure_drain``)."""
     command = [sys.executable, "-m", "sla_stream.cli", "worker"]
     env = {
         **worker_env(bootstrap, topics, work, partitions, app),
         "SLA_STREAM_PROCESSING_GUARANTEE": guarantee,
     }
-    return measure_drain(command, env, bootstrap, topics, work, partitions, expected, app)
+    return measure_drain(command, env, bootstrap, topics, work, partitions, expected, app, profile)
 
 
 def measure_faust_floor(
@@ -352,10 +353,35 @@ def measure_faust_floor(
     tuned: bool = False,
 ) -> dict[str, float]:
     """A Faust agent that only reads and decodes (``faust_floor.py``), timed like the worker."""
-    inputs = [topics[r] for r in ("tickets", "calls", "requests")]
-    floor = Path(__file__).with_name("faust_floor.py")
     options = ["--tuned"] if tuned else []
-    command = [sys.executable, str(floor), *options, bootstrap, app, str(work / f"{app}-data"), *inputs]
+    return measure_reader(
+        sys.executable, "faust_floor.py", options, bootstrap, topics, work, partitions, expected, app
+    )
+
+
+def measure_reader(
+    python: str,
+    script: str,
+    options: list[str],
+    bootstrap: str,
+    topics: dict[str, str],
+    work: Path,
+    partitions: int,
+    expected: int,
+    app: str,
+) -> dict[str, Any]:
+    """``python bench/SCRIPT [OPTIONS] BOOTSTRAP GROUP DATADIR TOPIC...`` (the Faust floor, the
+    peer) draining the input topics, timed like the worker."""
+    inputs = [topics[r] for r in ("tickets", "calls", "requests")]
+    command = [
+        python,
+        str(Path(__file__).with_name(script)),
+        *options,
+        bootstrap,
+        app,
+        str(work / f"{app}-data"),
+        *inputs,
+    ]
     return measure_drain(command, dict(os.environ), bootstrap, topics, work, partitions, expected, app)
 
 
@@ -367,9 +393,7 @@ def profile_worker(
     if not PY_SPY.exists():
         return {"not_measured": f"no {PY_SPY.relative_to(REPO)} (make bench makes it)"}
     raw = work / f"{app}.py-spy.txt"
-    command = [sys.executable, "-m", "sla_stream.cli", "worker"]
-    env = worker_env(bootstrap, topics, work, partitions, app)
-    drained = measure_drain(command, env, bootstrap, topics, work, partitions, expected, app, profile=raw)
+    drained = measure_worker(bootstrap, topics, work, partitions, expected, app, profile=raw)
     own: dict[str, int] = {}
     inclusive: dict[str, int] = {}
     total = 0
@@ -398,10 +422,9 @@ def measure_peer(
     missing, why it was not measured (the report says so)."""
     if not PEER_PYTHON.exists():
         return {"not_measured": f"no {PEER_PYTHON.relative_to(REPO)} (make bench makes it)"}
-    inputs = [topics[r] for r in ("tickets", "calls", "requests")]
-    peer = Path(__file__).with_name("quix_peer.py")
-    command = [str(PEER_PYTHON), str(peer), bootstrap, app, str(work / f"{app}-state"), *inputs]
-    return measure_drain(command, dict(os.environ), bootstrap, topics, work, partitions, expected, app)
+    return measure_reader(
+        str(PEER_PYTHON), "quix_peer.py", [], bootstrap, topics, work, partitions, expected, app
+    )
 
 
 def measure_drain(
