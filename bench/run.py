@@ -469,6 +469,8 @@ def measure_drain(
         process.terminate()
         process.wait(60)
         log.close()
+    if done <= first:
+        raise SystemExit(f"bench: {app} committed everything at its first commit; nothing to time")
     return {
         "events": expected - base,
         "seconds": round(done - first, 2),

@@ -94,20 +94,21 @@ class Settings:
     """Events (and ticks) further ahead of the worker's wall clock than this are rejected as
     ``invalid``, so one bad timestamp cannot fire deadlines early."""
     tick_interval_ms: int = 250
-    """How often each partition's clock ticks (through the ticks topic)."""
+    """How often each partition's clock ticks at least (through the ticks topic); sooner when
+    something falls due sooner."""
     session_timeout_ms: int = 10_000
     """How long a worker that died without leaving its group holds its partitions."""
     commit_interval_ms: int = 100
     """How often the agent commits input offsets (with ``exactly_once``: ends the transaction
     holding state changes and alerts, so alerts reach ``read_committed`` readers up to this much
     later)."""
-    batch_size: int = 500
-    """At most this many messages are handled together: their alerts are sent together and each
-    partition's state is written once per batch (a ticket changed by ten messages is one
-    changelog record)."""
+    batch_size: int = 2000
+    """At most this many messages are fetched and handled together: their alerts are sent
+    together and each partition's state is written once per fetch (a ticket changed by ten
+    messages is one changelog record)."""
     batch_wait_ms: int = 50
-    """How long a batch waits to fill before it is handled with what it has (with live traffic,
-    longer waits mean fuller batches)."""
+    """No longer used: a fetch is handled as soon as it comes, with what it holds (kept so that
+    configurations naming it still load)."""
     ticket_cache: int = 4096
     """Tickets kept decoded per partition (those decoded or changed last); the others are held
     only as their JSON in the table."""
@@ -117,8 +118,10 @@ class Settings:
     group_instance_id: str = ""
     """Static group membership: a restarted worker with the same id takes its partitions straight
     back, without a rebalance."""
-    tick_grace_ms: int = 250
-    """How far behind the wall clock a tick stays (events still in flight arrive before it)."""
+    tick_grace_ms: int = 100
+    """How far behind the wall clock a tick stays (events still in flight arrive before it). Also
+    how long after a deadline its tick comes: ticks come when something falls due, not only every
+    tick interval."""
     stop_timeout_ms: int = 25_000
     """After SIGTERM, how long a graceful stop may take before the process exits anyway (status
     1, not marked clean, so what was not committed is processed again on restart): a stop waits

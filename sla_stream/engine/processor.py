@@ -191,6 +191,11 @@ class Engine:
                 return self._versions(fired)
             first.fire_next(fired, lateness)
 
+    def next_due(self) -> int:
+        """When ``advance`` next has something to do: the earliest entry of the schedules (an
+        alert to fire, or one that went stale), :data:`NEVER` when there is none."""
+        return min((source.next_due() for source in self._sources), default=NEVER)
+
     def _versions(self, alerts: list[Alert]) -> list[Alert]:
         """Name in each alert of a versioned contract the version it was measured against: the
         one in force at its ``observed_at`` (for a queue, at the start of its interval)."""

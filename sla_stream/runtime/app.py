@@ -14,7 +14,7 @@ from typing import Any, cast
 import faust
 import faust.streams as faust_streams
 import mode
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from faust.types import TP
 from mode.types.signals import BaseSignalT
 from prometheus_client import generate_latest
@@ -27,13 +27,15 @@ from sla_stream.runtime.contract_topic import ContractTopicFollower
 from sla_stream.runtime.gaps import GapReader
 from sla_stream.runtime.pipeline import Output, Pipeline, tick_record, wall_ms
 from sla_stream.runtime.reload import ContractSource, ContractWatcher
-from sla_stream.runtime.transport import App
+from sla_stream.runtime.transport import App, Fetch
 from sla_stream.settings import Settings
 
 log = logging.getLogger("sla_stream.worker")
 
 # At most this many messages a tick waits for are read from Kafka at once (see _read_waiting).
 _READ_AT_ONCE = 1_000
+# Ticks sent sooner than the tick interval, for something due, are at least this far apart.
+_TICK_GAP_MS = 50
 
 _RAW: dict[str, Any] = {
     "key_type": bytes,
@@ -61,6 +63,8 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract], loaded: st
         # periodic commit could split one message's state and alerts over two transactions.
         broker_commit_interval=86_400.0,
         broker_commit_every=1_000_000_000,
+        # A fetch is handled whole (transport._Consumer): this many messages at most.
+        broker_max_poll_records=settings.batch_size,
         # A worker that dies without leaving its group holds its partitions this long.
         broker_session_timeout=settings.session_timeout_ms / 1000,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_ms / 3000),
@@ -89,70 +93,77 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract], loaded: st
     # must be on Kafka first. With exactly-once both are in one transaction.
     exactly_once = settings.processing_guarantee == "exactly_once"
     alerts_first = not exactly_once
+    source_topic = settings.source_topics[0]  # the table's partitions are the input's
 
-    async def apply(event: faust.EventT[bytes]) -> None:
-        """One message: the engine's outputs handed to the producer, state left for ``write``."""
-        message = event.message
-        topic, partition, offset = message.topic, message.partition, message.offset
-        await done_before(TP(topic, partition), offset)
+    async def apply(tp: TP, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """One partition's records of a fetch: the engine's outputs handed to the producer,
+        state left for ``write``."""
+        topic, partition = tp.topic, tp.partition
         await _seed_positions(app, pipeline, gaps, settings, partition)
+        sends: list[Output] = []
         if topic == topics.ticks:
-            sends = await _read_waiting(pipeline, gaps, partition, message.value)
-            sends += pipeline.on_tick(partition, message.value, offset)
+            for record in records:
+                sends += await _read_waiting(pipeline, gaps, partition, record.value)
+                sends += pipeline.on_tick(partition, record.value, record.offset)
         else:
-            records = await _to_apply(pipeline, gaps, message)
-            # Nothing: applied before (a redelivery after a restart or a rebalance), already in
-            # the state, its outputs already sent.
-            sends = []
-            for number, key, value in records:
-                sends += pipeline.on_event(topic, partition, number, key, value)
+            # Nothing of what the state has already (a redelivery after a restart or a
+            # rebalance: its outputs were sent); what the consumer skipped before the first.
+            for offset, key, value in await _to_apply(pipeline, gaps, topic, partition, records):
+                sends += pipeline.on_event(topic, partition, offset, key, value)
         transaction = _transaction(app, topic, partition) if exactly_once else None
         for out in sends:
             deliveries.add(await _send(app, out, transaction))
 
-    async def handle(batch: Sequence[faust.EventT[bytes]]) -> None:
-        """Messages taken together, whole: every output sent, then each partition's state
-        written once (a ticket changed by ten messages is one changelog record, not ten).
+    async def handle(fetch: Fetch) -> None:
+        """A fetch taken whole: every output sent, then each partition's state written once (a
+        ticket changed by ten messages is one changelog record, not ten).
 
         Partitions are independent (an engine per input topic partition), so the order that
-        matters is within a partition, and it is kept.
+        matters is within a partition, and it is kept. Input before ticks: a tick applies once
+        the input before its marks is, so one fetched with that input moves the clock at once.
         """
-        last: dict[int, faust.EventT[bytes]] = {}
         reloaded = contract_source.take()
         if reloaded is not None:
             pipeline.use_contracts(reloaded)  # every partition's state is written by now
         async with deliveries.handling:
+            if not app.flow_control.is_active() or fetch.generation != app.consumer_generation_id:
+                # Fetched before a rebalance (Faust's streams drop their messages too): the
+                # partitions' new owner reads them from the committed offsets.
+                return
+            ordered = sorted(fetch.records.items(), key=lambda item: item[0].topic == topics.ticks)
             try:
-                for event in batch:
-                    await apply(event)
-                    last[event.message.partition] = event
+                for tp, records in ordered:
+                    with _in_partition(source_topic, tp.partition):
+                        await apply(tp, records)
+                    await asyncio.sleep(0)  # a large fetch lets the web server and the ticks in
                 if alerts_first:
                     await deliveries.acknowledged()
-                for partition, event in last.items():
-                    # Faust's stores file a write under the partition of the "current event".
-                    with _current(event):
+                for partition in {tp.partition for tp in fetch.records}:
+                    with _in_partition(source_topic, partition):
                         pipeline.write(partition)
             except BaseException as exc:
-                # Faust acknowledges a taken batch however its handling ended; nothing of it
-                # may be committed, so every later commit fails. Nor may the worker carry on
-                # (Faust's supervisor would restart the agent on the same stream): the process
-                # stops, with a failure status, and its local state counts as unclean.
+                # Nothing of a fetch that failed part-way may be committed, so every later commit
+                # fails. Nor may the worker carry on (Faust's supervisor would restart the agent
+                # on what follows): the process stops, with a failure status, and its local state
+                # counts as unclean.
                 deliveries.fail(exc)
                 if not isinstance(exc, asyncio.CancelledError):
-                    log.critical("a batch of messages failed part-way; stopping: %r", exc)
+                    log.critical("a fetch of messages failed part-way; stopping: %r", exc)
                     app.failed = exc
                     app.add_future(app.crash(exc))
                 raise
-        # Faust acknowledges the batch when the next one is taken (after the commit below).
 
     @app.agent(source, name="process")
     async def process(stream: faust.StreamT[bytes]) -> None:
-        committed = time.monotonic()
-        batches = cast(faust.Stream[bytes], stream).take_events  # declared on Stream, not StreamT
-        async for batch in batches(settings.batch_size, within=settings.batch_wait_ms / 1000):
-            # Shielded: a worker told to stop finishes the batch it is on, so a commit never
+        # The agent's topics make Faust subscribe to them, assign them with the table's
+        # partitions and recover the table for them; their records come in whole fetches
+        # (transport._Consumer), not through the stream.
+        committed = -commit_every  # the first fetch is committed at once, then every interval
+        while True:
+            fetch = await app.fetches.get()
+            # Shielded: a worker told to stop finishes the fetch it is on, so a commit never
             # takes part of one (its alerts without its state).
-            await asyncio.shield(handle(batch))
+            await asyncio.shield(handle(fetch))
             if time.monotonic() - committed >= commit_every:
                 # Waits for every send to be acknowledged (transport.py), then commits the
                 # offsets together with them: one transaction under exactly-once.
@@ -160,7 +171,7 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract], loaded: st
                     await app.consumer.commit()
                 except Exception as exc:
                     # Faust's supervisor would restart the agent over uncommittable work (a
-                    # fenced producer, say) until the broker aborts it; stop as a failed batch does.
+                    # fenced producer, say) until the broker aborts it; stop as a failed fetch does.
                     log.critical("committing failed; stopping: %r", exc)
                     app.failed = exc
                     app.add_future(app.crash(exc))
@@ -187,42 +198,20 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract], loaded: st
         }
         return web.json(body, status=200 if ready else 503)
 
-    handled: dict[TP, int] = {}
-
-    async def done_before(tp: TP, offset: int) -> None:
-        """Tell Faust's commit bookkeeping that every offset before ``offset`` is done.
-
-        Faust commits a partition's offsets only up to the first offset it never saw
-        acknowledged, and drops fetched messages while a table recovery suspends the
-        flow without marking them. The worker applies such skipped input itself
-        (``_to_apply``), and a skipped tick needs nothing: a later tick supersedes it.
-        Left unmarked, the hole stops that partition's commits for good; under
-        exactly-once its transaction then stays open until the broker aborts it and
-        fences the producer, which stops the worker. Input partitions commit as far as
-        the state has applied them whatever Faust saw (``transport._Consumer``); tick
-        partitions have only this.
-        """
-        previous = handled.get(tp)
-        if offset > (previous if previous is not None else -1) + 1:
-            consumer: Any = app.consumer  # _add_gap: how Faust itself marks offsets it will never see
-            await consumer._add_gap(tp, 0 if previous is None else previous + 1, offset - 1)
-        handled[tp] = offset
-
     async def on_revoked(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
         revoked: set[TP] = args[0] if args else kwargs["revoked"]
         pipeline.forget({tp.partition for tp in revoked if tp.topic == topics.ticks})
-        for tp in revoked:
-            handled.pop(tp, None)
 
     app.on_partitions_revoked.connect(on_revoked)
 
-    app.add_dependency(TickSender(app, settings))
+    app.add_dependency(TickSender(app, settings, pipeline))
     app.add_dependency(gaps)
     watcher = ContractWatcher(contract_source, settings.contracts_poll_ms / 1000)
     app.add_dependency(watcher)
     if settings.contracts_from == "topic":
         app.add_dependency(ContractTopicFollower(settings, Path(settings.contracts_dir), watcher.ask))
     app.pipeline = pipeline  # type: ignore[attr-defined]
+    app.bulk_topics = frozenset([*settings.source_topics, topics.ticks])
     # aiokafka's kind of key: Faust hands the offsets to aiokafka's commit as they are.
     app.applied = lambda: {
         TopicPartition(topic, number): offset for (topic, number), offset in pipeline.applied().items()
@@ -245,9 +234,21 @@ def _credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
     return faust.SSLCredentials(context) if context is not None else None
 
 
+class _Event:
+    """What Faust's tables and stores read of the event being handled: its topic and partition."""
+
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.message = TP(topic, partition)
+
+
 @contextlib.contextmanager
-def _current(event: faust.EventT[bytes]) -> Iterator[None]:
-    """Make ``event`` Faust's current event (a context variable Faust's tables and stores read)."""
+def _in_partition(topic: str, partition: int) -> Iterator[None]:
+    """Table reads and writes from here on are ``topic``'s ``partition``'s: Faust's tables and
+    stores take the partition from the event being handled (a context variable; RocksDB keeps
+    a database per partition), and the worker handles whole fetches, not one event."""
+    event = cast(faust.EventT[bytes], _Event(topic, partition))
     token = faust_streams._current_event.set(weakref.ref(event))
     try:
         yield
@@ -256,28 +257,31 @@ def _current(event: faust.EventT[bytes]) -> Iterator[None]:
 
 
 async def _to_apply(
-    pipeline: Pipeline, gaps: GapReader, message: faust.types.Message
+    pipeline: Pipeline,
+    gaps: GapReader,
+    topic: str,
+    partition: int,
+    records: Sequence[ConsumerRecord[bytes, bytes]],
 ) -> list[tuple[int, bytes | None, bytes | None]]:
-    """The input records to apply for ``message``: none if the state has it already; any the
-    consumer skipped before it first."""
-    topic, partition, offset = message.topic, message.partition, message.offset
+    """The input records of one fetch to apply: none the state has already; any the consumer
+    skipped before the first. (A fetch is one stretch of its partition: what it lacks between
+    its records is transaction markers and aborted records, nothing to apply.)"""
     expected = pipeline.position(topic, partition)
-    if expected is not None and offset < expected:
-        return []
-    records = [(offset, message.key, message.value)]
-    if expected is not None and offset > expected:
-        skipped, reached = await gaps.read(topic, partition, expected, offset)
-        if reached < offset:
-            # Applying the message without them would lose them for good: the batch fails,
-            # and the restarted worker reads them again.
-            raise RuntimeError(f"{topic}[{partition}]: offsets {reached} to {offset - 1} could not be read")
-        if skipped:
-            log.warning(
-                "%s[%d]: the consumer skipped offsets %d to %d; applying the %d messages there",
-                *(topic, partition, expected, offset - 1, len(skipped)),
-            )
-        records[:0] = [(r.offset, r.key, r.value) for r in skipped]
-    return records
+    fresh = [(r.offset, r.key, r.value) for r in records if expected is None or r.offset >= expected]
+    if not fresh or expected is None or fresh[0][0] == expected:
+        return fresh
+    offset = fresh[0][0]
+    skipped, reached = await gaps.read(topic, partition, expected, offset)
+    if reached < offset:
+        # Applying the records without them would lose them for good: the fetch fails, and
+        # the restarted worker reads them again.
+        raise RuntimeError(f"{topic}[{partition}]: offsets {reached} to {offset - 1} could not be read")
+    if skipped:
+        log.warning(
+            "%s[%d]: the consumer skipped offsets %d to %d; applying the %d messages there",
+            *(topic, partition, expected, offset - 1, len(skipped)),
+        )
+    return [(r.offset, r.key, r.value) for r in skipped] + fresh
 
 
 def _transaction(app: faust.App, topic: str, partition: int) -> str:
@@ -330,7 +334,8 @@ async def _read_waiting(
 
 
 class TickSender(mode.Service):
-    """Sends a tick to every tick partition this worker owns, every tick interval.
+    """Sends a tick to every tick partition this worker owns, every tick interval, and sooner
+    when one of their clocks has something due sooner (see ``until_next``).
 
     A tick carries the wall-clock time (less the grace) and the input topics'
     end offsets, asked of the broker after that time was taken, so a partition's
@@ -341,29 +346,45 @@ class TickSender(mode.Service):
     worker's read-committed consumer reads.
     """
 
-    def __init__(self, app: faust.App, settings: Settings, **kwargs: Any) -> None:
+    def __init__(self, app: faust.App, settings: Settings, pipeline: Pipeline, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.app = app
         self.settings = settings
+        self.pipeline = pipeline
         self.producer: AIOKafkaProducer | None = None
         self.consumer: AIOKafkaConsumer | None = None
 
     @mode.Service.task
     async def _ticking(self) -> None:
-        interval = self.settings.tick_interval_ms / 1000
         while not self.should_stop:
-            await self.sleep(interval)
+            await self.sleep(self.until_next())
             try:
                 await self.tick()
             except Exception as exc:  # the broker may be away; the next tick tries again
                 if not self.should_stop:
                     log.warning("tick failed: %s", exc)
 
+    def until_next(self) -> float:
+        """Seconds to the next tick: the tick interval, or less when a clock of this worker has
+        something due sooner (a tick then comes as soon as its time, less the grace, is past it,
+        so a deadline is not also late by part of an interval); never less than ``_TICK_GAP``."""
+        settings = self.settings
+        interval = settings.tick_interval_ms
+        owned = self.owned()
+        due = self.pipeline.next_due(set(owned)) if owned else None
+        if due is not None:
+            # A tick at ``due`` leaves it due (what is due at the clock's instant waits for it).
+            interval = min(interval, max(_TICK_GAP_MS, due + 1 + settings.tick_grace_ms - wall_ms()))
+        return interval / 1000
+
+    def owned(self) -> list[int]:
+        """The tick partitions this worker owns."""
+        ticks = self.settings.topics.ticks
+        return sorted(tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == ticks)
+
     async def tick(self) -> None:
         settings = self.settings
-        owned = sorted(
-            tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == settings.topics.ticks
-        )
+        owned = self.owned()
         if not owned:
             return
         if self.producer is None:

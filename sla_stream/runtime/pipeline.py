@@ -18,6 +18,7 @@ from sla_stream.engine.closer import Closer
 from sla_stream.engine.events import Rejected, source_of
 from sla_stream.engine.model import SOURCES, Contract
 from sla_stream.engine.processor import Engine
+from sla_stream.engine.sources import NEVER
 from sla_stream.engine.time import seconds
 from sla_stream.runtime.store import (
     Store,
@@ -114,6 +115,9 @@ class Pipeline:
         # The same, as the table has it (written, or read back): what may be committed.
         self.written: dict[tuple[str, int], int] = {}
         self.progress: dict[tuple[str, int], int] = {}
+        #: Next tick offset per (ticks topic, partition), once handled: ticks are not state (a
+        #: tick handled again changes nothing), so this is only how far their commits go.
+        self.ticks_handled: dict[tuple[str, int], int] = {}
         self.moved: set[tuple[str, int]] = set()
         self.ticked: set[int] = set()
         #: Wall time a tick last came in, per partition: ticks go through Kafka, so a partition
@@ -224,6 +228,7 @@ class Pipeline:
             self.marks.pop(partition, None)
             self.ticked.discard(partition)
             self.tick_seen.pop(partition, None)
+            self.ticks_handled.pop((self.settings.topics.ticks, partition), None)
             for key in [k for k in self.processed if k[1] == partition]:
                 del self.processed[key]
                 self.written.pop(key, None)
@@ -265,13 +270,14 @@ class Pipeline:
 
     def applied(self) -> dict[tuple[str, int], int]:
         """Per input (topic, partition) this worker holds: the next offset not applied, as the
-        state written to the table says (so on its way with the outputs), or read back from it.
+        state written to the table says (so on its way with the outputs), or read back from it;
+        per tick partition, the next tick not handled.
 
         What the worker commits: everything below it is applied and its outputs sent, however
         the messages came (Faust's consumer, or the worker's own read of Kafka). Where the
         input starts for a state that has no position yet (``seed``) is not in it.
         """
-        return dict(self.written)
+        return {**self.written, **self.ticks_handled}
 
     def on_event(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
@@ -308,6 +314,8 @@ class Pipeline:
     def on_tick(self, partition: int, value: bytes | None, offset: int = -1) -> list[Output]:
         """A clock tick for one partition: thresholds that came due fire."""
         topic = self.settings.topics.ticks
+        if offset >= 0:
+            self.ticks_handled[topic, partition] = offset + 1
         try:
             at, marks = _read_tick(value)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -335,6 +343,12 @@ class Pipeline:
             )
         self.ticked.add(partition)
         return self._alerts(alerts, partition) + statements
+
+    def next_due(self, partitions: set[int]) -> int | None:
+        """The earliest event time a clock of ``partitions`` has something due at (``None``: none
+        known), so ticks can be sent when it comes, not only every tick interval."""
+        due = min((e.next_due() for (_, p), e in self.engines.items() if p in partitions), default=NEVER)
+        return None if due == NEVER else due
 
     def stale(self, partitions: set[int]) -> set[int]:
         """Those of ``partitions`` whose clock has not run yet, or that have had no tick for a

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 import orjson
 import pytest
+from faust.types import TP
 from helpers import REPO, contracts_from, ms
 
 from sla_stream.contracts import load_dir
-from sla_stream.runtime.pipeline import Pipeline, tick_record
+from sla_stream.runtime.app import TickSender
+from sla_stream.runtime.pipeline import Pipeline, tick_record, wall_ms
 from sla_stream.settings import Settings
 
 TOPIC = "sla.tickets"
@@ -662,3 +665,45 @@ def test_an_item_event_on_the_ticket_topic_and_a_ticket_on_the_items_topic_are_d
     (out,) = pipeline.on_event("sla.items", 0, 0, b"demo-fast", ticket)
     assert "does not belong on sla.items" in orjson.loads(out.value)["detail"]
     assert pipeline.counts.events[TOPIC, "invalid"] == pipeline.counts.events["sla.items", "invalid"] == 1
+
+
+def test_a_partition_says_when_its_clock_next_has_something_due(pipeline):
+    assert pipeline.next_due({0}) is None  # nothing there yet
+    created = event(1, "ticket.created", "2026-11-24T09:00:00Z", priority="P1")
+    pipeline.on_event(TOPIC, 0, 0, b"demo-fast", created)
+    due = pipeline.next_due({0})
+    assert due is not None and pipeline.next_due({1}) is None
+    marks = {**NOTHING, TOPIC: 1}
+    # A tick at the very instant leaves it due; one a millisecond later fires it.
+    assert pipeline.on_tick(0, tick_record(due, marks)) == []
+    fired = [orjson.loads(o.value) for o in pipeline.on_tick(0, tick_record(due + 1, marks))]
+    assert fired and {ms(a["observed_at"]) for a in fired} == {due}
+    assert pipeline.next_due({0}) is None or pipeline.next_due({0}) > due
+
+
+class _Assigned:
+    def __init__(self, ticks: str, partitions: list[int]) -> None:
+        self.actives = {TP(ticks, p) for p in partitions}
+
+    def assigned_actives(self) -> set[TP]:
+        return self.actives
+
+
+def test_ticks_come_sooner_than_the_interval_when_something_is_due_sooner():
+    contracts = load_dir(REPO / "examples" / "contracts")
+    settings = replace(Settings(), tick_interval_ms=1_000, tick_grace_ms=100)
+    pipeline = Pipeline(settings, contracts, table={})
+    app = SimpleNamespace(assignor=_Assigned(settings.topics.ticks, [0]))
+    sender = TickSender(app, settings, pipeline)  # type: ignore[arg-type]
+    assert sender.until_next() == 1.0  # nothing due: the interval
+    # Long overdue (a backlog): as soon as ticks may follow each other.
+    created = event(1, "ticket.created", "2026-11-24T09:00:00Z", priority="P1")
+    pipeline.on_event(TOPIC, 0, 0, b"demo-fast", created)
+    assert sender.until_next() == 0.05
+    # Due in half a second: then, plus the grace.
+    pipeline.next_due = lambda partitions: wall_ms() + 500  # type: ignore[method-assign]
+    assert 0.55 < sender.until_next() <= 0.601
+    # The overdue ticket's partition, 0, is not this worker's any more: nothing due.
+    del pipeline.next_due
+    app.assignor = _Assigned(settings.topics.ticks, [1])
+    assert sender.until_next() == 1.0
