@@ -35,17 +35,24 @@ def test_the_benchmark_harness_measures_everything_it_reports(broker, tmp_path):
     # The peer runs from the bench's own environment (make bench makes it); without it the
     # report says why it was not measured.
     assert measured["peer"].get("events_per_second", 0) > 0 or measured["peer"]["not_measured"]
-    assert measured["sustainable"], "live rates tried to find the sustainable one"
-    latency = measured["latency"]
-    assert latency["event_to_alert_ms"]["samples"] > 0 and latency["deadline_to_alert_ms"]["samples"] > 0
+    # Live traffic under both guarantees: the sustainable rate, then latency at 80% of it.
+    assert measured["sustainable"] and measured["sustainable_exactly_once"], "live rates tried"
+    assert set(measured["sustained"]) == {"at_least_once", "exactly_once"}
+    for latency in (measured["latency"], measured["latency_exactly_once"]):
+        assert latency["event_to_alert_ms"]["samples"] > 0 and latency["deadline_to_alert_ms"]["samples"] > 0
     assert measured["memory"]["bytes_per_open_ticket"] > 0
     assert {t["name"] for t in measured["targets"]} == {
         "worker_vs_baseline",
         "worker_vs_tuned_floor",
         "worker_vs_peer",
         "replay_events_per_second",
-        "deadline_delay_p99_seconds",
+        "live_vs_drain",
+        "deadline_p50_seconds",
+        "deadline_p99_seconds",
+        "event_p50_seconds",
+        "event_p99_seconds",
         "bytes_per_open_ticket",
     }
     report = (tmp_path / "bench-quick.md").read_text()
     assert "| 2. worker" in report and "| 2b. worker, exactly-once" in report and "## Targets" in report
+    assert "Latency, at-least-once" in report and "Latency, exactly-once" in report
