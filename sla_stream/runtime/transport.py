@@ -22,6 +22,7 @@ from typing import Any, cast
 
 import faust
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from faust.transport.consumer import TransactionManager
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, TransportT
 from faust.types.transports import TPorTopicSet
@@ -156,8 +157,30 @@ class _Consumer(driver.Consumer):
             return committed
 
 
+class _TransactionManager(TransactionManager):
+    """Faust's, stopping the transactional producer of every partition this worker no longer
+    owns actively.
+
+    Faust stops only those of revoked partitions it does not keep as standbys. A producer left
+    running is fenced by the new owner's; when the partition comes back, Faust begins a
+    transaction on that same producer again (it warns "IN_TRANSACTION -> IN_TRANSACTION") and
+    the worker's first send there fails with ProducerFenced, stopping it (seen with a second
+    worker joining and then leaving during a drain).
+    """
+
+    _owned: frozenset[str] = frozenset()
+
+    async def on_rebalance(self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP]) -> None:
+        owned = frozenset(self._tps_to_transactional_ids(assigned))
+        for transactional_id in sorted(self._owned - owned):
+            await self.producer.stop_transaction(transactional_id)
+        self._owned = owned
+        await super().on_rebalance(assigned, revoked, newly_assigned)
+
+
 class Transport(driver.Transport):
     Consumer = _Consumer
+    TransactionManager = _TransactionManager
 
 
 class App(faust.App):

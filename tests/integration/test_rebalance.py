@@ -126,11 +126,17 @@ def test_a_second_worker_joining_and_leaving_in_the_middle_of_a_large_drain_chan
     assert len(expected) == 2 * len(range(0, tickets, 3))
 
     # The backlog is in Kafka before the first worker starts (else its clock, moved on by the wall
-    # time, would find every event late). A second worker joins as the first begins to drain it,
-    # and leaves once half the alerts are out: two rebalances in the middle of the drain.
+    # time, would find every event late). A second worker joins once the first has every partition
+    # and is draining, and leaves once half the alerts are out: two rebalances in the middle of
+    # the drain, the first worker giving partitions up and then taking them back (under
+    # exactly-once, with the transactional producers the second worker's fenced).
     asyncio.run(ensure_topics(load_settings(environ=first.env)))
     produce_all(first.bootstrap, [(first.topics["tickets"], key, value) for key, value in events])
     first.start(wait=False)
+    deadline = time.monotonic() + 120
+    while b"Executing _on_partitions_assigned" not in first.log.read_bytes():
+        assert time.monotonic() < deadline and first.process.poll() is None, first.tail()
+        time.sleep(0.1)
     second.start(wait=False)
     half = len(expected) // 2
     read_topic(first.bootstrap, first.topics["alerts"], until=lambda found: len(found) >= half, timeout=300)
