@@ -371,7 +371,7 @@ Label values:
   `retracted` or `recovered` (the delay histogram observes only `near_breach` and `breach`: a
   breach's delay is from its deadline, a near-breach's from its `observed_at`).
 - `outcome` (`sla_events_total`): `ok`, `duplicate`, or the dead-letter reason (`invalid`,
-  `unknown_contract`, `late`, `too_large`, `error`); (`sla_contract_reloads_total`): `ok` or
+  `unknown_contract`, `late`, `expired`, `too_large`, `error`); (`sla_contract_reloads_total`): `ok` or
   `error`.
 - `topic`, `partition`: the input topic and partition (`sla_events_total` counts unreadable ticks
   under the ticks topic).

@@ -130,7 +130,7 @@ PANELS = [
         8,
         "timeseries",
         "Events per second by outcome",
-        "Input events processed, by outcome (ok, invalid, unknown_contract, duplicate, late, too_large,"
+        "Input events processed, by outcome (ok, invalid, unknown_contract, duplicate, late, expired, too_large,"
         " error).",
         [("sum by (outcome) (rate(sla_events_total[1m]))", "{{outcome}}")],
         (0, 33, 8, 8),

@@ -158,6 +158,7 @@ def _tickets(spec: TicketsSpec, calendars: dict[str, Calendar], problems: list[s
         near_breach=tuple(sorted(set(spec.near_breach))),
         objectives=MappingProxyType(objectives),
         compliance_target=spec.compliance_target,
+        retention=spec.retention,
     )
 
 
@@ -279,6 +280,7 @@ def _items(spec: ContractSpec, calendars: dict[str, Calendar], problems: list[st
         near_breach=tuple(sorted(set(items.near_breach))),
         objectives=MappingProxyType(objectives),
         compliance_target=items.compliance_target,
+        retention=items.retention,
     )
 
 

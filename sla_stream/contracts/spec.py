@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from sla_stream.engine.model import RETENTION
 from sla_stream.engine.time import parse_duration
 
 _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
@@ -102,6 +103,7 @@ class TicketsSpec(_Strict):
     near_breach: list[Fraction] = [0.75]
     objectives: dict[Literal["first_response", "next_reply", "resolution"], TicketObjectiveSpec]
     compliance_target: Ratio | None = None
+    retention: Duration = RETENTION
 
 
 class ServiceLevelSpec(_Strict):
@@ -220,6 +222,7 @@ class ItemsSpec(_Strict):
     near_breach: list[Fraction] = [0.75]
     objectives: dict[Annotated[str, Field(pattern=_NAME)], ClockSpec] = Field(min_length=1)
     compliance_target: Ratio | None = None
+    retention: Duration = RETENTION
 
     @field_validator("kind")
     @classmethod

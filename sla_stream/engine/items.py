@@ -53,12 +53,17 @@ class Item(tracked.Subject[ItemEvent]):
     """Outcomes added or taken back since the engine last moved them to the ledger (in memory)."""
     decoded: bool = field(default=False, compare=False)
     """Read back from its state (in memory only; see ``Ticket.decoded``)."""
+    gone: int | None = None
+    """Set on the marker left of a finished item once it left the state: the time it left
+    (see :func:`leaves_at` and ``Ticket.gone``)."""
 
     def about(self, contract: Contract, clock: Clock) -> tuple[str, str, int]:
         """An item's alerts are about an item of its contract's kind, in the one cycle (0)."""
         return policy_of(contract).kind, self.item_id, 0
 
     def to_state(self) -> dict[str, Any]:
+        if self.gone is not None:
+            return {"id": self.item_id, "gone": self.gone}
         return {
             "id": self.item_id,
             "v": self.values,
@@ -72,6 +77,8 @@ class Item(tracked.Subject[ItemEvent]):
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Item:
+        if "gone" in state:
+            return cls(state["id"], gone=state["gone"])
         return cls(
             state["id"],
             dict(state["v"]),
@@ -86,6 +93,29 @@ class Item(tracked.Subject[ItemEvent]):
 
 
 _D = TypeVar("_D", int, None)
+
+
+def leaves_at(contract: Contract, item: Item, lateness: int) -> int | None:
+    """When the item leaves the state, if it is finished: once every clock of its objectives
+    has stopped (a stopped item clock does not start again), the allowed ``lateness`` after its
+    last event; once no clock runs or is paused but some never started, or while a compensation
+    reason the contract names could still flag it (reported after delivery, say), the policy's
+    ``retention`` after its last event. What is left, a marker of its id (``gone``), goes the
+    retention after that. ``None``: a clock of the item is running or paused."""
+    if item.gone is not None:
+        return item.gone + policy_of(contract.at(item.gone)).retention
+    if not all(clock.stopped for clock in item.clocks.values()):
+        return None
+    policy = policy_of(measured(contract, item))
+    done = policy.objectives.keys() <= item.clocks.keys() and all(
+        f"{FLAG_PREFIX}{reason}|0" in item.outcomes for reason in policy.flags
+    )
+    return item.last_at + (lateness if done else max(policy.retention, lateness))
+
+
+def marker(item: Item, at: int) -> Item:
+    """What is left of a finished item once it left the state at ``at``: its id."""
+    return Item(item.item_id, gone=at)
 
 
 def policy_of(contract: Contract) -> ItemPolicy:

@@ -29,6 +29,10 @@ class TicketObjective:
     """Ticket statuses in which this clock is paused."""
 
 
+RETENTION = 7 * 86_400_000
+"""Seven days: the ``retention`` of a tickets or items section that names none."""
+
+
 @dataclass(frozen=True, slots=True)
 class TicketPolicy:
     """The ``tickets`` section of a contract."""
@@ -41,6 +45,9 @@ class TicketPolicy:
     """The objectives the contract sets, by name."""
     compliance_target: float | None = None
     """Share of tickets per period that must meet each objective."""
+    retention: int = RETENTION
+    """How long a solved ticket that is never closed stays in the state after its last event,
+    and how long the id of a ticket removed from the state is remembered (milliseconds)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +232,9 @@ class ItemPolicy:
     compliance_target: float | None = None
     flags: Mapping[str, Match] = field(default_factory=dict)
     """Per-item compensation reasons decided by an event (``damaged``), by reason."""
+    retention: int = RETENTION
+    """How long an item with clocks left that never started stays in the state after its last
+    event, and how long the id of an item removed from the state is remembered (milliseconds)."""
 
     def target_fields(self) -> frozenset[str]:
         return frozenset(o.target_by for o in self.objectives.values() if o.target_by is not None)

@@ -71,15 +71,17 @@ class Engine:
     ) -> None:
         self._contract = contracts.get if isinstance(contracts, Mapping) else contracts
         self.books = Books(ledgers)
-        self._tickets = TicketSource(self._contract, {} if store is None else store, self.books)
-        self._items = ItemSource(self._contract, {} if items is None else items, self.books)
+        self._tickets = TicketSource(
+            self._contract, {} if store is None else store, self.books, allowed_lateness
+        )
+        self._items = ItemSource(self._contract, {} if items is None else items, self.books, allowed_lateness)
         self._calls = CallSource(self._contract, {} if centres is None else centres, self.books)
         self._requests = RequestSource(self._contract, {} if services is None else services, self.books)
         #: At the same instant: ticket thresholds, then item thresholds, then call intervals and
         #: waits, then request minute boundaries.
         self._sources = (self._tickets, self._items, self._calls, self._requests)
         self.clock = clock
-        self.allowed_lateness = allowed_lateness
+        self._lateness = allowed_lateness
 
     @property
     def tickets(self) -> MutableMapping[TicketKey, Ticket]:
@@ -123,6 +125,22 @@ class Engine:
     @source.setter
     def source(self, value: tuple[str, int]) -> None:
         self.books.source = value
+
+    @property
+    def allowed_lateness(self) -> int | None:
+        """How far behind the clock an event may be; ``None``: any. Finished tickets and items
+        leave the state only with one (see ``sources``): pass it to the constructor, so that
+        those read back from a store are scheduled to leave too."""
+        return self._lateness
+
+    @allowed_lateness.setter
+    def allowed_lateness(self, value: int | None) -> None:
+        self._lateness = self._tickets.lateness = self._items.lateness = value
+
+    @property
+    def removed(self) -> int:
+        """How many finished tickets and items left the state."""
+        return self._tickets.removed + self._items.removed
 
     def contract_or_none(self, contract_id: str) -> Contract | None:
         return self._contract(contract_id)

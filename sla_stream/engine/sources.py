@@ -17,7 +17,7 @@ from sla_stream.engine import calls, items, requests, tickets
 from sla_stream.engine.alerts import Alert
 from sla_stream.engine.books import Books
 from sla_stream.engine.calls import CallCentre
-from sla_stream.engine.events import CALL_QUEUED, CallEvent, ItemEvent, RequestEvent, TicketEvent
+from sla_stream.engine.events import CALL_QUEUED, CallEvent, ItemEvent, Rejected, RequestEvent, TicketEvent
 from sla_stream.engine.items import Item
 from sla_stream.engine.ledger import Ledger
 from sla_stream.engine.model import Contract
@@ -91,6 +91,10 @@ class Rules(Protocol[Thing, Event_contra]):
 
     def needs_rebuild(self, contract: Contract, thing: Thing, at: int, /) -> bool: ...
 
+    def leaves_at(self, contract: Contract, thing: Thing, lateness: int, /) -> int | None: ...
+
+    def marker(self, thing: Thing, at: int, /) -> Thing: ...
+
 
 TrackedKey = tuple[str, str]
 """``(contract_id, ticket or item id)``."""
@@ -98,31 +102,50 @@ TrackedKey = tuple[str, str]
 _CHANGE = -1.0
 """The fraction of an entry in the schedule at a version change: below every threshold's,
 so at the same instant the change comes first, as an event does."""
+_LEAVE = -2.0
+"""The fraction of an entry in the schedule at which a finished thing leaves the state (or
+the marker it left goes): it has no threshold left, and a change does nothing to it."""
 
 
 class _Tracked(Generic[Thing, Event]):
     """Tickets or items (of events ``Event``): named clocks per thing, thresholds and version
     changes scheduled. A ticket and an item differ in how an event names its thing
-    (:meth:`key`) and what their first event makes (:meth:`create`)."""
+    (:meth:`key`) and what their first event makes (:meth:`create`).
+
+    With an allowed ``lateness``, a finished thing leaves the state when its rules say
+    (``leaves_at``): what is left is a marker of its id, which goes in turn, so the store holds
+    the open things and the ids of those finished lately. An event for a thing that has left, or
+    would have left by the event's time, is rejected as ``expired``. Without an allowed lateness
+    any event may still be late, so nothing leaves.
+    """
+
+    _rules: Rules[Thing, Event]
+    """The module deciding about the things (``tickets``, ``items``)."""
+    noun = ""
+    """What a thing is called in a rejection."""
+    section = ""
+    """The contract section that names its retention."""
 
     def __init__(
         self,
-        rules: Rules[Thing, Event],
-        policy: Callable[[Contract], object | None],
         contracts: Contracts,
         store: MutableMapping[TrackedKey, Thing],
         books: Books,
+        lateness: int | None = None,
     ) -> None:
-        self._rules: Rules[Thing, Event] = rules
-        self._policy = policy
         self._contract = contracts
         self.store: MutableMapping[TrackedKey, Thing] = store
         self._books = books
+        self.lateness = lateness
+        #: How many things left the state (markers going are not counted).
+        self.removed = 0
         #: ``(observed_at, fraction, contract_id, id, objective)``; fraction ``_CHANGE`` for a
-        #: version change.
+        #: version change, ``_LEAVE`` for leaving the state.
         self._due: list[tuple[int, float, str, str, str]] = []
         #: Per thing, the version change scheduled for it.
         self._changes: dict[TrackedKey, int] = {}
+        #: Per thing, when it is scheduled to leave the state.
+        self._leaves: dict[TrackedKey, int] = {}
         for key in list(store):
             contract = contracts(key[0])
             thing = None if contract is None else self.load(key, contract)
@@ -131,6 +154,10 @@ class _Tracked(Generic[Thing, Event]):
                     running.scheduled = None  # nothing is scheduled yet
                 self.schedule(key, thing, contract)
         books.confirm(self._outcomes)
+
+    def _policy(self, contract: Contract) -> object | None:
+        """The contract's section for these things, if it has one."""
+        raise NotImplementedError
 
     def _outcomes(self, contract_id: str, thing_id: str) -> dict[str, list[list[int]]] | None:
         """The outcomes of a thing as stored; None when none is."""
@@ -141,6 +168,8 @@ class _Tracked(Generic[Thing, Event]):
         thing = self.store.get(key)
         if thing is None or self._policy(contract) is None:
             return None
+        if thing.gone is not None:
+            return thing
         thing = self._rules.adapt(contract, thing)
         if thing.decoded:
             # Decoded again (a store that keeps only some as objects): its thresholds are in
@@ -149,7 +178,17 @@ class _Tracked(Generic[Thing, Event]):
         return thing
 
     def schedule(self, key: TrackedKey, thing: Thing, contract: Contract) -> None:
-        """Put the thing's next thresholds and its next version change, each once, in the schedule."""
+        """Put the thing's next thresholds, its next version change and when it leaves the
+        state, each once, in the schedule."""
+        if self.lateness is not None:
+            leaves = self._rules.leaves_at(contract, thing, self.lateness)
+            if leaves is None:
+                self._leaves.pop(key, None)  # open again (a reopen): its entry goes stale
+            elif self._leaves.get(key) != leaves:
+                self._leaves[key] = leaves
+                heapq.heappush(self._due, (leaves, _LEAVE, key[0], key[1], ""))
+            if thing.gone is not None:
+                return
         for observed_at, fraction, objective in self._rules.due(contract, thing):
             heapq.heappush(self._due, (observed_at, fraction, key[0], key[1], objective))
         change = self._rules.change_due(contract, thing)
@@ -166,10 +205,19 @@ class _Tracked(Generic[Thing, Event]):
         raise NotImplementedError
 
     def accept(self, contract: Contract, event: Event, late: Late) -> bool:
-        thing = self.load(self.key(contract, event), contract)
+        key = self.key(contract, event)
+        thing = self.load(key, contract)
         if thing is not None and thing.applied(event.event_id):
             return False
         late(event.at)
+        if thing is not None and (thing.gone is not None or self._leaves.get(key, NEVER) < event.at):
+            # Left the state, or leaves it before the event's time (the clock's advance to the
+            # event removes it first).
+            raise Rejected(
+                "expired",
+                f"{event.type} for {self.noun} {key[1]!r}, which was finished and has left the state"
+                f" (see retention in the contract's {self.section} section)",
+            )
         self._rules.check(contract, thing, event)
         return True
 
@@ -200,9 +248,14 @@ class _Tracked(Generic[Thing, Event]):
         key = (contract_id, thing_id)
         if fraction == _CHANGE and self._changes.get(key) == observed_at:
             del self._changes[key]
+        if fraction == _LEAVE:
+            if self._leaves.get(key) == observed_at:
+                del self._leaves[key]
+                self._leave(key, observed_at)
+            return
         contract = self._contract(contract_id)
         thing = None if contract is None else self.load(key, contract)
-        if thing is None or contract is None:
+        if thing is None or contract is None or thing.gone is not None:
             return
         version = thing.version
         more = self._rules.catch_up(contract, thing, observed_at)
@@ -216,12 +269,33 @@ class _Tracked(Generic[Thing, Event]):
         self._books.book(contract, thing_id, thing)
         self.schedule(key, thing, contract)
 
+    def _leave(self, key: TrackedKey, at: int) -> None:
+        """A finished thing leaves the state at ``at``, leaving a marker of its id; a marker goes."""
+        contract = self._contract(key[0])
+        thing = None if contract is None else self.load(key, contract)
+        if thing is None or contract is None or self.lateness is None:
+            return  # its contract was removed: the thing stays, as the contract's state does
+        if self._rules.leaves_at(contract, thing, self.lateness) != at:
+            return  # changed since (the contract's retention, say): scheduled again
+        if thing.gone is not None:
+            del self.store[key]
+            return
+        self._changes.pop(key, None)
+        marker = self._rules.marker(thing, at)
+        self.store[key] = marker
+        self.removed += 1
+        self.schedule(key, marker, contract)
+
 
 class TicketSource(_Tracked[Ticket, TicketEvent]):
     """Tickets, by ``(contract_id, ticket_id)``."""
 
-    def __init__(self, contracts: Contracts, store: MutableMapping[TrackedKey, Ticket], books: Books) -> None:
-        super().__init__(tickets, lambda contract: contract.tickets, contracts, store, books)
+    _rules = tickets
+    noun = "ticket"
+    section = "tickets"
+
+    def _policy(self, contract: Contract) -> object | None:
+        return contract.tickets
 
     def key(self, contract: Contract, event: TicketEvent) -> TrackedKey:
         """A ticket event names its ticket."""
@@ -235,8 +309,12 @@ class TicketSource(_Tracked[Ticket, TicketEvent]):
 class ItemSource(_Tracked[Item, ItemEvent]):
     """Items of a contract's ``items`` section, by ``(contract_id, item id)``."""
 
-    def __init__(self, contracts: Contracts, store: MutableMapping[TrackedKey, Item], books: Books) -> None:
-        super().__init__(items, lambda contract: contract.items, contracts, store, books)
+    _rules = items
+    noun = "item"
+    section = "items"
+
+    def _policy(self, contract: Contract) -> object | None:
+        return contract.items
 
     def key(self, contract: Contract, event: ItemEvent) -> TrackedKey:
         """An item event carries its item's id in the field the items section names (an event

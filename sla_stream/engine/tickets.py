@@ -54,12 +54,18 @@ class Ticket(tracked.Subject[TicketEvent]):
     decoded: bool = field(default=False, compare=False)
     """Read back from its state: what its clocks last handed to the scheduler is not known
     (in memory only)."""
+    gone: int | None = None
+    """Set on what is left of a finished ticket once it left the state (see :func:`leaves_at`):
+    the time it left. Such a marker keeps only the ticket's id, so that an event for it is
+    rejected as ``expired`` rather than taken for a ticket never created."""
 
     def about(self, contract: Contract, clock: Clock) -> tuple[str, str, int]:
         """A ticket's alerts are about the ticket, in its clock's cycle."""
         return "ticket", self.ticket_id, clock.cycle
 
     def to_state(self) -> dict[str, Any]:
+        if self.gone is not None:
+            return {"id": self.ticket_id, "gone": self.gone}
         state = {
             "id": self.ticket_id,
             "p": self.priority,
@@ -78,6 +84,8 @@ class Ticket(tracked.Subject[TicketEvent]):
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Ticket:
+        if "gone" in state:
+            return cls(state["id"], "", "", gone=state["gone"])
         return cls(
             state["id"],
             state["p"],
@@ -91,6 +99,27 @@ class Ticket(tracked.Subject[TicketEvent]):
             {name: Clock.from_state(c) for name, c in state.get("x", {}).items()},
             decoded=True,
         )
+
+
+def leaves_at(contract: Contract, ticket: Ticket, lateness: int) -> int | None:
+    """When the ticket leaves the state, if it is finished: a closed ticket once the allowed
+    ``lateness`` has passed since its last event (no event the engine still accepts can then
+    land before it, and a closed ticket is final); a solved one the policy's ``retention``
+    after its last event (helpdesks close solved tickets after a few days; until then a
+    customer's reply may reopen it). What is left, a marker of its id (``gone``), goes the
+    retention after that. ``None``: the ticket is open."""
+    if ticket.gone is not None:
+        return ticket.gone + policy_of(contract.at(ticket.gone)).retention
+    if ticket.status == "closed":
+        return ticket.last_at + lateness
+    if ticket.status == "solved":
+        return ticket.last_at + max(policy_of(measured(contract, ticket)).retention, lateness)
+    return None
+
+
+def marker(ticket: Ticket, at: int) -> Ticket:
+    """What is left of a finished ticket once it left the state at ``at``: its id."""
+    return Ticket(ticket.ticket_id, "", "", gone=at)
 
 
 def policy_of(contract: Contract) -> TicketPolicy:

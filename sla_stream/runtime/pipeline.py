@@ -138,20 +138,28 @@ class Pipeline:
         if engine is None:
             clock = self.saved_clocks[topic, partition] = load_clock(self.table, topic, partition)
             store: Store
+            lateness = self.settings.allowed_lateness_ms
             ledgers = self.ledgers[topic, partition] = TableLedgers(self.table, topic, partition)
             if self.sources.get(topic) == "call":
                 store = TableCentres(self.table, partition)
-                engine = Engine(self.contracts, clock=clock, centres=store, ledgers=ledgers)
+                engine = Engine(
+                    self.contracts, clock=clock, centres=store, ledgers=ledgers, allowed_lateness=lateness
+                )
             elif self.sources.get(topic) == "request":
                 store = TableServices(self.table, partition)
-                engine = Engine(self.contracts, clock=clock, services=store, ledgers=ledgers)
+                engine = Engine(
+                    self.contracts, clock=clock, services=store, ledgers=ledgers, allowed_lateness=lateness
+                )
             elif self.sources.get(topic) == "item":
                 store = TableItems(self.table, partition, self.settings.ticket_cache)
-                engine = Engine(self.contracts, clock=clock, items=store, ledgers=ledgers)
+                engine = Engine(
+                    self.contracts, clock=clock, items=store, ledgers=ledgers, allowed_lateness=lateness
+                )
             else:
                 store = TableTickets(self.table, partition, self.settings.ticket_cache)
-                engine = Engine(self.contracts, store, clock=clock, ledgers=ledgers)
-            engine.allowed_lateness = self.settings.allowed_lateness_ms
+                engine = Engine(
+                    self.contracts, store, clock=clock, ledgers=ledgers, allowed_lateness=lateness
+                )
             # Under both guarantees: exactly-once never applies a message twice to state that has
             # it, but a worker switched to it after an at-least-once one stopped part-way starts
             # from a changelog whose ledgers ran ahead of the positions.

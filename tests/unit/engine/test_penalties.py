@@ -31,6 +31,7 @@ tickets:
     first_response: {{targets: {{P1: 1h}}}}
     resolution:     {{targets: {{P1: 4h}}}}
   compliance_target: 0.9
+  retention: 30d  # a solved ticket may be reopened for 30 days
 calls:
   service_level: {{answer_within: 20s, target: 0.8, interval: 30m}}
   abandon_rate:  {{max: 0.05, interval: 30m}}

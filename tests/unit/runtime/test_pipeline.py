@@ -707,3 +707,38 @@ def test_ticks_come_sooner_than_the_interval_when_something_is_due_sooner():
     del pipeline.next_due
     app.assignor = _Assigned(settings.topics.ticks, [1])
     assert sender.until_next() == 1.0
+
+
+def test_a_finished_ticket_leaves_the_table_a_marker_then_a_deletion_its_changelog_compacts_away():
+    now = [ms("2026-11-24T09:30:00Z")]
+    contracts = load_dir(REPO / "examples" / "contracts")
+    pipeline = Pipeline(Settings(), contracts, table={}, clock=lambda: now[0])
+    pipeline.on_event(
+        TOPIC, 3, 0, b"demo-fast", event(1, "ticket.created", "2026-11-24T09:00:00Z", priority="P3")
+    )
+    pipeline.on_event(
+        TOPIC, 3, 1, b"demo-fast", event(2, "ticket.status_changed", "2026-11-24T09:30:00Z", status="closed")
+    )
+    assert pipeline.counts.events[TOPIC, "ok"] == 2
+    pipeline.write(3)
+    key = b"t3\x1fdemo-fast\x1fT-1"
+    assert orjson.loads(pipeline.table[key])["h"]
+
+    def tick(at: str) -> None:
+        now[0] = ms(at)
+        pipeline.on_tick(3, tick_record(ms(at), {**NOTHING, TOPIC: 2}))
+        pipeline.write(3)
+
+    tick("2026-11-24T09:35:00.001Z")  # the allowed lateness (5 minutes) after the close
+    assert orjson.loads(pipeline.table[key]) == {"id": "T-1", "gone": ms("2026-11-24T09:35:00Z")}
+    now[0] = ms("2026-11-24T09:40:00Z")
+    # A reopen now is a dead letter, `expired`, and changes nothing.
+    outputs = pipeline.on_event(
+        TOPIC, 3, 2, b"demo-fast", event(3, "ticket.status_changed", "2026-11-24T09:40:00Z", status="open")
+    )
+    assert [orjson.loads(o.value)["reason"] for o in outputs] == ["expired"]
+    assert pipeline.counts.events[TOPIC, "expired"] == 1
+    # The marker goes after the contract's retention (7 days by default): the key is deleted,
+    # which the table sends to its changelog as a tombstone.
+    tick("2026-12-01T09:35:00.001Z")
+    assert key not in pipeline.table
