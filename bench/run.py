@@ -23,7 +23,10 @@ requests of 40 contracts):
    breaches at once, until the alert is read off the alert topic) and deadline-to-alert delay
    (a ticket nobody answers, from its deadline until its breach is read);
 5. **memory**: peak resident memory of the worker and of replay (per mix), and memory per open
-   ticket in the worker's in-memory store.
+   ticket in the worker's in-memory store;
+6. **soak**: 10 to 60 days of a helpdesk's constant traffic, replayed (peak memory and state
+   entries, also for the code before finished work left the state) and drained by the worker
+   (its live changelog keys and the time a restarted worker takes to recover them): ``soak.py``.
 
 Writes ``bench/results/bench.md`` and ``bench.json`` (or ``--out DIR``), with each target,
 whether it is met and by how much; ``replay.md`` has replay's profile per mix.
@@ -55,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mixes
 import replay_mixes
+import soak
 import traffic
 from reporting import judged, machine, misses, row, say, target_table
 
@@ -79,6 +83,10 @@ TARGETS = {
     "event_p50_seconds": 0.15,
     "event_p99_seconds": 0.3,
     "bytes_per_open_ticket": 1024,
+    "soak_replay_memory": 1.3,
+    "soak_replay_entries": 1.3,
+    "soak_worker_live_keys": 1.3,
+    "soak_worker_recovery": 1.3,
 }
 
 
@@ -111,6 +119,8 @@ class Results:
     sustainable_exactly_once: list[dict[str, float]] = field(default_factory=list)
     latency_exactly_once: dict[str, Any] = field(default_factory=dict)
     memory: dict[str, float] = field(default_factory=dict)
+    soak: dict[str, Any] = field(default_factory=dict)
+    """Months of constant helpdesk traffic (``soak.measure``): replay and the worker's state."""
     targets: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -235,6 +245,18 @@ def main(argv: list[str] | None = None) -> int:
                     results.sustainable, results.latency = trials, latency
                 else:
                     results.sustainable_exactly_once, results.latency_exactly_once = trials, latency
+            days = [2, 4] if args.quick else [10, 30, 60]
+            results.soak = soak.measure(
+                work,
+                bootstrap,
+                200 if args.quick else 2000,
+                days,
+                [days[0], days[-1]],
+                before=not args.quick,
+                partitions=args.partitions,
+                run=f"{run}-soak",
+            )
+            results.soak["ratios"] = soak.ratios(results.soak)
     results.targets = judge(results)
     write_report(results, args.out, quick=args.quick)
     return 0
@@ -812,6 +834,17 @@ def judge(results: Results) -> list[dict[str, Any]]:
                 seconds = float("inf") if value is None else value / 1000
                 what = f"{kind}-to-alert {q} (s) at 80% of the sustained live rate, {guarantee}"
                 rows.append((f"{kind}_{q}_seconds", seconds, "<=", what))
+    longest = results.soak["replay"][-1]["days"] if results.soak.get("replay") else 0
+    shortest = results.soak["replay"][0]["days"] if results.soak.get("replay") else 0
+    for name, what in (
+        ("replay_memory", "replay's peak memory"),
+        ("replay_entries", "replay's state entries at the end"),
+        ("worker_live_keys", "the worker's live changelog keys"),
+        ("worker_recovery", "the worker's recovery time after a restart"),
+    ):
+        if name in results.soak.get("ratios", {}):
+            value = results.soak["ratios"][name]
+            rows.append((f"soak_{name}", value, "<=", f"soak: {what}, {longest} days ÷ {shortest} days"))
     judged_rows = [judged(name, what, value, op, TARGETS[name]) for name, value, op, what in rows]
     if "events_per_second" not in results.peer:
         judged_rows.insert(
@@ -929,6 +962,7 @@ def write_report(results: Results, out: Path, quick: bool) -> None:
         f"Memory per open ticket in the in-memory store: {r.memory['bytes_per_open_ticket']:,} bytes"
         f" ({r.memory['open_tickets']:,} open tickets through the worker's pipeline onto a dict).",
         "",
+        *(soak.report(r.soak) if r.soak else []),
         "## Replay per source",
         "",
         f"Each mix against a parse-and-update floor over the same file (`orjson.loads` and one dict"

@@ -109,6 +109,10 @@ class Settings:
     batch_wait_ms: int = 50
     """No longer used: a fetch is handled as soon as it comes, with what it holds (kept so that
     configurations naming it still load)."""
+    changelog_segment_ms: int = 3_600_000
+    """How often the state changelog starts a new segment (its ``segment.ms``, set when the worker
+    creates it). Kafka compacts only closed segments: this bounds how much history a restarted
+    worker reads back beyond the live state (finished tickets' records, superseded ones)."""
     ticket_cache: int = 4096
     """Tickets kept decoded per partition (those decoded or changed last); the others are held
     only as their JSON in the table."""
@@ -181,6 +185,7 @@ _DURATIONS = {
     "batch_wait": "batch_wait_ms",
     "contracts_poll": "contracts_poll_ms",
     "stop_timeout": "stop_timeout_ms",
+    "changelog_segment": "changelog_segment_ms",
 }
 _GUARANTEES = ("at_least_once", "exactly_once")
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")

@@ -71,10 +71,11 @@ class Engine:
     ) -> None:
         self._contract = contracts.get if isinstance(contracts, Mapping) else contracts
         self.books = Books(ledgers)
-        self._tickets = TicketSource(
-            self._contract, {} if store is None else store, self.books, allowed_lateness
+        tickets = {} if store is None else store
+        self._tickets = TicketSource(self._contract, tickets, self.books, allowed_lateness, clock)
+        self._items = ItemSource(
+            self._contract, {} if items is None else items, self.books, allowed_lateness, clock
         )
-        self._items = ItemSource(self._contract, {} if items is None else items, self.books, allowed_lateness)
         self._calls = CallSource(self._contract, {} if centres is None else centres, self.books)
         self._requests = RequestSource(self._contract, {} if services is None else services, self.books)
         #: At the same instant: ticket thresholds, then item thresholds, then call intervals and

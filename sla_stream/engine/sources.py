@@ -132,6 +132,7 @@ class _Tracked(Generic[Thing, Event]):
         store: MutableMapping[TrackedKey, Thing],
         books: Books,
         lateness: int | None = None,
+        clock: int | None = None,
     ) -> None:
         self._contract = contracts
         self.store: MutableMapping[TrackedKey, Thing] = store
@@ -146,6 +147,11 @@ class _Tracked(Generic[Thing, Event]):
         self._changes: dict[TrackedKey, int] = {}
         #: Per thing, when it is scheduled to leave the state.
         self._leaves: dict[TrackedKey, int] = {}
+        #: With a lateness: per ``(contract_id, event_id)``, when each event applied lately
+        #: occurred (a repeat of its id for another thing of the contract is a duplicate too),
+        #: and the same in time order, to forget them once they are behind the lateness.
+        self._recent: dict[tuple[str, str], int] = {}
+        self._forget: list[tuple[int, str, str]] = []
         for key in list(store):
             contract = contracts(key[0])
             thing = None if contract is None else self.load(key, contract)
@@ -153,6 +159,12 @@ class _Tracked(Generic[Thing, Event]):
                 for running in thing.clocks.values():
                     running.scheduled = None  # nothing is scheduled yet
                 self.schedule(key, thing, contract)
+                # Read back: what was applied lately is in the histories (a thing leaves the
+                # state only once all its events are behind the lateness).
+                for applied in thing.history:
+                    self._remember(key[0], applied.event_id, applied.at)
+        if clock is not None:
+            self._forget_before(clock)
         books.confirm(self._outcomes)
 
     def _policy(self, contract: Contract) -> object | None:
@@ -209,6 +221,9 @@ class _Tracked(Generic[Thing, Event]):
         thing = self.load(key, contract)
         if thing is not None and thing.applied(event.event_id):
             return False
+        seen = self._recent.get((key[0], event.event_id))
+        if seen is not None and _within(late, seen):
+            return False  # the id of an event applied to another thing of the contract lately
         late(event.at)
         if thing is not None and (thing.gone is not None or self._leaves.get(key, NEVER) < event.at):
             # Left the state, or leaves it before the event's time (the clock's advance to the
@@ -232,7 +247,25 @@ class _Tracked(Generic[Thing, Event]):
         else:
             more = self._rules.apply(contract, thing, event)
         self.keep(key, thing, contract)
+        self._remember(key[0], event.event_id, event.at)
+        self._forget_before(clock)
         return more
+
+    def _remember(self, contract_id: str, event_id: str, at: int) -> None:
+        """Note an event applied, for recognising a repeat of its id within the lateness."""
+        if self.lateness is not None and self._recent.get((contract_id, event_id), at - 1) < at:
+            self._recent[contract_id, event_id] = at
+            heapq.heappush(self._forget, (at, contract_id, event_id))
+
+    def _forget_before(self, clock: int) -> None:
+        """Forget the ids of events the lateness now rejects anyway."""
+        if self.lateness is None:
+            return
+        horizon, forget, recent = clock - self.lateness, self._forget, self._recent
+        while forget and forget[0][0] < horizon:
+            at, contract_id, event_id = heapq.heappop(forget)
+            if recent.get((contract_id, event_id)) == at:
+                del recent[contract_id, event_id]
 
     def keep(self, key: TrackedKey, thing: Thing, contract: Contract) -> None:
         """Store a thing an event changed, book its outcomes, schedule what it has due."""
@@ -285,6 +318,15 @@ class _Tracked(Generic[Thing, Event]):
         self.store[key] = marker
         self.removed += 1
         self.schedule(key, marker, contract)
+
+
+def _within(late: Late, at: int) -> bool:
+    """Whether an event at ``at`` would still be on time (not rejected as late)."""
+    try:
+        late(at)
+    except Rejected:
+        return False
+    return True
 
 
 class TicketSource(_Tracked[Ticket, TicketEvent]):

@@ -80,7 +80,16 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract], loaded: st
     )
     topics = settings.topics
     source = app.topic(*settings.source_topics, topics.ticks, partitions=settings.partitions, **_RAW)
-    table = app.Table("state", partitions=settings.partitions, default=None, key_type=bytes, value_type=bytes)
+    table = app.Table(
+        "state",
+        partitions=settings.partitions,
+        default=None,
+        key_type=bytes,
+        value_type=bytes,
+        # Compacted (Faust's default for a changelog), in segments short enough to be compacted
+        # while the worker runs: a restart reads back the live state, not its history.
+        extra_topic_configs={"segment.ms": str(settings.changelog_segment_ms)},
+    )
     pipeline = Pipeline(settings, contracts, table)
     contract_source = ContractSource(settings.contracts_dir, contracts, loaded)
     pipeline.highwater = lambda topic, partition: app.consumer.highwater(TP(topic, partition))

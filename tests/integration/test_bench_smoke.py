@@ -52,7 +52,18 @@ def test_the_benchmark_harness_measures_everything_it_reports(broker, tmp_path):
         "event_p50_seconds",
         "event_p99_seconds",
         "bytes_per_open_ticket",
+        "soak_replay_memory",
+        "soak_replay_entries",
+        "soak_worker_live_keys",
+        "soak_worker_recovery",
     }
+    # The soak: replay and the worker over two lengths of the same traffic.
+    soak = measured["soak"]
+    assert [row["days"] for row in soak["replay"]] == [2, 4]
+    assert [row["days"] for row in soak["worker"]] == [2, 4]
+    assert all(row["entries"] > 0 and row["peak_rss_mib"] > 0 for row in soak["replay"])
+    assert all(row["live_keys"] > 0 and row["recovery_seconds"] > 0 for row in soak["worker"])
     report = (tmp_path / "bench-quick.md").read_text()
     assert "| 2. worker" in report and "| 2b. worker, exactly-once" in report and "## Targets" in report
     assert "Latency, at-least-once" in report and "Latency, exactly-once" in report
+    assert "## Months of traffic (the soak)" in report
