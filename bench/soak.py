@@ -157,21 +157,17 @@ def measure_replay(work: Path, days: list[int], per_day: int, before: bool) -> l
 async def live_keys(bootstrap: str, topic: str) -> dict[str, int]:
     """What compaction of ``topic`` keeps: keys whose latest record is not a deletion, and of
     those the ticket markers; with every record read."""
+    import run as bench
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        if not partitions:
-            await consumer.force_metadata_update()
-            partitions = [
-                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
-            ]
+        partitions = [TopicPartition(topic, p) for p in range(await bench._partition_count(bootstrap, topic))]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         latest: dict[bytes, bytes | None] = {}
         records = 0
-        while any(await consumer.position(tp) < ends[tp] for tp in partitions):
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
             for batch in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).values():
                 for record in batch:
                     latest[record.key] = record.value
@@ -210,28 +206,25 @@ def measure_worker(
             # Segments roll within the bench, so the broker compacts the changelog meanwhile.
             "SLA_STREAM_CHANGELOG_SEGMENT": "5s",
         }
-        drained = bench.measure_drain(
-            [sys.executable, "-m", "sla_stream.cli", "worker"],
-            env,
-            bootstrap,
-            topics,
-            work,
-            partitions,
-            produced,
-            app,
-        )
+        command = [sys.executable, "-m", "sla_stream.cli", "worker"]
+        with (work / f"{app}.log").open("wb") as log:
+            process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+            try:
+                started = time.perf_counter()
+                _, done, _ = asyncio.run(
+                    bench._watch_commits(bootstrap, app, topics, partitions, produced, process)
+                )
+                drained = {"seconds": done - started, "peak_rss_mib": bench._peak_rss(process.pid) / 2**20}
+                time.sleep(5)  # ticks move the clocks to the wall clock: what is due leaves
+            finally:
+                process.terminate()
+                process.wait(60)
         # The log cleaner runs every 15 s by default: give it time to compact closed segments.
         time.sleep(30)
         state = asyncio.run(live_keys(bootstrap, f"{app}-state-changelog"))
         log = (work / f"{app}-recovery.log").open("wb")
         started = time.perf_counter()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sla_stream.cli", "worker"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         try:
             bench._wait_ready(int(env["SLA_STREAM_WEB_PORT"]), process, timeout=600)
             recovery = time.perf_counter() - started
@@ -242,8 +235,8 @@ def measure_worker(
         row = {
             "days": length,
             "events": produced,
-            "drain_events_per_second": drained["events_per_second"],
-            "peak_rss_mib": drained["peak_rss_mib"],
+            "drain_seconds": round(drained["seconds"], 2),
+            "peak_rss_mib": round(drained["peak_rss_mib"], 1),
             **state,
             "recovery_seconds": round(recovery, 2),
         }
@@ -319,13 +312,13 @@ def report(found: dict[str, Any]) -> list[str]:
             " minute ago; then its state changelog read back (keys whose latest record is not a"
             " deletion: what compaction keeps), and a worker started again timed until it is ready:",
             "",
-            "| days | events | drain events/s | peak RSS | changelog records | live keys | ticket keys"
+            "| days | events | drained in | peak RSS | changelog records | live keys | ticket keys"
             " | markers | recovery |",
             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for row in found["worker"]:
             lines.append(
-                f"| {row['days']} | {row['events']:,} | {row['drain_events_per_second']:,} |"
+                f"| {row['days']} | {row['events']:,} | {row['drain_seconds']:.1f} s |"
                 f" {row['peak_rss_mib']:.1f} MiB | {row['records']:,} | {row['live_keys']:,} |"
                 f" {row['ticket_keys']:,} | {row['markers']:,} | {row['recovery_seconds']:.1f} s |"
             )
