@@ -157,26 +157,35 @@ class Engine:
         contract = self.contract(event.contract_id)
         if isinstance(event, CallEvent):
             if not self._calls.accept(contract, event, self._check_late):
-                return Applied(DUPLICATE, [])
+                return self._duplicate(event)
             alerts = self.advance(event.at)
             alerts += self._calls.apply(contract, event, self._now(event.at))
         elif isinstance(event, RequestEvent):
             if not self._requests.accept(contract, event, self._check_late):
-                return Applied(DUPLICATE, [])
+                return self._duplicate(event)
             alerts = self.advance(event.at)
             alerts += self._requests.apply(contract, event, self._now(event.at))
         elif isinstance(event, ItemEvent):
             if not self._items.accept(contract, event, self._check_late):
-                return Applied(DUPLICATE, [])
+                return self._duplicate(event)
             alerts = self.advance(event.at)
             alerts += self._items.apply(contract, event, self._now(event.at))
         else:
             if not self._tickets.accept(contract, event, self._check_late):
-                return Applied(DUPLICATE, [])
+                return self._duplicate(event)
             # Nothing below rejects: thresholds passed before the event fire first.
             alerts = self.advance(event.at)
             alerts += self._tickets.apply(contract, event, self._now(event.at))
         return Applied(OK, self._versions(alerts))
+
+    def _duplicate(self, event: Event) -> Applied:
+        """A repeat of an event applied before moves the clock as the event did then (and fires
+        what that fired): the worker, under at-least-once, processes messages again after a
+        stop on a state that may have kept the things they changed but not the clock, and a
+        clock left behind would take later events for late ones it can still place, or miss
+        ones too late. In one uninterrupted run a repeat of an event is at or behind the clock (the
+        event moved it), so it moves nothing there."""
+        return Applied(DUPLICATE, self.advance(event.at))
 
     def _now(self, at: int) -> int:
         return self.clock if self.clock is not None else at

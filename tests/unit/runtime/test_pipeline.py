@@ -247,6 +247,10 @@ class WriteOrder(dict):
         self.order.append(key)
         return super().pop(key, *default)
 
+    def __delitem__(self, key: bytes) -> None:
+        self.order.append(key)
+        super().__delitem__(key)
+
 
 def test_a_position_reaches_the_changelog_after_the_state_it_covers():
     # One producer keeps a changelog partition's order, so a position written last is on
@@ -742,3 +746,58 @@ def test_a_finished_ticket_leaves_the_table_a_marker_then_a_deletion_its_changel
     # which the table sends to its changelog as a tombstone.
     tick("2026-12-01T09:35:00.001Z")
     assert key not in pipeline.table
+
+
+FIRST_RESPONSE = """
+version: 1
+id: demo-fast
+timezone: UTC
+tickets:
+  priorities: [P1]
+  near_breach: [0.5]
+  objectives:
+    first_response: {targets: {P1: 10m}}
+"""
+
+
+def test_a_stop_cutting_the_writes_anywhere_leaves_a_clock_that_decides_as_before(tmp_path):
+    # At-least-once: one batch creates T-1 and, twenty minutes later, T-2 (T-1's first response
+    # breaches on the way); a stop cuts its write short after any of its records, the clock's
+    # included. Restarted, the worker processes the batch again (each event a recognised repeat,
+    # which moves the clock as the first time), then gets a reply to T-1 from twelve minutes
+    # before the clock: late (more than the 5-minute lateness), as for a worker that never
+    # stopped, never a late event that takes T-1's breach back.
+    contracts = contracts_from(tmp_path, c=FIRST_RESPONSE)
+    clock = lambda: ms("2026-11-24T10:21:00Z")  # noqa: E731
+    batch = [
+        _ticket(0, "T-1", "ticket.created", "2026-11-24T10:00:00Z", priority="P1"),
+        _ticket(1, "T-2", "ticket.created", "2026-11-24T10:20:00Z", priority="P1"),
+    ]
+    reply = _ticket(2, "T-1", "ticket.agent_replied", "2026-11-24T10:08:00Z")
+
+    def run(pipeline: Pipeline) -> tuple[set[str], list[str]]:
+        outputs = [o for n, m in enumerate(batch) for o in pipeline.on_event(TOPIC, 0, n, b"demo-fast", m)]
+        outputs += pipeline.on_event(TOPIC, 0, 2, b"demo-fast", reply)
+        records = [orjson.loads(o.value) for o in outputs]
+        return {r["alert_id"] for r in records if "alert_id" in r}, [
+            r["reason"] for r in records if "reason" in r
+        ]
+
+    expected = run(Pipeline(Settings(), contracts, {}, clock=clock))
+    assert expected[1] == ["late"] and len(expected[0]) == 2  # T-1's near-breach and breach
+
+    first = Pipeline(Settings(), contracts, {}, clock=clock)
+    for n, message in enumerate(batch):
+        first.on_event(TOPIC, 0, n, b"demo-fast", message)
+    recorded = WriteOrder()
+    first.table = recorded
+    for store in [*first.stores.values(), *first.ledgers.values(), *first.marks.values()]:
+        store._table = recorded
+    first.write(0)
+    assert any(key.startswith(b"c0") for key in recorded.order), "the clock is one of the records"
+    for cut in range(len(recorded.order) + 1):
+        persisted = {key: recorded[key] for key in recorded.order[:cut] if key in recorded}
+        alerts, dead = run(Pipeline(Settings(), contracts, persisted, clock=clock))
+        # The first run sent its alerts before writing: the restarted one may repeat them, and
+        # sends nothing else.
+        assert alerts <= expected[0] and dead == expected[1], f"cut after {recorded.order[:cut]}"
