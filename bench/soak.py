@@ -53,8 +53,8 @@ tickets:
     resolution:     {{targets: {{P1: 4h, P2: 8h, P3: 1d}}}}
 """
 
-_REPLAY = """
-import json, resource, sys, time
+_REPLAY = r"""
+import json, re, sys, time
 from pathlib import Path
 from sla_stream.contracts import load_dir
 from sla_stream.replay import ReplayStats, replay
@@ -77,7 +77,8 @@ print(json.dumps({
     "seconds": seconds,
     "entries": len(tickets),
     "markers": sum(1 for t in tickets if getattr(t, "gone", None) is not None),
-    "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    # This process's own high-water mark (getrusage's keeps the parent's from before the exec).
+    "peak_rss_mib": int(re.search(r"VmHWM:\s+(\d+) kB", open("/proc/self/status").read()).group(1)) / 1024,
 }))
 """
 
@@ -219,9 +220,14 @@ def measure_worker(
             finally:
                 process.terminate()
                 process.wait(60)
-        # The log cleaner runs every 15 s by default: give it time to compact closed segments.
-        time.sleep(30)
-        state = asyncio.run(live_keys(bootstrap, f"{app}-state-changelog"))
+        # The broker's log cleaner compacts closed segments every 15 s or so, a log at a time,
+        # once half of one is superseded: read until it has caught up (or two minutes passed).
+        deadline = time.monotonic() + 120
+        while True:
+            time.sleep(15)
+            state = asyncio.run(live_keys(bootstrap, f"{app}-state-changelog"))
+            if state["records"] <= 2 * state["live_keys"] or time.monotonic() > deadline:
+                break
         log = (work / f"{app}-recovery.log").open("wb")
         started = time.perf_counter()
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)

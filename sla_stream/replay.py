@@ -69,8 +69,8 @@ def still_open(stats: ReplayStats) -> StillOpen | None:
         for store in stores:
             for (contract_id, _), thing in list(store.items()):
                 contract = engine.contract_or_none(contract_id)
-                if contract is None:
-                    continue
+                if contract is None or thing.gone is not None:
+                    continue  # a marker of one that left the state has no clocks
                 version = tracked.measured(contract, thing)
                 policy = version.tickets if isinstance(thing, Ticket) else version.items
                 if policy is None:

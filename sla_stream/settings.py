@@ -304,6 +304,8 @@ def _build(values: Mapping[str, Any], source: str) -> Settings:
         raise SettingsError(
             f"{source}: batch_wait: expected a positive duration (0 would wait for full batches)"
         )
+    if result.changelog_segment_ms <= 0:
+        raise SettingsError(f"{source}: changelog_segment: expected a positive duration")
     if result.stop_timeout_ms <= 0:
         raise SettingsError(f"{source}: stop_timeout: expected a positive duration")
     if result.ticket_cache < 0:

@@ -96,14 +96,15 @@ class Books:
         if changed or self.once:
             self.keep(contract.id, ledger, periods)
 
-    def confirm(self, outcomes: Callable[[str, str], Mapping[str, list[list[int]]] | None]) -> None:
-        """Drop the views read back from the state whose thing, as stored, has the outcomes they
-        hold (``outcomes(contract_id, thing_id)``, None for a thing not stored): only a thing
-        stored older than its ledger needs its view. Called when the state is read back (a
-        restart, a rebalance, a contract reload), so views do not pile up across them."""
+    def confirm(self, counted: Callable[[str, str, Mapping[str, list[list[int]]]], bool]) -> None:
+        """Drop the views read back from the state whose thing was stored after them
+        (``counted(contract_id, thing_id, view)``: it has the outcomes the view holds, or it has
+        left the state since): only a thing stored older than its ledger needs its view. Called
+        when the state is read back (a restart, a rebalance, a contract reload), so views do not
+        pile up across them."""
         for contract_id, ledger in list(self.ledgers.items()):
             for thing_id, view in list(ledger.views.items()):
-                if thing_id not in ledger.made and outcomes(contract_id, thing_id) == view:
+                if thing_id not in ledger.made and counted(contract_id, thing_id, view):
                     del ledger.views[thing_id]
 
     def _view(self, ledger: Ledger, thing_id: str) -> dict[str, list[list[int]]] | None:

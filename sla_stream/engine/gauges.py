@@ -84,6 +84,8 @@ class Gauges:
                 if contract is None:
                     continue
                 found = peek(key)
+                if found is None or found.gone is not None:
+                    continue  # a marker of one that left the state: no clocks
                 # Each clock by the version it is measured against.
                 if isinstance(found, Ticket) and (policy := tracked.measured(contract, found).tickets):
                     self._clocks(contract.id, policy.objectives, found.clocks, now)

@@ -56,6 +56,8 @@ class Item(tracked.Subject[ItemEvent]):
     gone: int | None = None
     """Set on the marker left of a finished item once it left the state: the time it left
     (see :func:`leaves_at` and ``Ticket.gone``)."""
+    ids: tuple[tuple[str, int], ...] = ()
+    """Of a marker: the id and time of each event the item had applied (see ``Ticket.ids``)."""
 
     def about(self, contract: Contract, clock: Clock) -> tuple[str, str, int]:
         """An item's alerts are about an item of its contract's kind, in the one cycle (0)."""
@@ -63,7 +65,7 @@ class Item(tracked.Subject[ItemEvent]):
 
     def to_state(self) -> dict[str, Any]:
         if self.gone is not None:
-            return {"id": self.item_id, "gone": self.gone}
+            return {"id": self.item_id, "gone": self.gone, "ids": [list(pair) for pair in self.ids]}
         return {
             "id": self.item_id,
             "v": self.values,
@@ -78,7 +80,7 @@ class Item(tracked.Subject[ItemEvent]):
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Item:
         if "gone" in state:
-            return cls(state["id"], gone=state["gone"])
+            return cls(state["id"], gone=state["gone"], ids=tuple((i, at) for i, at in state["ids"]))
         return cls(
             state["id"],
             dict(state["v"]),
@@ -114,8 +116,9 @@ def leaves_at(contract: Contract, item: Item, lateness: int) -> int | None:
 
 
 def marker(item: Item, at: int) -> Item:
-    """What is left of a finished item once it left the state at ``at``: its id."""
-    return Item(item.item_id, gone=at)
+    """What is left of a finished item once it left the state at ``at``: its id, and those of its
+    events."""
+    return Item(item.item_id, gone=at, ids=tuple((event.event_id, event.at) for event in item.history))
 
 
 def policy_of(contract: Contract) -> ItemPolicy:

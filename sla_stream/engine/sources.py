@@ -10,7 +10,8 @@ in turn; what a source decides about periods it books in the :class:`~sla_stream
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator, MutableMapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Generic, Protocol, TypeVar
 
 from sla_stream.engine import calls, items, requests, tickets
@@ -112,11 +113,15 @@ class _Tracked(Generic[Thing, Event]):
     changes scheduled. A ticket and an item differ in how an event names its thing
     (:meth:`key`) and what their first event makes (:meth:`create`).
 
-    With an allowed ``lateness``, a finished thing leaves the state when its rules say
-    (``leaves_at``): what is left is a marker of its id, which goes in turn, so the store holds
-    the open things and the ids of those finished lately. An event for a thing that has left, or
-    would have left by the event's time, is rejected as ``expired``. Without an allowed lateness
-    any event may still be late, so nothing leaves.
+    With an allowed ``lateness``, a finished thing leaves the state at the time its rules say
+    (``leaves_at``): an event for it later than that is rejected as ``expired``. It is replaced
+    by a marker of its id (and of its events' ids, to recognise repeats) one lateness later, once
+    no event the engine accepts can be at or before that time: until then a late event is put in
+    its place by time. The marker is forgotten in turn: an event later than the marker's own
+    time is taken as for a thing never seen, and the marker goes one lateness after that. So the
+    store holds the open things and the markers of those finished lately, and what becomes of an
+    event depends on its own time and the state, not on how far the clock has moved (ticks move
+    it live). Without an allowed lateness any event may still be late, so nothing leaves.
     """
 
     _rules: Rules[Thing, Event]
@@ -145,13 +150,14 @@ class _Tracked(Generic[Thing, Event]):
         self._due: list[tuple[int, float, str, str, str]] = []
         #: Per thing, the version change scheduled for it.
         self._changes: dict[TrackedKey, int] = {}
-        #: Per thing, when it is scheduled to leave the state.
+        #: Per thing, when it leaves the state (a marker: when it is forgotten); what it is
+        #: scheduled for is one lateness later.
         self._leaves: dict[TrackedKey, int] = {}
-        #: With a lateness: per ``(contract_id, event_id)``, when each event applied lately
-        #: occurred (a repeat of its id for another thing of the contract is a duplicate too),
-        #: and the same in time order, to forget them once they are behind the lateness.
-        self._recent: dict[tuple[str, str], int] = {}
-        self._forget: list[tuple[int, str, str]] = []
+        #: With a lateness, per contract: when each event applied lately occurred, by id (a
+        #: repeat of its id for another thing of the contract is a duplicate too), and the ids
+        #: in the order applied, to forget them once behind the lateness (an id that came late
+        #: waits for those before it: the lookup checks the time).
+        self._recent: dict[str, tuple[dict[str, int], deque[str]]] = {}
         for key in list(store):
             contract = contracts(key[0])
             thing = None if contract is None else self.load(key, contract)
@@ -159,22 +165,25 @@ class _Tracked(Generic[Thing, Event]):
                 for running in thing.clocks.values():
                     running.scheduled = None  # nothing is scheduled yet
                 self.schedule(key, thing, contract)
-                # Read back: what was applied lately is in the histories (a thing leaves the
-                # state only once all its events are behind the lateness).
+                # Read back: what was applied lately is in the histories and the markers.
                 for applied in thing.history:
                     self._remember(key[0], applied.event_id, applied.at)
+                for event_id, at in thing.ids:
+                    self._remember(key[0], event_id, at)
         if clock is not None:
-            self._forget_before(clock)
-        books.confirm(self._outcomes)
+            for contract_id in list(self._recent):
+                self._forget_before(contract_id, clock)
+        books.confirm(self._counted)
 
     def _policy(self, contract: Contract) -> object | None:
         """The contract's section for these things, if it has one."""
         raise NotImplementedError
 
-    def _outcomes(self, contract_id: str, thing_id: str) -> dict[str, list[list[int]]] | None:
-        """The outcomes of a thing as stored; None when none is."""
+    def _counted(self, contract_id: str, thing_id: str, view: Mapping[str, list[list[int]]]) -> bool:
+        """Whether the thing as stored was written after the ledger counted ``view`` of it: it
+        has those outcomes, or it left the state since (a marker: nothing of it is decided again)."""
         thing = self.store.get((contract_id, thing_id))
-        return None if thing is None else thing.outcomes
+        return thing is not None and (thing.gone is not None or thing.outcomes == view)
 
     def load(self, key: TrackedKey, contract: Contract) -> Thing | None:
         thing = self.store.get(key)
@@ -198,7 +207,7 @@ class _Tracked(Generic[Thing, Event]):
                 self._leaves.pop(key, None)  # open again (a reopen): its entry goes stale
             elif self._leaves.get(key) != leaves:
                 self._leaves[key] = leaves
-                heapq.heappush(self._due, (leaves, _LEAVE, key[0], key[1], ""))
+                heapq.heappush(self._due, (leaves + self.lateness, _LEAVE, key[0], key[1], ""))
             if thing.gone is not None:
                 return
         for observed_at, fraction, objective in self._rules.due(contract, thing):
@@ -221,24 +230,29 @@ class _Tracked(Generic[Thing, Event]):
         thing = self.load(key, contract)
         if thing is not None and thing.applied(event.event_id):
             return False
-        seen = self._recent.get((key[0], event.event_id))
+        recent = self._recent.get(key[0])
+        seen = None if recent is None else recent[0].get(event.event_id)
         if seen is not None and _within(late, seen):
             return False  # the id of an event applied to another thing of the contract lately
         late(event.at)
-        if thing is not None and (thing.gone is not None or self._leaves.get(key, NEVER) < event.at):
-            # Left the state, or leaves it before the event's time (the clock's advance to the
-            # event removes it first).
-            raise Rejected(
-                "expired",
-                f"{event.type} for {self.noun} {key[1]!r}, which was finished and has left the state"
-                f" (see retention in the contract's {self.section} section)",
-            )
+        if thing is not None:
+            ends = self._leaves.get(key, NEVER)
+            if thing.gone is not None and event.at > ends:
+                thing = None  # a marker forgotten by the event's time: as if never seen
+            elif thing.gone is not None or ends < event.at:
+                raise Rejected(
+                    "expired",
+                    f"{event.type} for {self.noun} {key[1]!r}, which was finished and has left the"
+                    f" state (see retention in the contract's {self.section} section)",
+                )
         self._rules.check(contract, thing, event)
         return True
 
     def apply(self, contract: Contract, event: Event, clock: int) -> list[Alert]:
         key = self.key(contract, event)
         thing = self.load(key, contract)  # the clock's advance may have stored a newer copy
+        if thing is not None and thing.gone is not None:
+            thing = None  # accepted: a marker forgotten by the event's time
         if thing is not None and self._rules.needs_rebuild(contract, thing, event.at):
             # A late event: decide the thing again with the event in its place by time.
             thing, more = self._rules.rebuild(contract, thing, event, clock)
@@ -248,24 +262,30 @@ class _Tracked(Generic[Thing, Event]):
             more = self._rules.apply(contract, thing, event)
         self.keep(key, thing, contract)
         self._remember(key[0], event.event_id, event.at)
-        self._forget_before(clock)
+        self._forget_before(key[0], clock)
         return more
 
     def _remember(self, contract_id: str, event_id: str, at: int) -> None:
         """Note an event applied, for recognising a repeat of its id within the lateness."""
-        if self.lateness is not None and self._recent.get((contract_id, event_id), at - 1) < at:
-            self._recent[contract_id, event_id] = at
-            heapq.heappush(self._forget, (at, contract_id, event_id))
-
-    def _forget_before(self, clock: int) -> None:
-        """Forget the ids of events the lateness now rejects anyway."""
         if self.lateness is None:
             return
-        horizon, forget, recent = clock - self.lateness, self._forget, self._recent
-        while forget and forget[0][0] < horizon:
-            at, contract_id, event_id = heapq.heappop(forget)
-            if recent.get((contract_id, event_id)) == at:
-                del recent[contract_id, event_id]
+        recent = self._recent.get(contract_id)
+        if recent is None:
+            recent = self._recent[contract_id] = ({}, deque())
+        times, order = recent
+        if times.get(event_id, at - 1) < at:
+            if event_id not in times:
+                order.append(event_id)
+            times[event_id] = at
+
+    def _forget_before(self, contract_id: str, clock: int) -> None:
+        """Forget the contract's ids of events the lateness now rejects anyway."""
+        recent = self._recent.get(contract_id)
+        if recent is None or self.lateness is None:
+            return
+        horizon, (times, order) = clock - self.lateness, recent
+        while order and times[order[0]] < horizon:
+            del times[order.popleft()]
 
     def keep(self, key: TrackedKey, thing: Thing, contract: Contract) -> None:
         """Store a thing an event changed, book its outcomes, schedule what it has due."""
@@ -282,9 +302,10 @@ class _Tracked(Generic[Thing, Event]):
         if fraction == _CHANGE and self._changes.get(key) == observed_at:
             del self._changes[key]
         if fraction == _LEAVE:
-            if self._leaves.get(key) == observed_at:
+            leaves = self._leaves.get(key)
+            if leaves is not None and self.lateness is not None and leaves + self.lateness == observed_at:
                 del self._leaves[key]
-                self._leave(key, observed_at)
+                self._leave(key, leaves)
             return
         contract = self._contract(contract_id)
         thing = None if contract is None else self.load(key, contract)
@@ -303,13 +324,15 @@ class _Tracked(Generic[Thing, Event]):
         self.schedule(key, thing, contract)
 
     def _leave(self, key: TrackedKey, at: int) -> None:
-        """A finished thing leaves the state at ``at``, leaving a marker of its id; a marker goes."""
+        """A finished thing that left the state at ``at`` is replaced by a marker; a marker
+        forgotten at ``at`` goes."""
         contract = self._contract(key[0])
         thing = None if contract is None else self.load(key, contract)
         if thing is None or contract is None or self.lateness is None:
             return  # its contract was removed: the thing stays, as the contract's state does
         if self._rules.leaves_at(contract, thing, self.lateness) != at:
-            return  # changed since (the contract's retention, say): scheduled again
+            self.schedule(key, thing, contract)  # changed since (the contract's retention, say)
+            return
         if thing.gone is not None:
             del self.store[key]
             return

@@ -56,8 +56,11 @@ class Ticket(tracked.Subject[TicketEvent]):
     (in memory only)."""
     gone: int | None = None
     """Set on what is left of a finished ticket once it left the state (see :func:`leaves_at`):
-    the time it left. Such a marker keeps only the ticket's id, so that an event for it is
-    rejected as ``expired`` rather than taken for a ticket never created."""
+    the time it left. Such a marker keeps only the ticket's id and ``ids``, so that an event for
+    it is rejected as ``expired`` rather than taken for a ticket never created."""
+    ids: tuple[tuple[str, int], ...] = ()
+    """Of a marker: the id and time of each event the ticket had applied, so that one processed
+    again (after a stop, under at-least-once) is recognised as a repeat."""
 
     def about(self, contract: Contract, clock: Clock) -> tuple[str, str, int]:
         """A ticket's alerts are about the ticket, in its clock's cycle."""
@@ -65,7 +68,7 @@ class Ticket(tracked.Subject[TicketEvent]):
 
     def to_state(self) -> dict[str, Any]:
         if self.gone is not None:
-            return {"id": self.ticket_id, "gone": self.gone}
+            return {"id": self.ticket_id, "gone": self.gone, "ids": [list(pair) for pair in self.ids]}
         state = {
             "id": self.ticket_id,
             "p": self.priority,
@@ -85,7 +88,7 @@ class Ticket(tracked.Subject[TicketEvent]):
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Ticket:
         if "gone" in state:
-            return cls(state["id"], "", "", gone=state["gone"])
+            return cls(state["id"], "", "", gone=state["gone"], ids=tuple((i, at) for i, at in state["ids"]))
         return cls(
             state["id"],
             state["p"],
@@ -107,7 +110,12 @@ def leaves_at(contract: Contract, ticket: Ticket, lateness: int) -> int | None:
     land before it, and a closed ticket is final); a solved one the policy's ``retention``
     after its last event (helpdesks close solved tickets after a few days; until then a
     customer's reply may reopen it). What is left, a marker of its id (``gone``), goes the
-    retention after that. ``None``: the ticket is open."""
+    retention after that. ``None``: the ticket is open.
+
+    An event for the ticket after that time is ``expired``; the ticket itself leaves the state
+    (a marker replaces it) one allowed lateness later, when no event the engine accepts can
+    land at or before it, so that the outcome of an event depends on its own time, not on how
+    far the clock has moved (live, ticks move it)."""
     if ticket.gone is not None:
         return ticket.gone + policy_of(contract.at(ticket.gone)).retention
     if ticket.status == "closed":
@@ -118,8 +126,10 @@ def leaves_at(contract: Contract, ticket: Ticket, lateness: int) -> int | None:
 
 
 def marker(ticket: Ticket, at: int) -> Ticket:
-    """What is left of a finished ticket once it left the state at ``at``: its id."""
-    return Ticket(ticket.ticket_id, "", "", gone=at)
+    """What is left of a finished ticket once it left the state at ``at``: its id, and those of
+    its events."""
+    ids = tuple((event.event_id, event.at) for event in ticket.history)
+    return Ticket(ticket.ticket_id, "", "", gone=at, ids=ids)
 
 
 def policy_of(contract: Contract) -> TicketPolicy:

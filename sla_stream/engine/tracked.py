@@ -52,6 +52,7 @@ class Subject(Generic[E]):
 
     history: list[E]
     revisions: dict[str, int]
+    ids: tuple[tuple[str, int], ...]
     _last_at: int
 
     def __post_init__(self) -> None:
@@ -60,8 +61,11 @@ class Subject(Generic[E]):
 
     def applied(self, event_id: str) -> bool:
         """Whether the event with this id was applied (a scan of the history: histories are
-        short, and a set per ticket would cost more memory than the scan costs time)."""
-        return any(event.event_id == event_id for event in self.history)
+        short, and a set per ticket would cost more memory than the scan costs time); of a marker
+        (what is left of one that left the state), whether it is among the ids it keeps."""
+        return any(event.event_id == event_id for event in self.history) or any(
+            applied == event_id for applied, _ in self.ids
+        )
 
     @property
     def last_at(self) -> int:

@@ -34,6 +34,7 @@ def test_the_environment_wins_over_the_file_which_wins_over_defaults(tmp_path):
         ({"SLA_STREAM_STORE": "redis://"}, "store: expected memory:// or rocksdb://"),
         ({"SLA_STREAM_BATCH_WAIT": "0s"}, "batch_wait: expected a positive duration"),
         ({"SLA_STREAM_STOP_TIMEOUT": "0s"}, "stop_timeout: expected a positive duration"),
+        ({"SLA_STREAM_CHANGELOG_SEGMENT": "0s"}, "changelog_segment: expected a positive duration"),
         ({"SLA_STREAM_TICKET_CACHE": "-1"}, "ticket_cache: expected a number of tickets"),
         (
             {"SLA_STREAM_CONFIG": "/nonexistent/worker.yaml"},

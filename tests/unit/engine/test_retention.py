@@ -70,20 +70,25 @@ def test_a_closed_ticket_leaves_the_state_once_the_allowed_lateness_has_passed(e
     engine.apply(events.agent("T1", "2026-11-02T09:10:00Z"))
     engine.apply(events.status("T1", "solved", "2026-11-02T10:00:00Z"))
     engine.apply(events.status("T1", "closed", "2026-11-03T10:00:00Z"))
-    # Within the lateness a late event still finds the whole ticket (decided again from it).
-    engine.advance(ms("2026-11-03T10:05:00Z"))
+    # It leaves at 10:05 (an event after that is expired) but is kept whole one lateness more,
+    # while an event the engine accepts may still land before 10:05 (decided again from it).
+    engine.advance(ms("2026-11-03T10:10:00Z"))
     assert engine.tickets[("acme", "T1")].history
-    engine.advance(ms("2026-11-03T10:05:00.001Z"))
+    engine.advance(ms("2026-11-03T10:10:00.001Z"))
     marker = engine.tickets[("acme", "T1")]
+    ids = [["e1", ms("2026-11-02T09:00:00Z")], ["e2", ms("2026-11-02T09:10:00Z")]]
+    ids += [["e3", ms("2026-11-02T10:00:00Z")], ["e4", ms("2026-11-03T10:00:00Z")]]
     assert (marker.gone, marker.history, marker.clocks, marker.to_state()) == (
         ms("2026-11-03T10:05:00Z"),
         [],
         {},
-        {"id": "T1", "gone": ms("2026-11-03T10:05:00Z")},
+        {"id": "T1", "gone": ms("2026-11-03T10:05:00Z"), "ids": ids},
     )
     assert engine.removed == 1
-    # Then the marker goes, the contract's retention (3 days) later: nothing of the ticket is left.
-    engine.advance(ms("2026-11-06T10:05:00.001Z"))
+    # Then the marker goes, the contract's retention (3 days) and a lateness later.
+    engine.advance(ms("2026-11-06T10:10:00Z"))
+    assert ("acme", "T1") in engine.tickets
+    engine.advance(ms("2026-11-06T10:10:00.001Z"))
     assert ("acme", "T1") not in engine.tickets
 
 
@@ -95,6 +100,7 @@ def test_a_reopen_after_the_ticket_left_is_rejected_as_expired_and_changes_nothi
     # Still in the state within the lateness: a reopen there reopens it.
     engine.apply(events.status("T2", "open", "2026-11-02T10:04:00Z"))
     assert engine.tickets[("acme", "T2")].status == "open"
+    # A reopen from after 10:05 is expired even while the clock has not removed the ticket yet.
     # After it, the event is rejected whether the clock has moved on yet or not.
     detail = expired(engine, events.status("T1", "open", "2026-11-02T11:00:00Z"))
     assert "ticket 'T1', which was finished and has left the state" in detail
@@ -107,13 +113,41 @@ def test_a_reopen_after_the_ticket_left_is_rejected_as_expired_and_changes_nothi
     assert engine.tickets[("acme", "T2")].gone is None and engine.tickets[("acme", "T2")].clocks
 
 
-def test_after_the_marker_went_an_event_for_the_ticket_is_one_never_created(engine, events):
+def test_an_event_from_after_the_marker_is_forgotten_is_one_for_a_ticket_never_created(engine, events):
     engine.apply(events.created("T1", "P1", "2026-11-02T09:00:00Z"))
     engine.apply(events.status("T1", "closed", "2026-11-02T10:00:00Z"))
-    engine.advance(ms("2026-11-06T00:00:00Z"))
+    # The marker is forgotten at 10:05 three days later (and goes a lateness after that): an
+    # event from after then is for a ticket never seen, whether the marker is still there or not.
+    engine.advance(ms("2026-11-05T10:06:00Z"))
+    assert engine.tickets[("acme", "T1")].gone is not None
     with pytest.raises(Rejected) as rejected:
-        engine.apply(events.status("T1", "open", "2026-11-06T00:00:00Z"))
+        engine.apply(events.status("T1", "open", "2026-11-05T10:06:00Z"))
     assert rejected.value.reason == "invalid" and "never created" in str(rejected.value)
+    engine.advance(ms("2026-11-06T00:00:00Z"))
+    assert ("acme", "T1") not in engine.tickets
+    # A ticket created with that id then is a new ticket.
+    engine.apply(events.created("T1", "P1", "2026-11-06T00:00:00Z"))
+    assert engine.tickets[("acme", "T1")].gone is None
+
+
+def test_a_clock_moved_by_ticks_changes_nothing_an_event_on_time_decides(tmp_path, events):
+    # Live, ticks move the clock past a ticket's leaving; a reopen from before it that arrives
+    # within the lateness is put in its place, as in replay, where no tick moved the clock.
+    contracts = contracts_from(tmp_path, acme=ACME)
+    closed = [events.created("T1", "P1", "2026-11-02T09:00:00Z")]
+    closed.append(events.status("T1", "closed", "2026-11-02T09:10:00Z"))
+    reopen = events.status("T1", "open", "2026-11-02T09:14:00Z")
+    outcomes = []
+    for tick in (None, ms("2026-11-02T09:15:30Z")):
+        engine = Engine(contracts, allowed_lateness=LATENESS)
+        for event in closed:
+            engine.apply(event)
+        if tick is not None:
+            engine.advance(tick)
+        engine.apply(reopen)
+        alerts = engine.advance(ms("2026-11-02T18:00:00Z"))
+        outcomes.append(([(a.objective, a.kind) for a in alerts], engine.tickets[("acme", "T1")].status))
+    assert outcomes[0] == outcomes[1] == ([("resolution", "near_breach"), ("resolution", "breach")], "open")
 
 
 def test_a_solved_ticket_never_closed_leaves_after_the_retention_and_can_be_reopened_until_then(
@@ -167,13 +201,17 @@ def test_a_state_read_back_still_has_its_finished_tickets_leave(tmp_path, events
     contracts = contracts_from(tmp_path, acme=ACME)
     store: dict = {}
     first = Engine(contracts, store, allowed_lateness=LATENESS)
-    first.apply(events.created("T1", "P1", "2026-11-02T09:00:00Z"))
-    first.apply(events.status("T1", "closed", "2026-11-02T10:00:00Z"))
+    first_events = [events.created("T1", "P1", "2026-11-02T09:00:00Z")]
+    first_events.append(events.status("T1", "closed", "2026-11-02T10:00:00Z"))
+    for event in first_events:
+        first.apply(event)
     # A restart: the tickets as stored (as JSON), a new engine, the clock as it was.
     restored = {key: type(t).from_state(orjson.loads(orjson.dumps(t.to_state()))) for key, t in store.items()}
     second = Engine(contracts, restored, clock=first.clock, allowed_lateness=LATENESS)
     second.advance(ms("2026-11-02T11:00:00Z"))
     assert second.tickets[("acme", "T1")].gone == ms("2026-11-02T10:05:00Z")
+    # The marker recognises the ticket's own events processed again (a stop, at-least-once).
+    assert second.apply(first_events[1]).outcome == "duplicate"
     marker = {k: type(t).from_state(orjson.loads(orjson.dumps(t.to_state()))) for k, t in restored.items()}
     third = Engine(contracts, marker, clock=second.clock, allowed_lateness=LATENESS)
     expired(third, events.status("T1", "open", "2026-11-02T12:00:00Z"))
@@ -206,7 +244,7 @@ def test_an_item_leaves_once_its_clocks_stopped_and_one_with_a_clock_running_sta
     engine.apply(parcel(1, "picked_up", start, service_class="standard"))
     engine.apply(parcel(2, "picked_up", start, service_class="standard"))
     engine.apply(parcel(1, "delivered", start + DAY))
-    engine.advance(start + DAY + LATENESS + 1)
+    engine.advance(start + DAY + 2 * LATENESS + 1)
     assert engine.items[("parcels", "P1")].gone == start + DAY + LATENESS
     assert engine.items[("parcels", "P2")].clocks["delivery"].state == "running"
     with pytest.raises(Rejected) as rejected:
@@ -234,7 +272,7 @@ penalties:
     engine.apply(parcel(1, "damage_reported", start + 3 * DAY))  # reported two days after
     assert engine.items[("parcels", "P1")].outcomes["flag:damaged|0"]
     # Flagged, the item is done: it leaves once the lateness has passed after that.
-    engine.advance(start + 3 * DAY + LATENESS + 1)
+    engine.advance(start + 3 * DAY + 2 * LATENESS + 1)
     assert engine.items[("parcels", "P1")].gone == start + 3 * DAY + LATENESS
 
 

@@ -733,8 +733,15 @@ def test_a_finished_ticket_leaves_the_table_a_marker_then_a_deletion_its_changel
         pipeline.on_tick(3, tick_record(ms(at), {**NOTHING, TOPIC: 2}))
         pipeline.write(3)
 
-    tick("2026-11-24T09:35:00.001Z")  # the allowed lateness (5 minutes) after the close
-    assert orjson.loads(pipeline.table[key]) == {"id": "T-1", "gone": ms("2026-11-24T09:35:00Z")}
+    tick("2026-11-24T09:40:00.001Z")  # the allowed lateness (5 minutes) after the close, and again
+    marker = orjson.loads(pipeline.table[key])
+    assert (marker["gone"], [i for i, _ in marker["ids"]]) == (ms("2026-11-24T09:35:00Z"), ["e1", "e2"])
+    # The ledger still holds its copy of what it counted of T-1 (written with the close): read
+    # back, the copy of a ticket that left goes (nothing of it is decided again).
+    ledger_key = next(k for k in pipeline.table if k.startswith(b"l3"))
+    assert "T-1" in orjson.loads(pipeline.table[ledger_key])["v"]
+    restarted = Pipeline(Settings(), contracts, dict(pipeline.table), clock=lambda: now[0])
+    assert restarted.engine(TOPIC, 3).ledgers["demo-fast"].views == {}
     now[0] = ms("2026-11-24T09:40:00Z")
     # A reopen now is a dead letter, `expired`, and changes nothing.
     outputs = pipeline.on_event(
@@ -742,9 +749,9 @@ def test_a_finished_ticket_leaves_the_table_a_marker_then_a_deletion_its_changel
     )
     assert [orjson.loads(o.value)["reason"] for o in outputs] == ["expired"]
     assert pipeline.counts.events[TOPIC, "expired"] == 1
-    # The marker goes after the contract's retention (7 days by default): the key is deleted,
-    # which the table sends to its changelog as a tombstone.
-    tick("2026-12-01T09:35:00.001Z")
+    # The marker goes after the contract's retention (7 days by default) and a lateness: the key
+    # is deleted, which the table sends to its changelog as a tombstone.
+    tick("2026-12-01T09:40:00.001Z")
     assert key not in pipeline.table
 
 
@@ -760,7 +767,8 @@ tickets:
 """
 
 
-def test_a_stop_cutting_the_writes_anywhere_leaves_a_clock_that_decides_as_before(tmp_path):
+@pytest.mark.parametrize("closed", [False, True], ids=["open", "closed-and-left"])
+def test_a_stop_cutting_the_writes_anywhere_leaves_a_clock_that_decides_as_before(tmp_path, closed):
     # At-least-once: one batch creates T-1 and, twenty minutes later, T-2 (T-1's first response
     # breaches on the way); a stop cuts its write short after any of its records, the clock's
     # included. Restarted, the worker processes the batch again (each event a recognised repeat,
@@ -773,18 +781,27 @@ def test_a_stop_cutting_the_writes_anywhere_leaves_a_clock_that_decides_as_befor
         _ticket(0, "T-1", "ticket.created", "2026-11-24T10:00:00Z", priority="P1"),
         _ticket(1, "T-2", "ticket.created", "2026-11-24T10:20:00Z", priority="P1"),
     ]
+    if closed:  # and T-1, closed at 10:03, has left the state by the end of the batch
+        batch[1:1] = [
+            _ticket(3, "T-1", "ticket.agent_replied", "2026-11-24T10:02:00Z"),
+            _ticket(4, "T-1", "ticket.status_changed", "2026-11-24T10:03:00Z", status="closed"),
+        ]
     reply = _ticket(2, "T-1", "ticket.agent_replied", "2026-11-24T10:08:00Z")
 
     def run(pipeline: Pipeline) -> tuple[set[str], list[str]]:
         outputs = [o for n, m in enumerate(batch) for o in pipeline.on_event(TOPIC, 0, n, b"demo-fast", m)]
-        outputs += pipeline.on_event(TOPIC, 0, 2, b"demo-fast", reply)
+        outputs += pipeline.on_event(TOPIC, 0, len(batch), b"demo-fast", reply)
         records = [orjson.loads(o.value) for o in outputs]
         return {r["alert_id"] for r in records if "alert_id" in r}, [
             r["reason"] for r in records if "reason" in r
         ]
 
     expected = run(Pipeline(Settings(), contracts, {}, clock=clock))
-    assert expected[1] == ["late"] and len(expected[0]) == 2  # T-1's near-breach and breach
+    if closed:  # answered in time, then left: the late reply is for a ticket that left
+        assert expected == (set(), ["late"])
+        assert first_marker(contracts, clock, batch)
+    else:
+        assert expected[1] == ["late"] and len(expected[0]) == 2  # T-1's near-breach and breach
 
     first = Pipeline(Settings(), contracts, {}, clock=clock)
     for n, message in enumerate(batch):
@@ -801,3 +818,11 @@ def test_a_stop_cutting_the_writes_anywhere_leaves_a_clock_that_decides_as_befor
         # The first run sent its alerts before writing: the restarted one may repeat them, and
         # sends nothing else.
         assert alerts <= expected[0] and dead == expected[1], f"cut after {recorded.order[:cut]}"
+
+
+def first_marker(contracts, clock, batch) -> bool:
+    """Whether T-1 is a marker once the batch is applied (it left the state within it)."""
+    pipeline = Pipeline(Settings(), contracts, {}, clock=clock)
+    for n, message in enumerate(batch):
+        pipeline.on_event(TOPIC, 0, n, b"demo-fast", message)
+    return pipeline.engine(TOPIC, 0).tickets[("demo-fast", "T-1")].gone is not None
