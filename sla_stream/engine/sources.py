@@ -10,7 +10,6 @@ in turn; what a source decides about periods it books in the :class:`~sla_stream
 from __future__ import annotations
 
 import heapq
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Generic, Protocol, TypeVar
 
@@ -22,6 +21,7 @@ from sla_stream.engine.events import CALL_QUEUED, CallEvent, ItemEvent, Rejected
 from sla_stream.engine.items import Item
 from sla_stream.engine.ledger import Ledger
 from sla_stream.engine.model import Contract
+from sla_stream.engine.recent import RecentIds
 from sla_stream.engine.requests import Service
 from sla_stream.engine.tickets import Ticket
 
@@ -153,11 +153,8 @@ class _Tracked(Generic[Thing, Event]):
         #: Per thing, when it leaves the state (a marker: when it is forgotten); what it is
         #: scheduled for is one lateness later.
         self._leaves: dict[TrackedKey, int] = {}
-        #: With a lateness, per contract: when each event applied lately occurred, by id (a
-        #: repeat of its id for another thing of the contract is a duplicate too), and the ids
-        #: in the order applied, to forget them once behind the lateness (an id that came late
-        #: waits for those before it: the lookup checks the time).
-        self._recent: dict[str, tuple[dict[str, int], deque[str]]] = {}
+        #: With a lateness: the ids of the events applied within it, per contract.
+        self._recent = RecentIds()
         for key in list(store):
             contract = contracts(key[0])
             thing = None if contract is None else self.load(key, contract)
@@ -170,9 +167,8 @@ class _Tracked(Generic[Thing, Event]):
                     self._remember(key[0], applied.event_id, applied.at)
                 for event_id, at in thing.ids:
                     self._remember(key[0], event_id, at)
-        if clock is not None:
-            for contract_id in list(self._recent):
-                self._forget_before(contract_id, clock)
+        if clock is not None and lateness is not None:
+            self._recent.forget_before(clock - lateness)
         books.confirm(self._counted)
 
     def _policy(self, contract: Contract) -> object | None:
@@ -230,8 +226,7 @@ class _Tracked(Generic[Thing, Event]):
         thing = self.load(key, contract)
         if thing is not None and thing.applied(event.event_id):
             return False
-        recent = self._recent.get(key[0])
-        seen = None if recent is None else recent[0].get(event.event_id)
+        seen = self._recent.seen(key[0], event.event_id)
         if seen is not None and _within(late, seen):
             return False  # the id of an event applied to another thing of the contract lately
         late(event.at)
@@ -262,30 +257,14 @@ class _Tracked(Generic[Thing, Event]):
             more = self._rules.apply(contract, thing, event)
         self.keep(key, thing, contract)
         self._remember(key[0], event.event_id, event.at)
-        self._forget_before(key[0], clock)
+        if self.lateness is not None:
+            self._recent.forget_before(clock - self.lateness, key[0])
         return more
 
     def _remember(self, contract_id: str, event_id: str, at: int) -> None:
         """Note an event applied, for recognising a repeat of its id within the lateness."""
-        if self.lateness is None:
-            return
-        recent = self._recent.get(contract_id)
-        if recent is None:
-            recent = self._recent[contract_id] = ({}, deque())
-        times, order = recent
-        if times.get(event_id, at - 1) < at:
-            if event_id not in times:
-                order.append(event_id)
-            times[event_id] = at
-
-    def _forget_before(self, contract_id: str, clock: int) -> None:
-        """Forget the contract's ids of events the lateness now rejects anyway."""
-        recent = self._recent.get(contract_id)
-        if recent is None or self.lateness is None:
-            return
-        horizon, (times, order) = clock - self.lateness, recent
-        while order and times[order[0]] < horizon:
-            del times[order.popleft()]
+        if self.lateness is not None:
+            self._recent.remember(contract_id, event_id, at)
 
     def keep(self, key: TrackedKey, thing: Thing, contract: Contract) -> None:
         """Store a thing an event changed, book its outcomes, schedule what it has due."""
