@@ -29,6 +29,9 @@ class CallCentre:
     """``queue|objective`` -> start of the last interval that closed outside it, until one meets it."""
     seen: dict[str, int] = field(default_factory=dict)
     """Event ids applied, with their times, to recognise repeats."""
+    below: int = field(default=-1, compare=False)
+    """The worker's: the input offset below which every message was processed when the centre
+    was last stored (see ``Ticket.below``)."""
     _index: CallIndex | None = field(default=None, init=False, repr=False, compare=False)
     """Derived from the fields above (never stored): see :class:`CallIndex`."""
     _missed: dict[str, int] = field(init=False, repr=False, compare=False)

@@ -58,6 +58,9 @@ class Item(tracked.Subject[ItemEvent]):
     (see :func:`leaves_at` and ``Ticket.gone``)."""
     ids: tuple[tuple[str, int], ...] = ()
     """Of a marker: the id and time of each event the item had applied (see ``Ticket.ids``)."""
+    below: int = field(default=-1, compare=False)
+    """The worker's: the input offset below which every message was processed when the item was
+    last stored (see ``Ticket.below``)."""
 
     def about(self, contract: Contract, clock: Clock) -> tuple[str, str, int]:
         """An item's alerts are about an item of its contract's kind, in the one cycle (0)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, MutableMapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sla_stream.engine.alerts import Alert
 from sla_stream.engine.books import Books
@@ -24,7 +24,7 @@ from sla_stream.engine.items import Item
 from sla_stream.engine.ledger import Ledger
 from sla_stream.engine.model import Contract
 from sla_stream.engine.requests import Service
-from sla_stream.engine.sources import NEVER, CallSource, ItemSource, RequestSource, TicketSource
+from sla_stream.engine.sources import NEVER, CallSource, ItemSource, RequestSource, Source, TicketSource
 from sla_stream.engine.tickets import Ticket
 from sla_stream.engine.time import seconds
 
@@ -55,7 +55,9 @@ class Engine:
     items, ``ledgers`` contract ids to what each period counted; the live worker passes the
     one its partition's topic needs, backed by a changelog table, and the engine writes
     everything it changes back to it. ``clock`` is the latest event time seen; events more
-    than ``allowed_lateness`` behind it are rejected as ``late``.
+    than ``allowed_lateness`` behind it are rejected as ``late``. ``position`` (the worker's)
+    is the input offset the state is applied up to: tickets and items stored past it are held
+    out of the schedule until the messages before theirs are processed again (``Ticket.below``).
     """
 
     def __init__(
@@ -68,15 +70,16 @@ class Engine:
         services: MutableMapping[ServiceKey, Service] | None = None,
         ledgers: MutableMapping[str, Ledger] | None = None,
         items: MutableMapping[ItemKey, Item] | None = None,
+        position: int | None = None,
     ) -> None:
         self._contract = contracts.get if isinstance(contracts, Mapping) else contracts
         self.books = Books(ledgers)
         tickets = {} if store is None else store
-        self._tickets = TicketSource(self._contract, tickets, self.books, allowed_lateness, clock)
+        self._tickets = TicketSource(self._contract, tickets, self.books, allowed_lateness, clock, position)
         self._items = ItemSource(
-            self._contract, {} if items is None else items, self.books, allowed_lateness, clock
+            self._contract, {} if items is None else items, self.books, allowed_lateness, clock, position
         )
-        self._calls = CallSource(self._contract, {} if centres is None else centres, self.books)
+        self._calls = CallSource(self._contract, {} if centres is None else centres, self.books, position)
         self._requests = RequestSource(self._contract, {} if services is None else services, self.books)
         #: At the same instant: ticket thresholds, then item thresholds, then call intervals and
         #: waits, then request minute boundaries.
@@ -154,29 +157,37 @@ class Engine:
 
     def apply(self, event: Event) -> Applied:
         """Apply one event at its own time; raises :class:`Rejected` for bad input."""
+        try:
+            return self._apply(event)
+        finally:
+            offset = self.books.source[1]
+            if offset >= 0:
+                for held in (self._tickets, self._items, self._calls):
+                    held.release(offset + 1)
+
+    def _apply(self, event: Event) -> Applied:
         contract = self.contract(event.contract_id)
-        if isinstance(event, CallEvent):
-            if not self._calls.accept(contract, event, self._check_late):
-                return self._duplicate(event)
-            alerts = self.advance(event.at)
-            alerts += self._calls.apply(contract, event, self._now(event.at))
-        elif isinstance(event, RequestEvent):
-            if not self._requests.accept(contract, event, self._check_late):
-                return self._duplicate(event)
-            alerts = self.advance(event.at)
-            alerts += self._requests.apply(contract, event, self._now(event.at))
-        elif isinstance(event, ItemEvent):
-            if not self._items.accept(contract, event, self._check_late):
-                return self._duplicate(event)
-            alerts = self.advance(event.at)
-            alerts += self._items.apply(contract, event, self._now(event.at))
-        else:
-            if not self._tickets.accept(contract, event, self._check_late):
-                return self._duplicate(event)
-            # Nothing below rejects: thresholds passed before the event fire first.
-            alerts = self.advance(event.at)
-            alerts += self._tickets.apply(contract, event, self._now(event.at))
+        source = self._source_of(event)
+        accepted = source.accept(contract, event, self._check_late)
+        if accepted is None:
+            # Its message was processed before the state as stored, and rejected then (a
+            # dead letter, already sent): it moved nothing, and moves nothing now.
+            return Applied(DUPLICATE, [])
+        if not accepted:
+            return self._duplicate(event)
+        # Nothing below rejects: thresholds passed before the event fire first.
+        alerts = self.advance(event.at)
+        alerts += source.apply(contract, event, self._now(event.at))
         return Applied(OK, self._versions(alerts))
+
+    def _source_of(self, event: Event) -> Source[Any]:
+        if isinstance(event, CallEvent):
+            return self._calls
+        if isinstance(event, RequestEvent):
+            return self._requests
+        if isinstance(event, ItemEvent):
+            return self._items
+        return self._tickets
 
     def _duplicate(self, event: Event) -> Applied:
         """A repeat of an event applied before moves the clock as the event did then (and fires

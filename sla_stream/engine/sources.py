@@ -39,8 +39,9 @@ E_contra = TypeVar("E_contra", contravariant=True)
 class Source(Protocol[E_contra]):
     """What the engine asks of a source, for events of type ``E_contra``."""
 
-    def accept(self, contract: Contract, event: E_contra, late: Late) -> bool:
-        """Whether the event is new (false: applied already); raises
+    def accept(self, contract: Contract, event: E_contra, late: Late) -> bool | None:
+        """Whether the event is new (false: applied already; ``None``: its message was processed
+        before the state as stored and rejected then, see ``Ticket.below``); raises
         :class:`~sla_stream.engine.events.Rejected` if it is late (``late`` checks the time)
         or not valid here. Changes nothing."""
         ...
@@ -138,6 +139,7 @@ class _Tracked(Generic[Thing, Event]):
         books: Books,
         lateness: int | None = None,
         clock: int | None = None,
+        position: int | None = None,
     ) -> None:
         self._contract = contracts
         self.store: MutableMapping[TrackedKey, Thing] = store
@@ -155,13 +157,19 @@ class _Tracked(Generic[Thing, Event]):
         self._leaves: dict[TrackedKey, int] = {}
         #: With a lateness: the ids of the events applied within it, per contract.
         self._recent = RecentIds()
+        #: ``(below, contract_id, id)`` of things stored past the state's ``position``, held out
+        #: of the schedule until the messages before ``below`` are processed again (``release``).
+        self._held: list[tuple[int, str, str]] = []
         for key in list(store):
             contract = contracts(key[0])
             thing = None if contract is None else self.load(key, contract)
             if thing is not None and contract is not None:
                 for running in thing.clocks.values():
                     running.scheduled = None  # nothing is scheduled yet
-                self.schedule(key, thing, contract)
+                if position is not None and thing.below > position:
+                    self._held.append((thing.below, key[0], key[1]))
+                else:
+                    self.schedule(key, thing, contract)
                 # Read back: what was applied lately is in the histories and the markers.
                 for applied in thing.history:
                     self._remember(key[0], applied.event_id, applied.at)
@@ -169,7 +177,26 @@ class _Tracked(Generic[Thing, Event]):
                     self._remember(key[0], event_id, at)
         if clock is not None and lateness is not None:
             self._recent.forget_before(clock - lateness)
+        heapq.heapify(self._held)
         books.confirm(self._counted)
+
+    def release(self, processed: int) -> None:
+        """Schedule the things held (see ``Ticket.below``) whose messages are all processed again
+        (those before ``processed``).
+
+        A worker stopped after writing a thing and before the position its write covers starts
+        again from the position, with a thing ahead of its clock: what the ticks and events
+        processed again would fire of it (a deadline that passed before the thing was created
+        by a late event, say) it had fired then if it was to, and what it had not is not due
+        until the messages that came after are."""
+        held = self._held
+        while held and held[0][0] <= processed:
+            _, contract_id, thing_id = heapq.heappop(held)
+            key = (contract_id, thing_id)
+            contract = self._contract(contract_id)
+            thing = None if contract is None else self.load(key, contract)
+            if thing is not None and contract is not None:
+                self.schedule(key, thing, contract)
 
     def _policy(self, contract: Contract) -> object | None:
         """The contract's section for these things, if it has one."""
@@ -221,7 +248,7 @@ class _Tracked(Generic[Thing, Event]):
         """The thing ``event``, its first, makes, and the alerts that fires."""
         raise NotImplementedError
 
-    def accept(self, contract: Contract, event: Event, late: Late) -> bool:
+    def accept(self, contract: Contract, event: Event, late: Late) -> bool | None:
         key = self.key(contract, event)
         thing = self.load(key, contract)
         if thing is not None and thing.applied(event.event_id):
@@ -229,6 +256,10 @@ class _Tracked(Generic[Thing, Event]):
         seen = self._recent.seen(key[0], event.event_id)
         if seen is not None and _within(late, seen):
             return False  # the id of an event applied to another thing of the contract lately
+        if thing is not None and self._books.source[1] < thing.below:
+            # Processed before the thing as stored (a worker stopped after writing it, before
+            # its position), and not applied to it: rejected then, for the thing as it was.
+            return None
         late(event.at)
         if thing is not None:
             ends = self._leaves.get(key, NEVER)
@@ -373,18 +404,39 @@ class ItemSource(_Tracked[Item, ItemEvent]):
 class CallSource:
     """Calls, one :class:`~sla_stream.engine.calls.CallCentre` per contract."""
 
-    def __init__(self, contracts: Contracts, store: MutableMapping[str, CallCentre], books: Books) -> None:
+    def __init__(
+        self,
+        contracts: Contracts,
+        store: MutableMapping[str, CallCentre],
+        books: Books,
+        position: int | None = None,
+    ) -> None:
         self._contract, self.store, self._books = contracts, store, books
         self._due: list[tuple[int, str]] = []
         #: Per contract, the time its entry in the schedule is for (one entry per change).
         self._scheduled: dict[str, int] = {}
+        #: ``(below, contract_id)`` of centres stored past the state's position (see ``_Tracked``).
+        self._held: list[tuple[int, str]] = []
         for contract_id, centre in list(store.items()):
-            self._schedule(contract_id, centre)
+            if position is not None and centre.below > position:
+                heapq.heappush(self._held, (centre.below, contract_id))
+            else:
+                self._schedule(contract_id, centre)
 
-    def accept(self, contract: Contract, event: CallEvent, late: Late) -> bool:
+    def release(self, processed: int) -> None:
+        """Schedule the centres held whose messages are all processed again (``_Tracked.release``)."""
+        while self._held and self._held[0][0] <= processed:
+            _, contract_id = heapq.heappop(self._held)
+            centre = self.store.get(contract_id)
+            if centre is not None:
+                self._schedule(contract_id, centre)
+
+    def accept(self, contract: Contract, event: CallEvent, late: Late) -> bool | None:
         centre = self.store.get(event.contract_id)
         if centre is not None and event.event_id in centre.seen:
             return False
+        if centre is not None and self._books.source[1] < centre.below:
+            return None  # processed before the centre as stored, and rejected then
         late(event.at)
         calls.check(contract, centre, event)
         return True

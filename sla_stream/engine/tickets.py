@@ -61,6 +61,11 @@ class Ticket(tracked.Subject[TicketEvent]):
     ids: tuple[tuple[str, int], ...] = ()
     """Of a marker: the id and time of each event the ticket had applied, so that one processed
     again (after a stop, under at-least-once) is recognised as a repeat."""
+    below: int = field(default=-1, compare=False)
+    """The worker's: the input offset below which every message was processed when the ticket
+    was last stored (-1: not known, as in replay). A message below it processed again after a
+    stop (at-least-once) whose event the ticket has not applied was rejected the first time,
+    for this ticket as it was then (see ``TicketSource.accept``)."""
 
     def about(self, contract: Contract, clock: Clock) -> tuple[str, str, int]:
         """A ticket's alerts are about the ticket, in its clock's cycle."""

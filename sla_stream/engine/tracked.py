@@ -53,6 +53,7 @@ class Subject(Generic[E]):
     history: list[E]
     revisions: dict[str, int]
     ids: tuple[tuple[str, int], ...]
+    below: int
     _last_at: int
 
     def __post_init__(self) -> None:

@@ -115,9 +115,11 @@ class Pipeline:
         # The same, as the table has it (written, or read back): what may be committed.
         self.written: dict[tuple[str, int], int] = {}
         self.progress: dict[tuple[str, int], int] = {}
-        #: Next tick offset per (ticks topic, partition), once handled: ticks are not state (a
-        #: tick handled again changes nothing), so this is only how far their commits go.
+        #: Next tick offset per (ticks topic, partition), once handled: how far their commits go,
+        #: and, written with the input positions, which ticks a restarted worker has handled
+        #: (a tick handled again would move the clock over things stored since, see ``on_tick``).
         self.ticks_handled: dict[tuple[str, int], int] = {}
+        self.ticks_written: dict[tuple[str, int], int] = {}
         self.moved: set[tuple[str, int]] = set()
         self.ticked: set[int] = set()
         #: Wall time a tick last came in, per partition: ticks go through Kafka, so a partition
@@ -139,11 +141,14 @@ class Pipeline:
             clock = self.saved_clocks[topic, partition] = load_clock(self.table, topic, partition)
             store: Store
             lateness = self.settings.allowed_lateness_ms
+            # Tickets and items stored past it are held until the messages before theirs are
+            # processed again (``Ticket.below``).
+            at = load_position(self.table, topic, partition) or 0
             ledgers = self.ledgers[topic, partition] = TableLedgers(self.table, topic, partition)
             if self.sources.get(topic) == "call":
                 store = TableCentres(self.table, partition)
                 engine = Engine(
-                    self.contracts, clock=clock, centres=store, ledgers=ledgers, allowed_lateness=lateness
+                    *(self.contracts, None, clock, lateness), centres=store, ledgers=ledgers, position=at
                 )
             elif self.sources.get(topic) == "request":
                 store = TableServices(self.table, partition)
@@ -153,13 +158,14 @@ class Pipeline:
             elif self.sources.get(topic) == "item":
                 store = TableItems(self.table, partition, self.settings.ticket_cache)
                 engine = Engine(
-                    self.contracts, clock=clock, items=store, ledgers=ledgers, allowed_lateness=lateness
+                    *(self.contracts, None, clock, lateness),
+                    items=store,
+                    ledgers=ledgers,
+                    position=at,
                 )
             else:
                 store = TableTickets(self.table, partition, self.settings.ticket_cache)
-                engine = Engine(
-                    self.contracts, store, clock=clock, ledgers=ledgers, allowed_lateness=lateness
-                )
+                engine = Engine(self.contracts, store, clock, lateness, ledgers=ledgers, position=at)
             # Under both guarantees: exactly-once never applies a message twice to state that has
             # it, but a worker switched to it after an at-least-once one stopped part-way starts
             # from a changelog whose ledgers ran ahead of the positions.
@@ -188,6 +194,12 @@ class Pipeline:
           (``Books.book``), so processing messages again, or a late event deciding a ticket
           again, does not count anything twice, while a ledger behind them would miss what
           a message already applied counted;
+        - each ticket and item carries the position its write covers (``Ticket.below``): a
+          message processed again below it was through that ticket already, also when the
+          stop cut the write before the position;
+        - how far the ticks are handled, after what they changed and before the input positions
+          (a restarted worker skips the ticks handled before, see ``on_tick``, and holds back
+          what was stored past the input positions);
         - input positions last: a position on Kafka means the state it covers is there
           too (a worker stopped while its producer buffer held tickets sent after the
           position left a state that counted those events as applied without them).
@@ -200,10 +212,15 @@ class Pipeline:
         for (topic, number), engine in self.engines.items():
             if number != partition:
                 continue
-            self.stores[topic, number].write()
+            self.stores[topic, number].write(self.processed.get((topic, number), -1))
             if engine.clock is not None and engine.clock != self.saved_clocks.get((topic, number)):
                 save_clock(self.table, topic, number, engine.clock)
                 self.saved_clocks[topic, number] = engine.clock
+        ticks = (self.settings.topics.ticks, partition)
+        handled = self.ticks_handled.get(ticks)
+        if handled is not None and self.ticks_written.get(ticks) != handled:
+            save_position(self.table, *ticks, handled)
+            self.ticks_written[ticks] = handled
         for topic, moved in [key for key in self.moved if key[1] == partition]:
             save_position(self.table, topic, moved, self.processed[topic, moved])
             self.written[topic, moved] = self.processed[topic, moved]
@@ -237,6 +254,7 @@ class Pipeline:
             self.ticked.discard(partition)
             self.tick_seen.pop(partition, None)
             self.ticks_handled.pop((self.settings.topics.ticks, partition), None)
+            self.ticks_written.pop((self.settings.topics.ticks, partition), None)
             for key in [k for k in self.processed if k[1] == partition]:
                 del self.processed[key]
                 self.written.pop(key, None)
@@ -323,6 +341,11 @@ class Pipeline:
         """A clock tick for one partition: thresholds that came due fire."""
         topic = self.settings.topics.ticks
         if offset >= 0:
+            if offset < self._ticks_done(partition):
+                # Handled before the state as stored (a restart commits ticks later than it
+                # writes them): handled again it would move the clock over the tickets stored
+                # since, as the first time it did not.
+                return []
             self.ticks_handled[topic, partition] = offset + 1
         try:
             at, marks = _read_tick(value)
@@ -351,6 +374,17 @@ class Pipeline:
             )
         self.ticked.add(partition)
         return self._alerts(alerts, partition) + statements
+
+    def _ticks_done(self, partition: int) -> int:
+        """The next tick of ``partition`` not handled, as far as this worker or its state knows."""
+        key = (self.settings.topics.ticks, partition)
+        done = self.ticks_handled.get(key)
+        if done is None:
+            done = load_position(self.table, *key)
+            if done is None:
+                return 0
+            self.ticks_handled[key] = self.ticks_written[key] = done
+        return done
 
     def next_due(self, partitions: set[int]) -> int | None:
         """The earliest event time a clock of ``partitions`` has something due at (``None``: none

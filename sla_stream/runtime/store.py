@@ -106,13 +106,22 @@ class _TableTracked(MutableMapping[TicketKey, T]):
         yield from (key for key in stored if key not in changed)
         yield from (key for key, ticket in changed.items() if ticket is not None)
 
-    def write(self) -> int:
-        """Put every change since the last write into the table; how many there were."""
+    def write(self, below: int = -1) -> int:
+        """Put every change since the last write into the table; how many there were.
+
+        ``below``: the input offset below which every message is processed (the partition's
+        position), stored with each ticket written (``Ticket.below``): a stop can cut the write
+        after the tickets and before the position, and a message processed again below it is
+        then one this ticket as stored has been through."""
         changed, self._changed = self._changed, {}
         for key, ticket in changed.items():
             raw_key = self._key(key)
             if ticket is not None:
-                self._table[raw_key] = _dumps(ticket.to_state())
+                state = ticket.to_state()
+                if below >= 0 or ticket.below >= 0:
+                    # Never lower: messages processed again after a stop start below it.
+                    ticket.below = state["u"] = max(below, ticket.below)
+                self._table[raw_key] = _dumps(state)
             elif raw_key in self._table:
                 del self._table[raw_key]
         return len(changed)
@@ -130,7 +139,9 @@ class TableTickets(_TableTracked[Ticket]):
     _letter = b"t"
 
     def _decode(self, state: dict[str, Any]) -> Ticket:
-        return Ticket.from_state(state)
+        ticket = Ticket.from_state(state)
+        ticket.below = state.get("u", -1)
+        return ticket
 
 
 class TableItems(_TableTracked[Item]):
@@ -139,7 +150,9 @@ class TableItems(_TableTracked[Item]):
     _letter = b"i"
 
     def _decode(self, state: dict[str, Any]) -> Item:
-        return Item.from_state(state)
+        item = Item.from_state(state)
+        item.below = state.get("u", -1)
+        return item
 
 
 class _Loaded(MutableMapping[K, V]):
@@ -149,6 +162,7 @@ class _Loaded(MutableMapping[K, V]):
     def __init__(self, table: MutableMapping[bytes, bytes]) -> None:
         self._table = table
         self._values: dict[K, V] = {}
+        self._below = -1
         self._changed: set[K] = set()
         self._removed: set[K] = set()
 
@@ -176,8 +190,10 @@ class _Loaded(MutableMapping[K, V]):
             if raw.startswith(prefix):
                 yield raw, raw[len(prefix) :].split(_SEP)
 
-    def write(self) -> int:
-        """Put every change since the last write into the table; how many there were."""
+    def write(self, below: int = -1) -> int:
+        """Put every change since the last write into the table; how many there were (``below``:
+        see ``_TableTracked.write``)."""
+        self._below = below
         changed, self._changed = self._changed, set()
         removed, self._removed = self._removed, set()
         for key in changed:
@@ -217,11 +233,25 @@ class _PerContract(_Loaded[str, V]):
 
 
 class TableCentres(_PerContract[CallCentre]):
-    """The call centres of one partition (one per contract), one JSON entry each."""
+    """The call centres of one partition (one per contract), one JSON entry each, with the
+    position each write covers (``CallCentre.below``, as ``Ticket.below``)."""
 
     def __init__(self, table: MutableMapping[bytes, bytes], partition: int) -> None:
         prefix = b"k%d" % partition + _SEP
-        super().__init__(table, prefix, lambda raw: CallCentre.from_state(orjson.loads(raw)), _state)
+        super().__init__(table, prefix, _centre, self._stamped)
+
+    def _stamped(self, centre: CallCentre) -> bytes:
+        state = centre.to_state()
+        if self._below >= 0 or centre.below >= 0:
+            centre.below = state["u"] = max(self._below, centre.below)
+        return _dumps(state)
+
+
+def _centre(raw: bytes) -> CallCentre:
+    state = orjson.loads(raw)
+    centre = CallCentre.from_state(state)
+    centre.below = state.get("u", -1)
+    return centre
 
 
 class TableServices(_Loaded[tuple[str, str], Service]):
@@ -283,7 +313,7 @@ class TableMarks(_PerContract[str]):
         super().__init__(table, b"p%d" % partition + _SEP, bytes.decode, str.encode)
 
 
-def _state(value: CallCentre | Ledger) -> bytes:
+def _state(value: Ledger) -> bytes:
     return _dumps(value.to_state())
 
 

@@ -120,8 +120,8 @@ def test_a_tick_without_a_known_mark_for_every_input_topic_never_moves_the_clock
 
 
 def test_a_tick_that_is_not_a_tick_is_dead_lettered_and_the_partition_goes_on(pipeline):
-    for junk in (b"hello", None, b"[1]", b"{}", b'{"at": "x"}', b'{"at": 1, "hw": "x"}'):
-        (out,) = pipeline.on_tick(1, junk, offset=7)
+    for offset, junk in enumerate((b"hello", None, b"[1]", b"{}", b'{"at": "x"}', b'{"at": 1, "hw": "x"}')):
+        (out,) = pipeline.on_tick(1, junk, offset=7 + offset)
         assert out.topic == "sla.deadletter" and orjson.loads(out.value)["reason"] == "invalid"
     assert pipeline.on_tick(1, tick_record(ms("2026-11-24T09:00:00Z"), NOTHING)) == []
     assert 1 in pipeline.ticked
