@@ -72,6 +72,9 @@ bench-replay: install ## replay per source (tickets, calls, requests, items, the
 bench-requests: install ## replay speed on 10,000,000 request events; report in bench/results/
 	$(BIN)/python bench/replay_requests.py
 
+bench-reload: install ## a contract reload on a worker holding 1,000,000 open tickets: how long the event loop is held, against the code before; report in bench/results/reload.md
+	$(BIN)/python bench/reload.py
+
 unit: install ## the unit tests only (no broker)
 	$(BIN)/python -m pytest -q tests/unit
 
@@ -100,4 +103,4 @@ broker-stop: ## stop that broker
 clean: ## remove local state (broker data, worker state); keeps .venv and the jar cache
 	rm -rf var
 
-.PHONY: help install kafka run run-prometheus test expedition crash-test bench bench-replay bench-requests unit audit lint broker broker-stop clean docs docs-build docs-gen
+.PHONY: help install kafka run run-prometheus test expedition crash-test bench bench-replay bench-requests bench-reload unit audit lint broker broker-stop clean docs docs-build docs-gen

@@ -26,7 +26,9 @@ requests of 40 contracts):
    ticket in the worker's in-memory store;
 6. **soak**: 10 to 60 days of a helpdesk's constant traffic, replayed (peak memory and state
    entries, also for the code before finished work left the state) and drained by the worker
-   (its live changelog keys and the time a restarted worker takes to recover them): ``soak.py``.
+   (its live changelog keys and the time a restarted worker takes to recover them): ``soak.py``;
+7. **reload**: a contract reload on a worker holding a million open tickets, against the code
+   before: the event loop's longest hold (``reload.py``, also ``make bench-reload`` alone).
 
 Writes ``bench/results/bench.md`` and ``bench.json`` (or ``--out DIR``), with each target,
 whether it is met and by how much; ``replay.md`` has replay's profile per mix.
@@ -57,6 +59,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mixes
+import reload as reload_bench
 import replay_mixes
 import soak
 import traffic
@@ -87,6 +90,7 @@ TARGETS = {
     "soak_replay_entries": 1.3,
     "soak_worker_live_keys": 1.3,
     "soak_worker_recovery": 1.3,
+    "reload_loop_held_seconds": 1.0,
 }
 
 
@@ -121,6 +125,8 @@ class Results:
     memory: dict[str, float] = field(default_factory=dict)
     soak: dict[str, Any] = field(default_factory=dict)
     """Months of constant helpdesk traffic (``soak.measure``): replay and the worker's state."""
+    reload: dict[str, Any] = field(default_factory=dict)
+    """A contract reload with a million open tickets (``reload.measure``)."""
     targets: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -257,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
                 run=f"{run}-soak",
             )
             results.soak["ratios"] = soak.ratios(results.soak)
+            tickets = 50_000 if args.quick else 1_000_000
+            say(f"reload: {tickets:,} open tickets")
+            results.reload = reload_bench.measure(tickets, args.partitions, work / "reload")
     results.targets = judge(results)
     write_report(results, args.out, quick=args.quick)
     return 0
@@ -845,6 +854,10 @@ def judge(results: Results) -> list[dict[str, Any]]:
         if name in results.soak.get("ratios", {}):
             value = results.soak["ratios"][name]
             rows.append((f"soak_{name}", value, "<=", f"soak: {what}, {longest} days ÷ {shortest} days"))
+    if results.reload:
+        tickets = results.reload["tickets"]
+        what = f"a contract reload with {tickets:,} open tickets: the event loop's longest hold (s)"
+        rows.append(("reload_loop_held_seconds", results.reload["changed"]["loop_held_s"], "<=", what))
     judged_rows = [judged(name, what, value, op, TARGETS[name]) for name, value, op, what in rows]
     if "events_per_second" not in results.peer:
         judged_rows.insert(
@@ -963,6 +976,7 @@ def write_report(results: Results, out: Path, quick: bool) -> None:
         f" ({r.memory['open_tickets']:,} open tickets through the worker's pipeline onto a dict).",
         "",
         *(soak.report(r.soak) if r.soak else []),
+        *(reload_bench.report(r.reload) if r.reload else []),
         "## Replay per source",
         "",
         f"Each mix against a parse-and-update floor over the same file (`orjson.loads` and one dict"

@@ -58,6 +58,7 @@ class Engine:
     than ``allowed_lateness`` behind it are rejected as ``late``. ``position`` (the worker's)
     is the input offset the state is applied up to: tickets and items stored past it are held
     out of the schedule until the messages before theirs are processed again (``Ticket.below``).
+    ``lazy``: read the stored tickets and items back later (``read_back``), not in the constructor.
     """
 
     def __init__(
@@ -71,6 +72,7 @@ class Engine:
         ledgers: MutableMapping[str, Ledger] | None = None,
         items: MutableMapping[ItemKey, Item] | None = None,
         position: int | None = None,
+        lazy: bool = False,
     ) -> None:
         self._contract = contracts.get if isinstance(contracts, Mapping) else contracts
         self.books = Books(ledgers)
@@ -86,6 +88,17 @@ class Engine:
         self._sources = (self._tickets, self._items, self._calls, self._requests)
         self.clock = clock
         self._lateness = allowed_lateness
+        self._loading = True
+        if not lazy:
+            self.read_back()
+
+    def read_back(self, limit: int | None = None) -> bool:
+        """Read up to ``limit`` more stored tickets and items back into the schedule (all:
+        ``None``); whether all are. An engine made ``lazy`` reads none at first, so the worker can
+        read a large state a slice at a time; it reads the rest at once when it is first used."""
+        if self._loading:
+            self._loading = not (self._tickets.read_back(limit) and self._items.read_back(limit))
+        return not self._loading
 
     @property
     def tickets(self) -> MutableMapping[TicketKey, Ticket]:
@@ -157,6 +170,8 @@ class Engine:
 
     def apply(self, event: Event) -> Applied:
         """Apply one event at its own time; raises :class:`Rejected` for bad input."""
+        if self._loading:
+            self.read_back()
         try:
             return self._apply(event)
         finally:
@@ -216,6 +231,8 @@ class Engine:
     def advance(self, now: int) -> list[Alert]:
         """Move the clock to ``now``, firing everything observed before it, in time order (at the
         same instant: tickets, items, calls, then requests)."""
+        if self._loading:
+            self.read_back()
         if self.clock is None or now > self.clock:
             self.clock = now
         fired: list[Alert] = []

@@ -160,25 +160,51 @@ class _Tracked(Generic[Thing, Event]):
         #: ``(below, contract_id, id)`` of things stored past the state's ``position``, held out
         #: of the schedule until the messages before ``below`` are processed again (``release``).
         self._held: list[tuple[int, str, str]] = []
-        for key in list(store):
-            contract = contracts(key[0])
-            thing = None if contract is None else self.load(key, contract)
-            if thing is not None and contract is not None:
-                for running in thing.clocks.values():
-                    running.scheduled = None  # nothing is scheduled yet
-                if position is not None and thing.below > position:
-                    self._held.append((thing.below, key[0], key[1]))
-                else:
-                    self.schedule(key, thing, contract)
-                # Read back: what was applied lately is in the histories and the markers.
-                for applied in thing.history:
-                    self._remember(key[0], applied.event_id, applied.at)
-                for event_id, at in thing.ids:
-                    self._remember(key[0], event_id, at)
-        if clock is not None and lateness is not None:
-            self._recent.forget_before(clock - lateness)
+        self._position, self._clock = position, clock
+        #: The stored things not read back yet (``read_back``), ``None`` once all are.
+        self._unread: Iterator[TrackedKey] | None = iter(store)
+
+    def read_back(self, limit: int | None = None) -> bool:
+        """Read up to ``limit`` more of the stored things back (all of them: ``None``) into the
+        schedule and the recent ids; whether all are read back. The worker reads a large state a
+        slice at a time, between which the event loop runs (heartbeats, the web server)."""
+        unread = self._unread
+        if unread is None:
+            return True
+        for count, key in enumerate(unread, 1):
+            self._read(key)
+            if limit is not None and count >= limit:
+                return False
+        self._unread = None
+        if self._clock is not None and self.lateness is not None:
+            self._recent.forget_before(self._clock - self.lateness)
         heapq.heapify(self._held)
-        books.confirm(self._counted)
+        self._books.confirm(self._counted)
+        return True
+
+    def _read(self, key: TrackedKey) -> None:
+        """Read one stored thing back: schedule what it has due (or hold it, see ``release``)."""
+        contract = self._contract(key[0])
+        thing = None if contract is None else self.load(key, contract)
+        if thing is None or contract is None:
+            return
+        for running in thing.clocks.values():
+            running.scheduled = None  # nothing is scheduled yet
+        if self._position is not None and thing.below > self._position:
+            self._held.append((thing.below, key[0], key[1]))
+        else:
+            self.schedule(key, thing, contract)
+        # Read back: what was applied lately is in the histories and the markers (what is older
+        # than the lateness is never asked for: the lateness rejects it).
+        if self.lateness is None:
+            return
+        horizon = None if self._clock is None else self._clock - self.lateness
+        for applied in thing.history:
+            if horizon is None or applied.at >= horizon:
+                self._remember(key[0], applied.event_id, applied.at)
+        for event_id, at in thing.ids:
+            if horizon is None or at >= horizon:
+                self._remember(key[0], event_id, at)
 
     def release(self, processed: int) -> None:
         """Schedule the things held (see ``Ticket.below``) whose messages are all processed again

@@ -111,6 +111,8 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract], loaded: st
         deliveries added to ``sent``), state left for ``write``."""
         topic, partition = tp.topic, tp.partition
         await _seed_positions(app, pipeline, gaps, settings, partition)
+        for _ in pipeline.preparing(partition):  # a large state is read back a slice at a time
+            await asyncio.sleep(0)
         sends: list[Output] = []
         if topic == topics.ticks:
             for record in records:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 
 import orjson
@@ -127,6 +127,8 @@ class Pipeline:
         self.tick_seen: dict[int, int] = {}
         #: The kind of event each input topic carries (the part of ``type`` before the dot).
         self.sources = dict(zip(settings.source_topics, SOURCES, strict=True))
+        #: Ids of contracts loaded before the ones in use (see ``use_contracts``).
+        self._known: set[str] = set()
 
     def engine(self, topic: str, partition: int) -> Engine:
         """The engine of one input topic's partition.
@@ -136,6 +138,13 @@ class Pipeline:
         in whatever order the consumer happened to interleave them. One engine per
         topic partition sees its events in offset order, as replay does.
         """
+        engine = self._made(topic, partition)
+        engine.read_back()  # at once, unless ``preparing`` did it a slice at a time
+        return engine
+
+    def _made(self, topic: str, partition: int) -> Engine:
+        """The engine of one input topic's partition, made if need be, its state perhaps not read
+        back yet (see ``preparing``)."""
         engine = self.engines.get((topic, partition))
         if engine is None:
             clock = self.saved_clocks[topic, partition] = load_clock(self.table, topic, partition)
@@ -148,24 +157,25 @@ class Pipeline:
             if self.sources.get(topic) == "call":
                 store = TableCentres(self.table, partition)
                 engine = Engine(
-                    *(self.contracts, None, clock, lateness), centres=store, ledgers=ledgers, position=at
+                    *(self.contract, None, clock, lateness), centres=store, ledgers=ledgers, position=at
                 )
             elif self.sources.get(topic) == "request":
                 store = TableServices(self.table, partition)
-                engine = Engine(
-                    self.contracts, clock=clock, services=store, ledgers=ledgers, allowed_lateness=lateness
-                )
+                engine = Engine(self.contract, None, clock, lateness, services=store, ledgers=ledgers)
             elif self.sources.get(topic) == "item":
                 store = TableItems(self.table, partition, self.settings.ticket_cache)
                 engine = Engine(
-                    *(self.contracts, None, clock, lateness),
+                    *(self.contract, None, clock, lateness),
                     items=store,
                     ledgers=ledgers,
                     position=at,
+                    lazy=True,
                 )
             else:
                 store = TableTickets(self.table, partition, self.settings.ticket_cache)
-                engine = Engine(self.contracts, store, clock, lateness, ledgers=ledgers, position=at)
+                engine = Engine(
+                    self.contract, store, clock, lateness, ledgers=ledgers, position=at, lazy=True
+                )
             # Under both guarantees: exactly-once never applies a message twice to state that has
             # it, but a worker switched to it after an at-least-once one stopped part-way starts
             # from a changelog whose ledgers ran ahead of the positions.
@@ -229,17 +239,50 @@ class Pipeline:
             if number == partition:
                 engine.books.wrote()  # views of what it booked may go (see Books.book)
 
+    def contract(self, contract_id: str) -> Contract | None:
+        """The contract with this id as loaded now: engines and closers look contracts up here, so
+        a reload reaches them without building them again."""
+        return self.contracts.get(contract_id)
+
     def use_contracts(self, contracts: Mapping[str, Contract]) -> None:
         """``contracts`` from the next message on. Called between batches, when every partition's
-        state is written: engines are built again from the table, as a restarted worker's would
-        be, so open tickets keep the targets they started with (see ``TicketSource.load``)."""
-        self.contracts = contracts
+        state is written.
+
+        Contracts added (never loaded before) or removed need nothing more: they are looked up
+        when used. A contract that changed, or came back after a reload removed it, has stored
+        tickets scheduled (or not) by what it was: engines are built again from the table, as a
+        restarted worker's would be, so open tickets keep the targets they started with (see
+        ``TicketSource.load``), and read their state back a slice at a time (``preparing``)."""
+        before, self.contracts = self.contracts, contracts
+        rebuild = any(
+            contract != before.get(contract_id) and (contract_id in before or contract_id in self._known)
+            for contract_id, contract in contracts.items()
+        )
+        self._known.update(before)
+        if not rebuild:
+            return
         self.engines.clear()
         self.stores.clear()
         self.ledgers.clear()
         self.saved_clocks.clear()
         self.closers.clear()
         self.marks.clear()
+
+    def preparing(self, partition: int, slice_seconds: float = 0.05) -> Iterator[None]:
+        """Make ``partition``'s engines and read their state back, yielding every
+        ``slice_seconds`` or so: the worker lets the event loop run at each yield, so reading a
+        large state back (after a restart, a rebalance or a contract reload) never holds the loop
+        long enough to miss heartbeats. (Used without it, an engine reads its state back at once.)"""
+        started = time.monotonic()
+        for topic in self.settings.source_topics:
+            engine = self._made(topic, partition)  # each store looks its keys up in the table
+            while True:
+                if time.monotonic() - started >= slice_seconds:
+                    yield
+                    started = time.monotonic()
+                if engine.read_back(256):
+                    break
+        self._closer(partition)
 
     def forget(self, partitions: set[int]) -> None:
         """Drop in-memory schedules of partitions this worker no longer owns."""
@@ -412,14 +455,18 @@ class Pipeline:
             log.exception("penalty statements of partition %d could not be settled", partition)
             return []
 
-    def _statements(self, partition: int) -> list[Output]:
+    def _closer(self, partition: int) -> tuple[Closer, dict[str, Engine]]:
+        """The closer settling ``partition``'s periods, with its engines by source."""
         found = self.closers.get(partition)
         if found is None:
             marks = self.marks[partition] = TableMarks(self.table, partition)
-            closer = Closer(self.contracts.get, self.settings.allowed_lateness_ms, marks)
+            closer = Closer(self.contract, self.settings.allowed_lateness_ms, marks)
             engines = {self.sources[t]: self.engine(t, partition) for t in self.settings.source_topics}
             found = self.closers[partition] = (closer, engines)
-        closer, engines = found
+        return found
+
+    def _statements(self, partition: int) -> list[Output]:
+        closer, engines = self._closer(partition)
         outputs = []
         for statement in closer.close(engines):
             contract_id = statement.contract.id

@@ -97,14 +97,16 @@ class _TableTracked(MutableMapping[TicketKey, T]):
             del decoded[next(iter(decoded))]
 
     def __iter__(self) -> Iterator[TicketKey]:
-        stored = []
-        for raw in list(self._table.keys()):
-            if raw.startswith(self._prefix):
-                contract_id, ticket_id = raw[len(self._prefix) :].split(_SEP, 1)
-                stored.append((contract_id.decode(), ticket_id.decode()))
-        changed = self._changed
-        yield from (key for key in stored if key not in changed)
-        yield from (key for key, ticket in changed.items() if ticket is not None)
+        # Over a copy of the table's keys, taken at the first step: a large state is read back a
+        # slice at a time, and the table may change in between (other partitions' writes).
+        prefix, changed = self._prefix, self._changed
+        start = len(prefix)
+        for raw in [raw for raw in list(self._table.keys()) if raw.startswith(prefix)]:
+            contract_id, ticket_id = raw[start:].split(_SEP, 1)
+            key = (contract_id.decode(), ticket_id.decode())
+            if key not in changed:
+                yield key
+        yield from [key for key, ticket in changed.items() if ticket is not None]
 
     def write(self, below: int = -1) -> int:
         """Put every change since the last write into the table; how many there were.
@@ -185,10 +187,13 @@ class _Loaded(MutableMapping[K, V]):
     def __len__(self) -> int:
         return len(self._values)
 
-    def _keys_with(self, prefix: bytes) -> Iterator[tuple[bytes, list[bytes]]]:
-        for raw in list(self._table.keys()):
-            if raw.startswith(prefix):
-                yield raw, raw[len(prefix) :].split(_SEP)
+    def _keys_with(self, *prefixes: bytes) -> list[list[tuple[bytes, list[bytes]]]]:
+        """Per prefix, the table's keys under it with the parts after it (one pass over the keys)."""
+        under = [raw for raw in list(self._table.keys()) if raw.startswith(prefixes)]
+        return [
+            [(raw, raw[len(prefix) :].split(_SEP)) for raw in under if raw.startswith(prefix)]
+            for prefix in prefixes
+        ]
 
     def write(self, below: int = -1) -> int:
         """Put every change since the last write into the table; how many there were (``below``:
@@ -222,7 +227,7 @@ class _PerContract(_Loaded[str, V]):
         super().__init__(table)
         self._prefix = prefix
         self._encode = encode
-        for raw, (contract_id,) in self._keys_with(prefix):
+        for raw, (contract_id,) in self._keys_with(prefix)[0]:
             self._values[contract_id.decode()] = decode(table[raw])
 
     def _put(self, key: str, value: V) -> None:
@@ -264,13 +269,14 @@ class TableServices(_Loaded[tuple[str, str], Service]):
         self._bucket = b"m%d" % partition + _SEP
         buckets: dict[tuple[str, str], dict[int, list[int]]] = {}
         through: dict[tuple[str, str], dict[int, int]] = {}
-        for raw, (contract_id, service, minute) in self._keys_with(self._bucket):
+        buckets_found, headers_found = self._keys_with(self._bucket, self._header)
+        for raw, (contract_id, service, minute) in buckets_found:
             counts = [int(n) for n in table[raw].split(b",")]
             key = (contract_id.decode(), service.decode())
             buckets.setdefault(key, {})[int(minute)] = counts[:4]
             if len(counts) > 4:
                 through.setdefault(key, {})[int(minute)] = counts[4]
-        for raw, (contract_id, service) in self._keys_with(self._header):
+        for raw, (contract_id, service) in headers_found:
             key = (contract_id.decode(), service.decode())
             self._values[key] = Service.from_header(orjson.loads(table[raw]), buckets.get(key, {}))
             self._values[key].through = through.get(key, {})
@@ -294,7 +300,7 @@ class TableServices(_Loaded[tuple[str, str], Service]):
     def _drop(self, key: tuple[str, str]) -> None:
         name = key[0].encode() + _SEP + key[1].encode()
         self._table.pop(self._header + name, None)
-        for raw, _ in self._keys_with(self._bucket + name + _SEP):
+        for raw, _ in self._keys_with(self._bucket + name + _SEP)[0]:
             self._table.pop(raw, None)
 
 

@@ -56,6 +56,7 @@ def test_the_benchmark_harness_measures_everything_it_reports(broker, tmp_path):
         "soak_replay_entries",
         "soak_worker_live_keys",
         "soak_worker_recovery",
+        "reload_loop_held_seconds",
     }
     # The soak: replay and the worker over two lengths of the same traffic.
     soak = measured["soak"]
@@ -67,3 +68,8 @@ def test_the_benchmark_harness_measures_everything_it_reports(broker, tmp_path):
     assert "| 2. worker" in report and "| 2b. worker, exactly-once" in report and "## Targets" in report
     assert "Latency, at-least-once" in report and "Latency, exactly-once" in report
     assert "## Months of traffic (the soak)" in report
+    # The reload: the contract changed, read back a slice at a time; the same files, nothing read.
+    reload = measured["reload"]
+    assert reload["tickets"] == 50_000 and reload["changed"]["until_every_partition_s"] > 0
+    assert reload["unchanged"]["until_every_partition_s"] < reload["before"]["until_every_partition_s"]
+    assert "## A contract reload on a large state" in report

@@ -302,3 +302,80 @@ def test_loading_contracts_logs_the_version_in_force_of_each_versioned_one(direc
     assert caplog.messages == [
         "contract b: version initial in force (2 versions); next change: renewal at 2027-01-01T00:00:00Z"
     ]
+
+
+def _created(pipeline: Pipeline, offset: int, contract: str, ticket: str, at: str) -> None:
+    body = {
+        "event_id": f"e{offset}",
+        "type": "ticket.created",
+        "contract_id": contract,
+        "occurred_at": at,
+        "ticket_id": ticket,
+        "priority": "P1",
+    }
+    assert pipeline.on_event("sla.tickets", 0, offset, contract.encode(), orjson.dumps(body)) == []
+
+
+def _breached(pipeline: Pipeline, at: str) -> set[tuple[str, str]]:
+    fired = pipeline.on_tick(0, tick_record(ms(at), NOTHING))
+    alerts = (orjson.loads(o.value) for o in fired if o.topic == "sla.alerts")
+    return {(a["contract_id"], a["subject"]["id"]) for a in alerts if a["kind"] == "breach"}
+
+
+def test_a_reload_that_adds_or_removes_contracts_reads_no_state_back_and_one_that_changes_one_does(
+    directory,
+):
+    now = [ms("2026-11-24T10:00:00Z")]
+    pipeline = Pipeline(Settings(), load_dir(directory), {}, clock=lambda: now[0])
+    _created(pipeline, 0, "a", "T-1", "2026-11-24T09:59:00Z")
+    pipeline.write(0)
+    engine = pipeline.engine("sla.tickets", 0)
+
+    # Added: b is looked up when used; a's ticket stays scheduled in the same engine.
+    pipeline.use_contracts({**load_dir(directory), "b": load_dir_one(directory, "b", "20s")})
+    assert pipeline.engine("sla.tickets", 0) is engine
+    _created(pipeline, 1, "b", "T-2", "2026-11-24T09:59:10Z")
+    assert _breached(pipeline, "2026-11-24T09:59:40Z") == {("a", "T-1"), ("b", "T-2")}
+    pipeline.write(0)
+
+    # a changed: its tickets are read back, against the contract as it is now.
+    (directory / "a.yaml").write_text(FAST.format(id="a", target="1h"))
+    pipeline.use_contracts({**load_dir(directory), "b": load_dir_one(directory, "b", "20s")})
+    assert pipeline.engine("sla.tickets", 0) is not engine
+
+
+def test_a_contract_back_after_a_reload_removed_it_has_its_open_tickets_deadlines_again(directory):
+    now = [ms("2026-11-24T10:00:00Z")]
+    contracts = load_dir(directory)
+    pipeline = Pipeline(Settings(), contracts, {}, clock=lambda: now[0])
+    _created(pipeline, 0, "a", "T-1", "2026-11-24T09:59:00Z")  # breaches at 09:59:20
+    pipeline.write(0)
+    pipeline.use_contracts({})  # a removed: the ticket stays, nothing of it fires
+    assert _breached(pipeline, "2026-11-24T09:59:30Z") == set()
+    pipeline.use_contracts(contracts)  # and back
+    assert _breached(pipeline, "2026-11-24T09:59:40Z") == {("a", "T-1")}
+
+
+def test_state_read_back_a_slice_at_a_time_decides_as_state_read_at_once(tmp_path):
+    # The worker reads a large state back between turns of the event loop (``preparing``).
+    (tmp_path / "a.yaml").write_text(FAST.format(id="a", target="20s"))
+    now = [ms("2026-11-24T10:00:00Z")]
+    first = Pipeline(Settings(), load_dir(tmp_path), {}, clock=lambda: now[0])
+    for n in range(3000):
+        _created(first, n, "a", f"T-{n}", "2026-11-24T09:59:00Z")
+    first.write(0)
+    at_once = Pipeline(Settings(), load_dir(tmp_path), dict(first.table), clock=lambda: now[0])
+    sliced = Pipeline(Settings(), load_dir(tmp_path), dict(first.table), clock=lambda: now[0])
+    slices = sum(1 for _ in sliced.preparing(0, slice_seconds=0))
+    assert slices >= 3000 // 256
+    assert len(_breached(sliced, "2026-11-24T09:59:40Z")) == 3000
+    assert _breached(sliced, "2026-11-24T09:59:40Z") == set()
+    assert len(_breached(at_once, "2026-11-24T09:59:40Z")) == 3000
+
+
+def load_dir_one(directory: Path, contract: str, target: str):
+    """One more contract, from a file of its own beside ``directory``."""
+    other = directory.parent / f"only-{contract}"
+    other.mkdir(exist_ok=True)
+    (other / f"{contract}.yaml").write_text(FAST.format(id=contract, target=target))
+    return load_dir(other)[contract]
