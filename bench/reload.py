@@ -8,9 +8,9 @@ slice, then the first message of the partition applied).
 
 Measured, in one run on the same state:
 
-- **before** (the baseline): the reload as this code did it until issue 23, every partition's
-  engines built again at once on its first message (``Pipeline.engine``, no slices): the longest
-  time the loop is held is one partition's rebuild;
+- **before** (the baseline): the reload as it was done before, emulated with this code:
+  every partition's engines read back at once on its first message (``Pipeline.engine``, no
+  slices): the longest time the loop is held is one partition's read-back;
 - **changed**: a reload that changes the contract every ticket belongs to (a target): the state
   is read back a slice at a time; the longest hold of the loop, and the time until every
   partition has processed a message;
@@ -186,7 +186,7 @@ def report(found: dict[str, Any]) -> list[str]:
         "|---|---:|---:|",
     ]
     names = {
-        "before": "a target changed, read back at once (as every reload did before)",
+        "before": "a target changed, read back at once (the reload before, emulated)",
         "changed": "a target changed (state read back a slice at a time)",
         "unchanged": "the same files again",
         "added": "a contract added",

@@ -172,15 +172,6 @@ class Engine:
         """Apply one event at its own time; raises :class:`Rejected` for bad input."""
         if self._loading:
             self.read_back()
-        try:
-            return self._apply(event)
-        finally:
-            offset = self.books.source[1]
-            if offset >= 0:
-                for held in (self._tickets, self._items, self._calls):
-                    held.release(offset + 1)
-
-    def _apply(self, event: Event) -> Applied:
         contract = self.contract(event.contract_id)
         source = self._source_of(event)
         accepted = source.accept(contract, event, self._check_late)
@@ -194,6 +185,26 @@ class Engine:
         alerts = self.advance(event.at)
         alerts += source.apply(contract, event, self._now(event.at))
         return Applied(OK, self._versions(alerts))
+
+    def release(self, processed: int) -> None:
+        """The worker's: every message before input offset ``processed`` is processed (again, after
+        a stop); tickets, items and call centres stored up to there take deadlines again (see
+        ``Ticket.below``)."""
+        for held in (self._tickets, self._items, self._calls):
+            held.release(processed)
+
+    @property
+    def unmeasured(self) -> set[str]:
+        """Ids of contracts not loaded that have state here (read back, not scheduled): a reload
+        that brings one of them in must read the state back again."""
+        if self._loading:
+            self.read_back()
+        return (
+            self._tickets.unmeasured
+            | self._items.unmeasured
+            | self._calls.unmeasured
+            | (self._requests.unmeasured)
+        )
 
     def _source_of(self, event: Event) -> Source[Any]:
         if isinstance(event, CallEvent):

@@ -161,6 +161,8 @@ class _Tracked(Generic[Thing, Event]):
         #: of the schedule until the messages before ``below`` are processed again (``release``).
         self._held: list[tuple[int, str, str]] = []
         self._position, self._clock = position, clock
+        #: Ids of contracts not loaded whose things were read back (and not scheduled).
+        self.unmeasured: set[str] = set()
         #: The stored things not read back yet (``read_back``), ``None`` once all are.
         self._unread: Iterator[TrackedKey] | None = iter(store)
 
@@ -185,8 +187,11 @@ class _Tracked(Generic[Thing, Event]):
     def _read(self, key: TrackedKey) -> None:
         """Read one stored thing back: schedule what it has due (or hold it, see ``release``)."""
         contract = self._contract(key[0])
-        thing = None if contract is None else self.load(key, contract)
-        if thing is None or contract is None:
+        if contract is None:
+            self.unmeasured.add(key[0])
+            return
+        thing = self.load(key, contract)
+        if thing is None:
             return
         for running in thing.clocks.values():
             running.scheduled = None  # nothing is scheduled yet
@@ -222,6 +227,8 @@ class _Tracked(Generic[Thing, Event]):
             contract = self._contract(contract_id)
             thing = None if contract is None else self.load(key, contract)
             if thing is not None and contract is not None:
+                for running in thing.clocks.values():
+                    running.scheduled = None  # decoded again, perhaps: nothing of it is scheduled
                 self.schedule(key, thing, contract)
 
     def _policy(self, contract: Contract) -> object | None:
@@ -443,6 +450,8 @@ class CallSource:
         self._scheduled: dict[str, int] = {}
         #: ``(below, contract_id)`` of centres stored past the state's position (see ``_Tracked``).
         self._held: list[tuple[int, str]] = []
+        #: Ids of contracts not loaded that have a centre stored.
+        self.unmeasured = {contract_id for contract_id in store if contracts(contract_id) is None}
         for contract_id, centre in list(store.items()):
             if position is not None and centre.below > position:
                 heapq.heappush(self._held, (centre.below, contract_id))
@@ -518,6 +527,8 @@ class RequestSource:
         self._contract, self.store, self._books = contracts, store, books
         #: ``(boundary, contract_id, service)``: services at the same boundary in key order.
         self._due: list[tuple[int, str, str]] = []
+        #: Ids of contracts not loaded that have services stored.
+        self.unmeasured = {contract_id for contract_id, _ in store if contracts(contract_id) is None}
         for (contract_id, service_id), service in list(store.items()):
             service.scheduled = None  # nothing is scheduled yet
             self._schedule(contract_id, service_id, service)

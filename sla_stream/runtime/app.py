@@ -111,8 +111,11 @@ def create_app(settings: Settings, contracts: Mapping[str, Contract], loaded: st
         deliveries added to ``sent``), state left for ``write``."""
         topic, partition = tp.topic, tp.partition
         await _seed_positions(app, pipeline, gaps, settings, partition)
-        for _ in pipeline.preparing(partition):  # a large state is read back a slice at a time
-            await asyncio.sleep(0)
+        try:
+            for _ in pipeline.preparing(partition):  # a large state is read back a slice at a time
+                await asyncio.sleep(0)
+        except Exception:  # a defect must not stop the worker: each message is dead-lettered why
+            log.exception("the state of partition %d could not be read back", partition)
         sends: list[Output] = []
         if topic == topics.ticks:
             for record in records:

@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
+from functools import partial
 
 import orjson
 
@@ -30,8 +31,10 @@ from sla_stream.runtime.store import (
     TableTickets,
     load_clock,
     load_position,
+    load_ticks,
     save_clock,
     save_position,
+    save_ticks,
 )
 from sla_stream.settings import Settings
 from sla_stream.wire.alerts import encode_alert
@@ -119,7 +122,10 @@ class Pipeline:
         #: and, written with the input positions, which ticks a restarted worker has handled
         #: (a tick handled again would move the clock over things stored since, see ``on_tick``).
         self.ticks_handled: dict[tuple[str, int], int] = {}
-        self.ticks_written: dict[tuple[str, int], int] = {}
+        #: Per partition, the newest tick time handled: a tick below the handled offsets that is
+        #: newer comes from a ticks topic made again, not from one processed again.
+        self.ticks_newest: dict[int, int] = {}
+        self.ticks_written: dict[tuple[str, int], tuple[int, int]] = {}
         self.moved: set[tuple[str, int]] = set()
         self.ticked: set[int] = set()
         #: Wall time a tick last came in, per partition: ticks go through Kafka, so a partition
@@ -154,28 +160,21 @@ class Pipeline:
             # processed again (``Ticket.below``).
             at = load_position(self.table, topic, partition) or 0
             ledgers = self.ledgers[topic, partition] = TableLedgers(self.table, topic, partition)
+            made = partial(
+                Engine, self.contract, clock=clock, allowed_lateness=lateness, ledgers=ledgers, position=at
+            )
             if self.sources.get(topic) == "call":
                 store = TableCentres(self.table, partition)
-                engine = Engine(
-                    *(self.contract, None, clock, lateness), centres=store, ledgers=ledgers, position=at
-                )
+                engine = made(centres=store)
             elif self.sources.get(topic) == "request":
                 store = TableServices(self.table, partition)
-                engine = Engine(self.contract, None, clock, lateness, services=store, ledgers=ledgers)
+                engine = made(services=store)
             elif self.sources.get(topic) == "item":
                 store = TableItems(self.table, partition, self.settings.ticket_cache)
-                engine = Engine(
-                    *(self.contract, None, clock, lateness),
-                    items=store,
-                    ledgers=ledgers,
-                    position=at,
-                    lazy=True,
-                )
+                engine = made(items=store, lazy=True)
             else:
                 store = TableTickets(self.table, partition, self.settings.ticket_cache)
-                engine = Engine(
-                    self.contract, store, clock, lateness, ledgers=ledgers, position=at, lazy=True
-                )
+                engine = made(store=store, lazy=True)
             # Under both guarantees: exactly-once never applies a message twice to state that has
             # it, but a worker switched to it after an at-least-once one stopped part-way starts
             # from a changelog whose ledgers ran ahead of the positions.
@@ -228,9 +227,11 @@ class Pipeline:
                 self.saved_clocks[topic, number] = engine.clock
         ticks = (self.settings.topics.ticks, partition)
         handled = self.ticks_handled.get(ticks)
-        if handled is not None and self.ticks_written.get(ticks) != handled:
-            save_position(self.table, *ticks, handled)
-            self.ticks_written[ticks] = handled
+        if handled is not None:
+            stored = (handled, self.ticks_newest.get(partition, -NEVER))
+            if self.ticks_written.get(ticks) != stored:
+                save_ticks(self.table, *ticks, *stored)
+                self.ticks_written[ticks] = stored
         for topic, moved in [key for key in self.moved if key[1] == partition]:
             save_position(self.table, topic, moved, self.processed[topic, moved])
             self.written[topic, moved] = self.processed[topic, moved]
@@ -248,14 +249,17 @@ class Pipeline:
         """``contracts`` from the next message on. Called between batches, when every partition's
         state is written.
 
-        Contracts added (never loaded before) or removed need nothing more: they are looked up
-        when used. A contract that changed, or came back after a reload removed it, has stored
-        tickets scheduled (or not) by what it was: engines are built again from the table, as a
-        restarted worker's would be, so open tickets keep the targets they started with (see
-        ``TicketSource.load``), and read their state back a slice at a time (``preparing``)."""
+        Contracts added or removed need nothing more: they are looked up when used. A contract
+        that changed, or one added that has state here (read back while it was not loaded, or
+        removed by an earlier reload), has stored tickets scheduled (or not) by what it was:
+        engines are built again from the table, as a restarted worker's would be, so open
+        tickets keep the targets they started with (see ``TicketSource.load``), and read their
+        state back a slice at a time (``preparing``)."""
         before, self.contracts = self.contracts, contracts
+        unmeasured = set().union(*(engine.unmeasured for engine in self.engines.values()))
         rebuild = any(
-            contract != before.get(contract_id) and (contract_id in before or contract_id in self._known)
+            contract != before.get(contract_id)
+            and (contract_id in before or contract_id in self._known or contract_id in unmeasured)
             for contract_id, contract in contracts.items()
         )
         self._known.update(before)
@@ -298,6 +302,7 @@ class Pipeline:
             self.tick_seen.pop(partition, None)
             self.ticks_handled.pop((self.settings.topics.ticks, partition), None)
             self.ticks_written.pop((self.settings.topics.ticks, partition), None)
+            self.ticks_newest.pop(partition, None)
             for key in [k for k in self.processed if k[1] == partition]:
                 del self.processed[key]
                 self.written.pop(key, None)
@@ -320,6 +325,7 @@ class Pipeline:
             self.processed[topic, partition] = offset
             self.progress[topic, partition] = self.clock()
             self.moved.add((topic, partition))
+            self._release(topic, partition)
 
     def position(self, topic: str, partition: int) -> int | None:
         """The next offset of ``topic`` not yet applied to this partition's state, if known.
@@ -352,6 +358,20 @@ class Pipeline:
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
     ) -> list[Output]:
         """One message from an input topic: alerts to send, or a dead-letter record."""
+        try:
+            return self._on_event(topic, partition, offset, key, value)
+        finally:
+            self._release(topic, partition)
+
+    def _release(self, topic: str, partition: int) -> None:
+        """State stored up to the processed position takes deadlines again (``Engine.release``)."""
+        engine = self.engines.get((topic, partition))
+        if engine is not None:
+            engine.release(self.processed[topic, partition])
+
+    def _on_event(
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
+    ) -> list[Output]:
         self.processed[topic, partition] = offset + 1
         self.progress[topic, partition] = self.clock()
         self.moved.add((topic, partition))
@@ -383,17 +403,26 @@ class Pipeline:
     def on_tick(self, partition: int, value: bytes | None, offset: int = -1) -> list[Output]:
         """A clock tick for one partition: thresholds that came due fire."""
         topic = self.settings.topics.ticks
+        try:
+            at, marks = _read_tick(value)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            if offset >= 0:
+                self._tick_handled(partition, offset, None)
+            return self._reject("invalid", f"not a clock tick: {exc}", topic, partition, offset, None, value)
         if offset >= 0:
-            if offset < self._ticks_done(partition):
+            done, newest = self._ticks_done(partition)
+            if offset < done and at <= newest:
                 # Handled before the state as stored (a restart commits ticks later than it
                 # writes them): handled again it would move the clock over the tickets stored
                 # since, as the first time it did not.
                 return []
-            self.ticks_handled[topic, partition] = offset + 1
-        try:
-            at, marks = _read_tick(value)
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-            return self._reject("invalid", f"not a clock tick: {exc}", topic, partition, offset, None, value)
+            if offset < done:  # a newer tick below: the ticks topic starts over
+                log.warning(
+                    "%s[%d]: a tick at offset %d after ticks up to %d (the topic was made again?);"
+                    " taking ticks from there",
+                    *(topic, partition, offset, done - 1),
+                )
+            self._tick_handled(partition, offset, at)
         self.tick_seen[partition] = self.clock()
         if at - self.clock() > self.settings.max_future_ms:
             # Workers make ticks from their wall clock; one from far ahead would fire every
@@ -418,16 +447,24 @@ class Pipeline:
         self.ticked.add(partition)
         return self._alerts(alerts, partition) + statements
 
-    def _ticks_done(self, partition: int) -> int:
-        """The next tick of ``partition`` not handled, as far as this worker or its state knows."""
+    def _ticks_done(self, partition: int) -> tuple[int, int]:
+        """The next tick offset of ``partition`` not handled and the newest tick time handled, as
+        far as this worker or its state knows (``(0, NEVER)`` when neither does)."""
         key = (self.settings.topics.ticks, partition)
         done = self.ticks_handled.get(key)
         if done is None:
-            done = load_position(self.table, *key)
-            if done is None:
-                return 0
-            self.ticks_handled[key] = self.ticks_written[key] = done
-        return done
+            stored = load_ticks(self.table, *key)
+            if stored is None:
+                return 0, NEVER
+            done, self.ticks_newest[partition] = stored
+            self.ticks_handled[key] = done
+            self.ticks_written[key] = stored
+        return done, self.ticks_newest.get(partition, -NEVER)
+
+    def _tick_handled(self, partition: int, offset: int, at: int | None) -> None:
+        self.ticks_handled[self.settings.topics.ticks, partition] = offset + 1
+        if at is not None:
+            self.ticks_newest[partition] = max(at, self.ticks_newest.get(partition, at))
 
     def next_due(self, partitions: set[int]) -> int | None:
         """The earliest event time a clock of ``partitions`` has something due at (``None``: none

@@ -359,3 +359,18 @@ def load_position(table: MutableMapping[bytes, bytes], topic: str, partition: in
 
 def save_position(table: MutableMapping[bytes, bytes], topic: str, partition: int, offset: int) -> None:
     table[position_key(topic, partition)] = b"%d" % offset
+
+
+def load_ticks(table: MutableMapping[bytes, bytes], topic: str, partition: int) -> tuple[int, int] | None:
+    """How far the ticks of ``partition`` are handled: the next offset, and the newest tick time."""
+    raw = table.get(position_key(topic, partition))
+    if raw is None:
+        return None
+    offset, newest = raw.split(b",")
+    return int(offset), int(newest)
+
+
+def save_ticks(
+    table: MutableMapping[bytes, bytes], topic: str, partition: int, offset: int, newest: int
+) -> None:
+    table[position_key(topic, partition)] = b"%d,%d" % (offset, newest)

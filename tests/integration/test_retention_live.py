@@ -115,7 +115,7 @@ def test_closed_and_solved_tickets_leave_the_changelog_and_a_late_reopen_is_expi
     topic = f"{live.env['SLA_STREAM_APP_ID']}-state-changelog"
 
     def marker(values: list[bytes | None]) -> bool:
-        return values[-1] is not None and orjson.loads(values[-1]).keys() == {"id", "gone", "ids"}
+        return values[-1] is not None and "gone" in orjson.loads(values[-1])
 
     # Closed: a marker once the lateness (2 s) has passed; a reopen then is `expired`.
     records = changelog(live.bootstrap, topic, lambda found: marker(found.get(b"CLOSED", [b"{}"])))

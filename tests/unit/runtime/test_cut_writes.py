@@ -202,3 +202,65 @@ def test_a_stop_anywhere_in_the_writes_counts_every_outcome_once(seed):
         sent = dict(first_sent[stopped_in])
         run(restarted, again[from_batch:], sent)
         assert sent == expected, f"seed {seed}: stopped after changelog record {cut}, positions {position}"
+
+
+A_20S = load_dir(REPO / "examples" / "contracts")["demo-fast"]  # P1: 20 s to a first response
+
+
+def _created(offset: int, ticket: str, at: str) -> bytes:
+    fields = {"type": "ticket.created", "ticket_id": ticket, "priority": "P1"}
+    return orjson.dumps({"event_id": f"c{offset}", "contract_id": "demo-fast", "occurred_at": at, **fields})
+
+
+def _breached(pipeline: Pipeline, at: str, offset: int) -> list[str]:
+    fired = pipeline.on_tick(0, tick_record(ms(at), NOTHING), offset)
+    alerts = [orjson.loads(o.value) for o in fired if o.topic == "sla.alerts"]
+    return sorted(a["subject"]["id"] for a in alerts if a["kind"] == "breach")
+
+
+def _cut_after(ticket: str, changelog: Changelog, start: int) -> dict[bytes, bytes]:
+    """The table a stop leaves that cut the write begun at record ``start`` just after ``ticket``."""
+    found = next(i for i in range(start, len(changelog.log)) if changelog.log[i][0].endswith(ticket.encode()))
+    return changelog.prefix(found + 1)
+
+
+@pytest.mark.parametrize("cache", [4096, 1])
+@pytest.mark.parametrize("last", ["an event", "a message that is not one"])
+def test_a_ticket_stored_past_the_position_breaches_once_the_batch_is_processed_again(cache, last):
+    # T-2 is stored past the position, and held until the batch is processed again: however many
+    # tickets are read back after it (it may leave the cache of decoded tickets), and whatever
+    # the batch's last message (a dead letter never reaches the engine), it breaches after.
+    settings, now = Settings(ticket_cache=cache), lambda: ms("2026-11-24T10:00:00Z")
+    batch = [_created(1, "T-2", "2026-11-24T09:59:00Z")]
+    batch.append(_created(2, "T-3", "2026-11-24T09:59:00Z") if last == "an event" else b"not json")
+    changelog = Changelog()
+    first = Pipeline(settings, {"demo-fast": A_20S}, changelog, clock=now)
+    first.on_event(TICKETS, 0, 0, b"demo-fast", _created(0, "T-1", "2026-11-24T09:59:00Z"))
+    first.write(0)
+    start = len(changelog.log)
+    for offset, message in enumerate(batch, 1):
+        first.on_event(TICKETS, 0, offset, b"demo-fast", message)
+    first.write(0)
+    expected = _breached(first, "2026-11-24T09:59:40Z", 0)
+    assert "T-2" in expected
+
+    restarted = Pipeline(settings, {"demo-fast": A_20S}, _cut_after("T-2", changelog, start), clock=now)
+    assert restarted.position(TICKETS, 0) == 1
+    for offset, message in enumerate(batch, 1):
+        restarted.on_event(TICKETS, 0, offset, b"demo-fast", message)
+    assert _breached(restarted, "2026-11-24T09:59:40Z", 0) == expected
+
+
+def test_ticks_from_a_ticks_topic_made_again_are_taken_not_skipped():
+    # The state says ticks up to offset 500 were handled; the topic was deleted and made again,
+    # so its offsets start over: a newer tick at offset 0 moves the clock (an old one would not).
+    now = lambda: ms("2026-11-24T10:00:00Z")  # noqa: E731
+    first = Pipeline(Settings(), {"demo-fast": A_20S}, {}, clock=now)
+    first.on_event(TICKETS, 0, 0, b"demo-fast", _created(0, "T-1", "2026-11-24T09:59:00Z"))
+    assert _breached(first, "2026-11-24T09:59:05Z", 500) == []
+    first.write(0)
+    again = Pipeline(Settings(), {"demo-fast": A_20S}, dict(first.table), clock=now)
+    assert _breached(again, "2026-11-24T09:59:01Z", 499) == []  # handled before: skipped
+    assert 0 not in again.ticked
+    assert _breached(again, "2026-11-24T09:59:40Z", 0) == ["T-1"]
+    assert 0 in again.ticked

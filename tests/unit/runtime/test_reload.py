@@ -379,3 +379,19 @@ def load_dir_one(directory: Path, contract: str, target: str):
     other.mkdir(exist_ok=True)
     (other / f"{contract}.yaml").write_text(FAST.format(id=contract, target=target))
     return load_dir(other)[contract]
+
+
+def test_a_contract_missing_when_the_worker_started_has_its_tickets_deadlines_once_it_comes(directory):
+    # b's ticket is stored; the worker restarts without b's file (or b was taken off the contracts
+    # topic), then b comes back: its open ticket breaches, as for a worker started with b.
+    (directory / "b.yaml").write_text(FAST.format(id="b", target="20s"))
+    both = load_dir(directory)
+    now = [ms("2026-11-24T10:00:00Z")]
+    first = Pipeline(Settings(), both, {}, clock=lambda: now[0])
+    _created(first, 0, "b", "T-1", "2026-11-24T09:59:00Z")  # breaches at 09:59:20
+    first.write(0)
+    second = Pipeline(Settings(), {"a": both["a"]}, first.table, clock=lambda: now[0])
+    assert _breached(second, "2026-11-24T09:59:10Z") == set()
+    second.write(0)
+    second.use_contracts(both)
+    assert _breached(second, "2026-11-24T09:59:40Z") == {("b", "T-1")}
